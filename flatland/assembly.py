@@ -1,0 +1,199 @@
+"""Assembling the plugins: a fresh pluggy manager and registry per call.
+
+``assemble()`` builds a new :class:`pluggy.PluginManager`, registers the
+built-in plugin modules from the explicit list in ``flatland_plugins.BUILTIN``,
+loads third-party plugins from the entry-point group ``flatland``, and calls
+each plugin's hooks with a ``register`` callback bound to that plugin's origin.
+A plugin that fails to import, validate or register is recorded in
+``Assembly.broken`` (distribution, error) and left out; everything else keeps
+working. With ``FLATLAND_STRICT_PLUGINS=1`` (or ``strict=True``) any such
+failure is raised instead. Nothing here is a module-level global: two
+assemblies never share state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import importlib.metadata as md
+import os
+import types
+from typing import Iterable
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import Registry
+
+ENTRY_POINT_GROUP = "flatland"
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin: its name, version, origin and the hooks it implements."""
+
+    name: str
+    version: str
+    origin: str
+    hooks: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"hooks": list(self.hooks)}
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin left out: where it came from and why."""
+
+    name: str
+    distribution: str
+    error: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Assembly:
+    """The result of one assembly: registry, plugins, failures and the manager."""
+
+    registry: Registry
+    plugins: list[PluginInfo]
+    broken: list[BrokenPlugin]
+    manager: pluggy.PluginManager
+
+
+def strict_from_env() -> bool:
+    return os.environ.get("FLATLAND_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _flatland_version() -> str:
+    try:
+        return md.version("flatland")
+    except md.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def misspelled_hooks(plugin: object) -> list[str]:
+    """Public attributes named like hooks (``flatland_*``) that match no hookspec."""
+    known = set(hookspecs.HOOK_KINDS)
+    bad = []
+    for attr in dir(plugin):
+        if attr.startswith("flatland_") and attr not in known and callable(getattr(plugin, attr, None)):
+            close = difflib.get_close_matches(attr, known, n=1)
+            bad.append(f"{attr}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return bad
+
+
+class _Assembler:
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: list[PluginInfo] = []
+        self.broken: list[BrokenPlugin] = []
+
+    def fail(self, name: str, distribution: str, error: str) -> None:
+        if self.strict:
+            raise PluginError(f"plugin {name!r} from {distribution}: {error}")
+        self.broken.append(BrokenPlugin(name, distribution, error))
+
+    def add(self, plugin: object, name: str, version: str, origin: str, distribution: str) -> None:
+        """Validate ``plugin``, then call its hooks with an origin-bound ``register``."""
+        bad = misspelled_hooks(plugin)
+        if bad:
+            self.fail(name, distribution, "unknown hook implementation(s): " + ", ".join(bad))
+            return
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # pluggy.PluginValidationError, ValueError for a repeated name
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self.fail(name, distribution, f"{type(exc).__name__}: {exc}")
+            return
+        staged: list[tuple] = []
+        hooks = []
+        for hook_name, kind in hookspecs.HOOK_KINDS.items():
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                hooks.append(hook_name)
+
+                def register(comp_name, factory, summary, _kind=kind):
+                    staged.append((_kind, comp_name, factory, summary))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    self.pm.unregister(plugin)
+                    self.fail(name, distribution, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    return
+        # All-or-nothing: a plugin whose components clash is left out whole.
+        snapshot = {k: dict(v) for k, v in self.registry._entries.items()}
+        try:
+            for kind, comp_name, factory, summary in staged:
+                self.registry.add(kind, comp_name, factory, summary, origin)
+        except PluginError as exc:
+            self.registry._entries = snapshot
+            self.pm.unregister(plugin)
+            self.fail(name, distribution, str(exc))
+            return
+        self.plugins.append(PluginInfo(name, version, origin, tuple(sorted(set(hooks)))))
+
+
+def _load_builtins(asm: _Assembler, modules: Iterable[str]) -> None:
+    version = _flatland_version()
+    for modname in modules:
+        short = modname.rsplit(".", 1)[-1]
+        try:
+            module = importlib.import_module(modname)
+        except Exception as exc:
+            asm.fail(short, "flatland", f"import of {modname} failed: {type(exc).__name__}: {exc}")
+            continue
+        asm.add(module, f"flatland.{short}", version, f"flatland (builtin {modname})", "flatland")
+
+
+def _load_entry_points(asm: _Assembler, entry_points) -> None:
+    for ep in entry_points:
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else "unknown distribution"
+        dist_version = dist.version if dist is not None else "?"
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            asm.fail(ep.name, dist_name, f"entry point {ep.value} failed to load: {type(exc).__name__}: {exc}")
+            continue
+        asm.add(plugin, ep.name, dist_version, f"{dist_name} {dist_version} (entry point {ep.name})", dist_name)
+
+
+def assemble(
+    strict: bool | None = None,
+    builtins: Iterable[str] | None = None,
+    entry_points=None,
+    extra: Iterable[tuple[str, object]] = (),
+) -> Assembly:
+    """Build a fresh plugin manager and registry.
+
+    ``builtins`` defaults to ``flatland_plugins.BUILTIN``; ``entry_points``
+    defaults to the installed entry points of group ``flatland``; ``extra``
+    registers ``(name, module_or_object)`` pairs directly (for tests and for
+    plugin authors trying a plugin before packaging it).
+    """
+    asm = _Assembler(strict_from_env() if strict is None else strict)
+    if builtins is None:
+        from flatland_plugins import BUILTIN as builtins
+    _load_builtins(asm, builtins)
+    if entry_points is None:
+        entry_points = md.entry_points(group=ENTRY_POINT_GROUP)
+    _load_entry_points(asm, entry_points)
+    for name, obj in extra:
+        if isinstance(obj, types.ModuleType):
+            origin = f"{name} (module {obj.__name__})"
+        else:
+            origin = f"{name} (registered directly)"
+        asm.add(obj, name, "0+local", origin, name)
+    return Assembly(asm.registry, asm.plugins, asm.broken, asm.pm)

@@ -1,0 +1,33 @@
+"""``flatland list [KIND] [--json]``: registered components with summary and origin."""
+import json
+import sys
+
+from ..assembly import assemble
+from ..contracts import KINDS
+from ..errors import unknown_name
+
+
+def add_parser(sub):
+    p = sub.add_parser("list", help="list registered components", description=__doc__.splitlines()[0])
+    p.add_argument("kind", nargs="?", metavar="KIND", help=f"one of: {', '.join(KINDS)}")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {kind, name, summary, origin}")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.kind is not None and args.kind not in KINDS:
+        raise unknown_name("component kind", args.kind, KINDS)
+    asm = assemble()
+    entries = list(asm.registry.entries(args.kind))
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+    else:
+        kind = None
+        for e in entries:
+            if e.kind != kind:
+                kind = e.kind
+                print(f"{kind}:")
+            print(f"  {e.name:<18} {e.summary}  [{e.origin}]")
+    for b in asm.broken:
+        print(f"flatland: warning: plugin {b.name!r} from {b.distribution} left out: {b.error}", file=sys.stderr)
+    return 0

@@ -1,0 +1,201 @@
+"""Component contracts: what every plugin of each kind must supply.
+
+This is the one place that says what a loss, a noise model, a learner, a metric
+and a check are. Everything here is plain data or pure JAX functions, so the
+simulator can trace them once under ``jit(vmap(scan))``. Plugins are looked up
+by name while *assembling* a run; nothing in this module is called from inside
+traced code except the pure functions the components carry.
+
+Conventions
+-----------
+* ``params`` is any JAX pytree (a 1-D array of coordinates for a valley, a dict
+  of weight matrices for a network).
+* ``hyper`` is a flat ``dict[str, jax.Array]`` of hyperparameters. They are array
+  *leaves*, never Python floats baked into closures, so a sweep over them is one
+  ``vmap`` and a second call with new values does not recompile.
+* Keys are explicit ``jax.random`` keys; seeds are a ``vmap`` axis.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+Params = Any
+Hyper = Mapping[str, Any]
+KINDS = ("losses", "noise", "learners", "metrics", "checks")
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A loss L(θ), usually κ Σ_i r_i(θ)², given as pure JAX functions.
+
+    ``residuals(params)`` returns the residuals with the data examples along the
+    leading axis (a minibatch selects rows of it; label noise shifts it). When
+    only ``value`` is given, the loss is not a sum of squares and label noise is
+    unavailable. ``expr``/``residual_exprs`` are optional strings in flatland's
+    safe expression grammar that ``flatland.theory`` parses for symbolic work.
+    ``point`` is a point on (or near) the zero-loss manifold for 1-D ``params``;
+    ``init(key)`` draws initial params for networks. ``extras`` carries
+    task-specific data (inputs, targets, positions for rate maps, ...).
+    """
+
+    name: str
+    residuals: Optional[Callable[[Params], jax.Array]] = None
+    kappa: float = 0.5
+    value: Optional[Callable[[Params], jax.Array]] = None
+    variables: tuple[str, ...] = ()
+    expr: Optional[str] = None
+    residual_exprs: Optional[tuple[str, ...]] = None
+    point: Optional[tuple[float, ...]] = None
+    init: Optional[Callable[[jax.Array], Params]] = None
+    extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.residuals is None and self.value is None:
+            raise ValueError(f"loss {self.name!r} needs residuals or value")
+
+    def __call__(self, params: Params) -> jax.Array:
+        """L(θ): ``value`` if given, else κ Σ r²."""
+        if self.value is not None:
+            return self.value(params)
+        r = self.residuals(params)
+        return self.kappa * jnp.sum(r * r)
+
+    @property
+    def has_residuals(self) -> bool:
+        return self.residuals is not None
+
+    def initial_params(self, key: jax.Array) -> Params:
+        """``init(key)`` when given, else ``point`` as a float array."""
+        if self.init is not None:
+            return self.init(key)
+        if self.point is None:
+            raise ValueError(f"loss {self.name!r} has neither init nor point")
+        return jnp.asarray(self.point, dtype=jnp.result_type(float))
+
+
+@dataclasses.dataclass(frozen=True)
+class CovarianceContext:
+    """What a noise model may use to state its per-step covariance C(θ).
+
+    ``H`` is the Hessian of L at θ, ``J`` the residual Jacobian (or None),
+    ``eye`` the identity of the right size, ``eta`` the learning rate, ``kappa``
+    the loss prefactor and ``hyper`` the noise hyperparameters. Entries are
+    SymPy objects for symbolic work and arrays for numeric work, so a covariance
+    written with ``*``, ``+`` and ``**`` serves both.
+    """
+
+    H: Any
+    eye: Any
+    eta: Any
+    kappa: Any
+    hyper: Mapping[str, Any]
+    J: Any = None
+
+
+class NoiseModel:
+    """How a noise model perturbs one learner step, and its covariance.
+
+    A step of the simulator is: the learner asks the oracle for the gradient of
+    ``objective`` (label noise and minibatches act here); the gradient passes
+    ``perturb_grad`` (gradient noise); the learner moves; the new params pass
+    ``perturb_params`` (update noise). Override what applies. ``covariance``
+    returns the per-step covariance C(θ) of the induced update noise for the
+    theory, or None where no closed form exists. ``hyper`` holds defaults.
+    """
+
+    name: str = "none"
+    hyper: Mapping[str, float] = {}
+
+    def objective(self, loss: Loss, key: jax.Array, params: Params, hyper: Hyper) -> jax.Array:
+        """The (possibly noisy) loss whose gradient the learner follows."""
+        return loss(params)
+
+    def perturb_grad(self, key: jax.Array, grad: Params, hyper: Hyper) -> Params:
+        return grad
+
+    def perturb_params(self, key: jax.Array, params: Params, hyper: Hyper) -> Params:
+        return params
+
+    def covariance(self, ctx: CovarianceContext) -> Any:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<noise {self.name} {dict(self.hyper)}>"
+
+
+class Oracle(NamedTuple):
+    """Pure functions a learner may call: the (noisy) loss and its gradient."""
+
+    value: Callable[[jax.Array, Params], jax.Array]
+    grad: Callable[[jax.Array, Params], Params]
+
+
+class Learner(NamedTuple):
+    """An ``init``/``step`` pair in the optax/blackjax style.
+
+    ``init(params, hyper) -> state``;
+    ``step(key, params, state, hyper, oracle) -> (params, state, info)`` with
+    ``info`` a dict of scalars. ``hyper`` holds default hyperparameters (at
+    least ``lr``); the simulator passes them as array leaves.
+    """
+
+    name: str
+    init: Callable[[Params, Hyper], Any]
+    step: Callable[..., tuple[Params, Any, dict]]
+    hyper: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A quantity logged on a schedule inside the compiled loop.
+
+    ``fn(params, loss)`` is pure JAX and returns an array (or pytree). ``every``
+    is the default logging period in steps.
+    """
+
+    name: str
+    fn: Callable[[Params, Loss], Any]
+    every: int = 100
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """One verdict: a declared prediction, a measured statistic, a tolerance.
+
+    ``statistic`` says what was measured and how (estimator, over what);
+    ``tolerance`` says the pass rule in words; ``ratio``/``ratio_stderr`` are
+    measured/predicted where that makes sense.
+    """
+
+    name: str
+    statistic: str
+    predicted: float
+    measured: float
+    stderr: float
+    tolerance: str
+    passed: bool
+    ratio: Optional[float] = None
+    ratio_stderr: Optional[float] = None
+    leading: Optional[float] = None
+    warnings: list = dataclasses.field(default_factory=list)
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A named check in a suite: ``run(options) -> list[CheckResult]``.
+
+    ``options`` is a dict with at least ``seed`` and ``out`` (a results folder
+    or None); ``suite`` groups checks for ``flatland check --suite NAME``.
+    """
+
+    name: str
+    run: Callable[[dict], list]
+    suite: str = "valleys"

@@ -1,0 +1,12 @@
+"""flatland's built-in plugins (installed as ``flatland_plugins``).
+
+Each module in ``BUILTIN`` is a pluggy plugin: it implements some of the hooks
+in :mod:`flatland.hookspecs`. They are registered from this explicit list, in
+this order, never by scanning the folder.
+"""
+
+BUILTIN = (
+    "flatland_plugins.valleys",
+    "flatland_plugins.noise",
+    "flatland_plugins.learners",
+)

@@ -1,0 +1,1 @@
+"""flatland.theory: symbolic Hessians, implicit regularizers and predicted drift (SymPy)."""
