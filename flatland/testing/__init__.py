@@ -1,0 +1,1 @@
+"""flatland.testing: the conformance kit and Hypothesis strategies for plugin authors."""
