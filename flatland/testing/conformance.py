@@ -1,0 +1,122 @@
+"""The conformance kit: contract checks every component must pass.
+
+Plugin authors call these from their own tests (or use the pytest fixtures in
+:mod:`flatland.testing.pytest_plugin`); flatland runs them on every registered
+component. Each ``check_*`` raises ``AssertionError`` with a message naming the
+component and the broken property:
+
+* jit-able, and vmap-able over keys and over hyperparameters;
+* no recompilation on a second call with new keys and hyperparameter values;
+* pytree structure and dtypes preserved by a step;
+* no NaN/inf on a small smoke problem.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..contracts import Learner, Loss, Metric, NoiseModel
+from ..stepping import as_hyper, make_step
+
+# The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
+# that steps are exercised on a real pytree with two leaf shapes.
+SMOKE_POINT = {"w": jnp.array([1.0, 0.5], dtype=float), "b": jnp.array(0.05, dtype=float)}
+
+
+def smoke_loss() -> Loss:
+    """A small sum-of-squares loss on dict params, near (not on) its manifold."""
+
+    def residuals(p):
+        return jnp.stack([p["w"][0] * p["b"], p["w"][1] * p["b"] + 0.1 * p["b"] ** 2])
+
+    return Loss(name="smoke", residuals=residuals, kappa=0.5, init=lambda key: SMOKE_POINT)
+
+
+def _assert_same_structure(name, a, b):
+    ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)
+    assert ta == tb, f"{name}: pytree structure changed by a step ({ta} -> {tb})"
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        assert jnp.shape(x) == jnp.shape(y), f"{name}: leaf shape changed {jnp.shape(x)} -> {jnp.shape(y)}"
+        assert jnp.result_type(x) == jnp.result_type(y), f"{name}: dtype changed {jnp.result_type(x)} -> {jnp.result_type(y)}"
+
+
+def _assert_finite(name, tree, what):
+    for x in jax.tree_util.tree_leaves(tree):
+        assert bool(jnp.all(jnp.isfinite(x))), f"{name}: non-finite {what} on the smoke problem"
+
+
+def _scaled(hyper, factor):
+    return {k: {kk: vv * factor for kk, vv in v.items()} for k, v in hyper.items()}
+
+
+def check_step(name: str, loss: Loss, noise: NoiseModel, learner: Learner, n_chains: int = 3) -> None:
+    """The composed step jits once, vmaps over keys and hypers, keeps structure, stays finite."""
+    params = loss.initial_params(jax.random.PRNGKey(0))
+    hyper = {"learner": as_hyper(learner.hyper), "noise": as_hyper(noise.hyper)}
+    state = learner.init(params, hyper["learner"])
+    step = make_step(loss, noise, learner)
+    traces = []
+
+    def counted(key, p, s, h):
+        traces.append(1)
+        return step(key, p, s, h)
+
+    jstep = jax.jit(counted)
+    p1, s1, info = jstep(jax.random.PRNGKey(1), params, state, hyper)
+    _assert_same_structure(name, params, p1)
+    _assert_same_structure(name + " (state)", state, s1)
+    _assert_finite(name, p1, "params")
+    p2, s2, _ = jstep(jax.random.PRNGKey(2), p1, s1, _scaled(hyper, 0.5))
+    _assert_finite(name, p2, "params after a second step")
+    assert len(traces) == 1, f"{name}: recompiled on the second call ({len(traces)} traces); hyperparameters must be array leaves"
+
+    keys = jax.random.split(jax.random.PRNGKey(3), n_chains)
+    batch = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n_chains,) + jnp.shape(x)), tree)
+    pv, _, _ = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None)))(keys, batch(params), batch(state), hyper)
+    _assert_finite(name + " (vmap over keys)", pv, "params")
+    grid = jax.tree_util.tree_map(lambda x: jnp.stack([x, 0.5 * x, 0.25 * x]), hyper)
+    ph, _, _ = jax.jit(jax.vmap(step, in_axes=(None, None, None, 0)))(keys[0], params, state, grid)
+    _assert_finite(name + " (vmap over hyperparameters)", ph, "params")
+    leaf = jax.tree_util.tree_leaves(ph)[0]
+    assert leaf.shape[0] == 3, f"{name}: vmap over a hyperparameter grid lost its axis"
+
+
+def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
+    """A learner's contract, run with no noise on the smoke problem (or ``loss``)."""
+    from flatland_plugins.noise import NoNoise
+
+    assert isinstance(learner, Learner), f"learner factory returned {type(learner).__name__}, not flatland.Learner"
+    assert "lr" in learner.hyper or learner.hyper, f"learner {learner.name}: declare default hyperparameters"
+    check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoNoise(), learner)
+
+
+def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | None = None) -> None:
+    """A noise model's contract, run under plain GD on the smoke problem (or ``loss``)."""
+    from flatland_plugins.learners import gradient_descent
+
+    assert isinstance(noise, NoiseModel), f"noise factory returned {type(noise).__name__}, not flatland.NoiseModel"
+    check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or gradient_descent())
+
+
+def check_loss(loss: Loss) -> None:
+    """A loss jits, has a finite gradient, and agrees with κ Σ r² when it has residuals."""
+    assert isinstance(loss, Loss), f"loss factory returned {type(loss).__name__}, not flatland.Loss"
+    params = loss.initial_params(jax.random.PRNGKey(0))
+    value, grad = jax.jit(jax.value_and_grad(loss))(params)
+    assert jnp.shape(value) == (), f"loss {loss.name}: value must be a scalar, got shape {jnp.shape(value)}"
+    _assert_finite(f"loss {loss.name}", (value, grad), "value or gradient")
+    _assert_same_structure(f"loss {loss.name} (gradient)", params, grad)
+    if loss.residuals is not None and loss.value is not None:
+        r = loss.residuals(params)
+        want = loss.kappa * jnp.sum(r * r)
+        assert jnp.allclose(value, want, rtol=1e-10, atol=1e-14), f"loss {loss.name}: value {value} != κΣr² {want}"
+
+
+def check_metric(metric: Metric, loss: Loss | None = None) -> None:
+    """A metric jits on the loss's initial params and returns finite values."""
+    assert isinstance(metric, Metric), f"metric factory returned {type(metric).__name__}, not flatland.Metric"
+    loss = loss or smoke_loss()
+    params = loss.initial_params(jax.random.PRNGKey(0))
+    out = jax.jit(lambda p: metric.fn(p, loss))(params)
+    _assert_finite(f"metric {metric.name}", out, "value")
+    assert metric.every > 0, f"metric {metric.name}: every must be positive"

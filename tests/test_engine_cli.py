@@ -1,0 +1,68 @@
+"""CLI: plugins/list output, JSON shape, and one-line errors with exit status 2."""
+import json
+
+import pytest
+
+from flatland.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_json_has_required_fields(capsys):
+    code, out, err = run(capsys, "list", "--json")
+    assert code == 0
+    items = json.loads(out)
+    assert {"kind", "name", "summary", "origin"} <= set(items[0])
+    kinds = {i["kind"] for i in items}
+    assert {"losses", "noise", "learners"} <= kinds
+
+
+def test_list_one_kind(capsys):
+    code, out, _ = run(capsys, "list", "noise", "--json")
+    assert code == 0 and {i["kind"] for i in json.loads(out)} == {"noise"}
+
+
+def test_plugins_json(capsys):
+    code, out, _ = run(capsys, "plugins", "--json")
+    data = json.loads(out)
+    valleys = [p for p in data["plugins"] if p["name"] == "flatland.valleys"][0]
+    assert valleys["hooks"] == ["flatland_losses"] and valleys["version"] and valleys["origin"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["list", "noize"], "did you mean 'noise'"),
+    (["list", "--jsn"], "unrecognized arguments: --jsn"),
+    (["no-such-command"], "invalid choice"),
+])
+def test_user_mistakes_give_one_line_and_status_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_help_everywhere(capsys):
+    for argv in (["--help"], ["list", "--help"], ["plugins", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_broken_plugin_does_not_break_list(capsys, monkeypatch):
+    import importlib.metadata as md
+
+    class Broken:
+        name, value, dist = "broken", "nowhere:plugin", None
+
+        def load(self):
+            raise ImportError("cannot import nowhere")
+
+    real = md.entry_points
+    monkeypatch.setattr(md, "entry_points", lambda group=None: list(real(group=group)) + [Broken()])
+    code, out, err = run(capsys, "list", "--json")
+    assert code == 0 and json.loads(out)
+    assert "plugin 'broken'" in err and "cannot import nowhere" in err
