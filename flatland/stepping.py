@@ -58,17 +58,29 @@ def make_step(loss: Loss, noise: NoiseModel, learner: Learner) -> Callable:
     return step
 
 
-def optax_learner(name: str, factory: Callable, **defaults) -> Learner:
-    """Wrap an optax transformation factory as a learner, e.g.
-    ``optax_learner("adam", optax.adam, learning_rate=1e-3)``.
+def optax_learner(name: str, transformation, **defaults) -> Learner:
+    """Wrap optax as a learner in one line.
 
-    The hyperparameters are passed to ``factory`` as traced arrays on every
-    step, so they sweep under ``vmap`` and never recompile; the optimizer state
-    layout must not depend on their values (true for optax's optimizers).
+    With a factory and defaults, ``optax_learner("adam", optax.adam,
+    learning_rate=1e-3)``, the hyperparameters are passed to the factory as
+    traced arrays on every step, so they sweep under ``vmap`` and never
+    recompile (the optimizer state layout must not depend on their values,
+    true for optax's optimizers). A ready ``GradientTransformation``,
+    ``optax_learner("mine", optax.chain(...))``, is wrapped as it is, with its
+    hyperparameters fixed inside it.
     """
-    if not defaults:
-        raise ValueError(f"optax learner {name!r} needs at least one hyperparameter default (e.g. learning_rate=1e-3)")
     import optax
+
+    if isinstance(transformation, optax.GradientTransformation):
+        if defaults:
+            raise ValueError(f"optax learner {name!r}: hyperparameters go to a factory, not to a ready transformation")
+        factory = lambda: transformation  # noqa: E731
+    elif callable(transformation):
+        if not defaults:
+            raise ValueError(f"optax learner {name!r} needs at least one hyperparameter default (e.g. learning_rate=1e-3)")
+        factory = transformation
+    else:
+        raise TypeError(f"optax learner {name!r}: expected an optax factory or GradientTransformation")
 
     def init(params, hyper):
         return factory(**hyper).init(params)

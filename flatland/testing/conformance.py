@@ -86,7 +86,6 @@ def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel 
     from flatland_plugins.noise import NoNoise
 
     assert isinstance(learner, Learner), f"learner factory returned {type(learner).__name__}, not flatland.Learner"
-    assert "lr" in learner.hyper or learner.hyper, f"learner {learner.name}: declare default hyperparameters"
     check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoNoise(), learner)
 
 
