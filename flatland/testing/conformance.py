@@ -74,11 +74,12 @@ def check_step(name: str, loss: Loss, noise: NoiseModel, learner: Learner, n_cha
     batch = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n_chains,) + jnp.shape(x)), tree)
     pv, _, _ = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None)))(keys, batch(params), batch(state), hyper)
     _assert_finite(name + " (vmap over keys)", pv, "params")
-    grid = jax.tree_util.tree_map(lambda x: jnp.stack([x, 0.5 * x, 0.25 * x]), hyper)
-    ph, _, _ = jax.jit(jax.vmap(step, in_axes=(None, None, None, 0)))(keys[0], params, state, grid)
-    _assert_finite(name + " (vmap over hyperparameters)", ph, "params")
-    leaf = jax.tree_util.tree_leaves(ph)[0]
-    assert leaf.shape[0] == 3, f"{name}: vmap over a hyperparameter grid lost its axis"
+    if jax.tree_util.tree_leaves(hyper):  # a component without hyperparameters has no grid to sweep
+        grid = jax.tree_util.tree_map(lambda x: jnp.stack([x, 0.5 * x, 0.25 * x]), hyper)
+        ph, _, _ = jax.jit(jax.vmap(step, in_axes=(None, None, None, 0)))(keys[0], params, state, grid)
+        _assert_finite(name + " (vmap over hyperparameters)", ph, "params")
+        leaf = jax.tree_util.tree_leaves(ph)[0]
+        assert leaf.shape[0] == 3, f"{name}: vmap over a hyperparameter grid lost its axis"
 
 
 def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
