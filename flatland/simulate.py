@@ -11,6 +11,8 @@ one over ``every`` steps). Per-step estimator terms are *summed* in the carry
 and ``record(params, state, hyper) -> pytree`` is logged once per block, after
 its last step, so nothing returns to Python per step. The first step at which
 params stop being finite is kept in ``diverged_at`` (−1 if never).
+The key of step ``t`` is ``fold_in(key, t)``: a run cut into chunks (``t0`` =
+steps done so far, same ``key``) is bit-for-bit the uninterrupted run.
 
 ``ensemble(run, hyper_axis=None)`` vmaps ``run`` over chains (keys, params,
 state) and, with ``hyper_axis=0``, over a grid of hyperparameters too, then
@@ -60,7 +62,7 @@ def make_runner(
 
     def inner(carry, _):
         key, params, state, sums, hyper, t, div = carry
-        key, k_step = jax.random.split(key)
+        k_step = jax.random.fold_in(key, t)
         if accumulate is not None:
             sums = jax.tree_util.tree_map(jnp.add, sums, accumulate(params, state, hyper))
         params, state, _info = step(k_step, params, state, hyper)
