@@ -1,0 +1,116 @@
+"""``flatland theory``: the predicted implicit regularizer and drift of noisy learning at a point.
+
+Examples::
+
+    flatland theory --loss "(x*y)**2" --at x=1,y=0 --noise update --sigma 0.01 --eta 0.05
+    flatland theory --residuals "x*y" --kappa 1 --at x=1,y=0 --noise label --json
+    flatland theory --loss fig5a --at x=1,y=0 --noise label --observable "x**2"
+
+The point is projected onto the zero-loss manifold Γ first. Drifts are per step.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from ..errors import UserError, unknown_name
+
+NOISE_HELP = (
+    "noise model: none, update (θ += N(0,σ²I)), gradient (N(0,σ²) added to the gradient), "
+    "label (N(0,σ²) on each residual; needs residuals), uniform-label (uniform of width w = --sigma on each "
+    "residual), sed (stochastic error descent, μ = --eta, probe std s = --sigma). Minibatch SGD with residual "
+    "variance s² and batch B: use label with σ = s/sqrt(B)"
+)
+
+
+def add_parser(sub):
+    p = sub.add_parser("theory", help="predicted regularizer and drift near the zero-loss manifold",
+                       description=__doc__.splitlines()[0].replace("``", ""), epilog="\n".join(__doc__.splitlines()[2:]),
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--loss", metavar="EXPR_OR_NAME",
+                     help="the loss as an expression (e.g. '(x*y)**2') or the name of a registered loss")
+    src.add_argument("--residuals", metavar="'R1, R2, ...'",
+                     help="residual expressions, comma separated: L = κ Σ r_i² (κ from --kappa)")
+    p.add_argument("--at", required=True, metavar="x=1,y=0", help="the point (projected onto Γ if off it)")
+    p.add_argument("--noise", required=True, metavar="NAME", help=NOISE_HELP)
+    p.add_argument("--sigma", type=float, default=0.01,
+                   help="noise scale: σ (update, label), σ_g (gradient), width w (uniform-label), s (sed); default 0.01")
+    p.add_argument("--eta", type=float, default=0.05, help="learning rate η (μ for sed); default 0.05")
+    p.add_argument("--kappa", type=float, default=None, help="κ in L = κ Σ r² with --residuals (default 0.5)")
+    p.add_argument("--observable", metavar="EXPR",
+                   help="an observable c(θ): also print E[Δc] per step, with the Itô term")
+    p.add_argument("--vars", metavar="x,y", help="variable order (default: alphabetical)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--latex", action="store_true", help="show the regularizers as LaTeX")
+    p.add_argument("--no-project", dest="project", action="store_false",
+                   help="use the point as given, even off Γ")
+    p.set_defaults(run=run)
+
+
+def _problem(args):
+    from flatland.theory import Problem
+
+    if args.residuals is not None:
+        kappa = 0.5 if args.kappa is None else args.kappa
+        return Problem.from_residuals(args.residuals, kappa=kappa, variables=args.vars)
+    if args.kappa is not None:
+        raise UserError("--kappa goes with --residuals (a --loss carries its own constant)")
+    text = args.loss.strip()
+    from ..assembly import assemble
+
+    registry = assemble().registry
+    if ("losses", text) in registry:
+        loss = registry.entry("losses", text).factory()
+        problem = Problem.from_loss(loss)
+        if args.vars:
+            raise UserError("--vars cannot reorder the variables of a registered loss")
+        return problem
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text) and not re.fullmatch(r"[a-z][a-z0-9]*", text) \
+            or re.fullmatch(r"[a-z][a-z0-9]*", text) and len(text) > 1:
+        # a bare name is no useful loss: the user meant a registered loss
+        raise unknown_name("loss", text, registry.names("losses"))
+    return Problem.from_expr(text, args.vars)
+
+
+def _vector(values) -> str:
+    return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
+
+
+def _print_human(pred, latex: bool) -> None:
+    names = pred.variables
+    print(f"loss       L = {pred.loss}" + (f"   (κ = {pred.kappa:g}, residuals: {', '.join(pred.residuals)})"
+                                            if pred.residuals else ""))
+    print(f"point on Γ {', '.join(f'{n}={v:.6g}' for n, v in zip(names, pred.point))}"
+          + (f"   (projected from {_vector(pred.projected_from)})" if pred.projected_from else ""))
+    print(f"noise      {pred.noise}   σ = {pred.sigma:g}   η = {pred.eta:g}   ηλ_max = {pred.eta_lambda_max:.4g}")
+    print("Hessian on Γ:")
+    for row in pred.hessian:
+        print("  " + "  ".join(f"{v:12.6g}" for v in row))
+    print(f"eigenvalues {_vector(pred.eigenvalues)}   rank m = {pred.rank}")
+    print("tangent space: " + ("(none: Γ is a point here)" if not pred.tangent_basis
+                               else "  ".join(_vector(t) for t in pred.tangent_basis)))
+    reg, reg_eta = ((pred.regularizer_latex, pred.regularizer_finite_eta_latex) if latex
+                    else (pred.regularizer, pred.regularizer_finite_eta))
+    print(f"regularizer R   = {reg}")
+    print(f"finite-η  R_η   = {reg_eta}")
+    print(f"drift per step, leading order  ({', '.join(names)}): {_vector(pred.drift_leading)}")
+    print(f"drift per step, finite η       ({', '.join(names)}): {_vector(pred.drift_finite_eta)}")
+    if pred.observable is not None:
+        print(f"observable c = {pred.observable}: E[Δc] per step = {pred.observable_drift_leading:.6g} (leading), "
+              f"{pred.observable_drift_finite_eta:.6g} (finite η); Itô term {pred.observable_ito_term:.6g}")
+    for w in pred.warnings:
+        print(f"warning: {w}")
+
+
+def run(args) -> int:
+    from flatland.theory import predict
+
+    problem = _problem(args)
+    pred = predict(problem, args.at, args.noise, sigma=args.sigma, eta=args.eta,
+                   observable=args.observable, project=args.project)
+    if args.json:
+        print(json.dumps(pred.to_json(), ensure_ascii=False))
+    else:
+        _print_human(pred, args.latex)
+    return 0

@@ -1,0 +1,71 @@
+"""``flatland theory``: the acceptance commands, human output, and one-line errors (exit 2)."""
+import json
+
+import pytest
+
+from flatland.cli import main
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return json.loads(out)  # exactly one JSON object on stdout
+
+
+def test_acceptance_fig5a_update_noise(capsys):
+    out = _json(capsys, ["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update",
+                         "--sigma", "0.01", "--eta", "0.05", "--json"])
+    assert out["variables"] == ["x", "y"] and out["point"] == [1.0, 0.0]
+    assert out["drift_leading"][0] == pytest.approx(-0.01**2 / 2, rel=1e-12)  # −σ²/(2x)
+    assert out["drift_leading"][1] == 0
+    assert out["regularizer"] == "log(2*x**2 + 2*y**2)"
+
+
+def test_acceptance_residuals_label_noise(capsys):
+    out = _json(capsys, ["theory", "--residuals", "x*y", "--kappa", "1", "--at", "x=1,y=0", "--noise", "label",
+                         "--sigma", "0.01", "--eta", "0.05", "--json"])
+    assert out["drift_leading"][0] == pytest.approx(-2 * 0.05**2 * 0.01**2, rel=1e-12)  # −2η²σ²x = −5e-7
+    assert out["drift_leading"][1] == 0
+    assert out["kappa"] == 1.0 and out["residuals"] == ["x*y"]
+
+
+def test_registered_loss_name_observable_and_vars(capsys):
+    out = _json(capsys, ["theory", "--loss", "opposite-3d", "--at", "x=1,y=0,z=0", "--noise", "label",
+                         "--sigma", "0.1", "--eta", "0.05", "--observable", "x**2", "--json"])
+    assert out["drift_leading"][0] > 0  # label noise climbs toward x = 1.5 here; update noise goes the other way
+    assert out["observable_drift_leading"] == pytest.approx(2 * out["drift_leading"][0], rel=1e-12)
+    out = _json(capsys, ["theory", "--loss", "(x*y)**2", "--vars", "y,x", "--at", "x=1,y=0", "--noise", "update",
+                         "--json"])
+    assert out["variables"] == ["y", "x"] and out["drift_leading"][1] < 0
+
+
+def test_human_output(capsys):
+    assert main(["theory", "--loss", "0.5*(1+x**2)**2*y**2", "--at", "x=1,y=0.01", "--noise", "update",
+                 "--latex"]) == 0
+    out = capsys.readouterr().out
+    for text in ("Hessian on Γ", "eigenvalues", "tangent space", "regularizer R", "leading order", "finite η",
+                 "warning: the point was not on Γ", r"\log"):
+        assert text in out, text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss", "(x*y)**2", "--at", "x1,y=0", "--noise", "update"], "bad point"),
+    (["--loss", "(x*y)**2", "--at", "x=1,z=0", "--noise", "update"], "'z' in the point is not in the expression"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "updat"], "did you mean 'update'"),
+    (["--loss", "x**2*y**2 + x*y**3", "--at", "x=1,y=0", "--noise", "label"], "--residuals"),
+    (["--loss", "__import__('os')", "--at", "x=1", "--noise", "update"], "underscores are not allowed"),
+    (["--loss", "(x*y)**2", "--at", "x=0,y=0", "--noise", "update"], "not finite"),
+    (["--loss", "x**2 + 1", "--at", "x=1", "--noise", "update"], "far from any zero-loss manifold"),
+    (["--loss", "fig5b", "--at", "x=1,y=0", "--noise", "update"], "did you mean 'fig5a'"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "minibatch"], "σ² = s²/B"),
+    (["--loss", "(x*y)**2", "--kappa", "2", "--at", "x=1,y=0", "--noise", "update"], "--kappa goes with --residuals"),
+    (["--residuals", "x*y", "--kappa", "-1", "--at", "x=1,y=0", "--noise", "update"], "kappa must be positive"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0"], "--noise"),
+])
+def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
+    assert main(["theory", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("flatland")
+    assert "Traceback" not in err and message in err

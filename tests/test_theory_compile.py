@@ -1,0 +1,93 @@
+"""Compiled JAX predictions: cached, jit/vmap-able, no retracing, equal to ``predict``."""
+import numpy as np
+import pytest
+
+import flatland  # noqa: F401
+import jax
+import jax.numpy as jnp
+from flatland.errors import UserError
+from flatland.theory import Problem, compile_prediction, predict
+from flatland.theory import _compile
+
+OPPOSITE = Problem.from_expr("0.5*((x*y)**2 + ((3 - x)*z)**2)")
+
+
+def test_compiled_function_is_cached_and_lambdified_once(monkeypatch):
+    f = compile_prediction(OPPOSITE, "update", observable="x**2")
+    calls = []
+    monkeypatch.setattr(_compile, "lambdify_flat", lambda *a, **k: calls.append(a) or pytest.fail("re-lambdified"))
+    assert compile_prediction(OPPOSITE, "update", observable="x**2") is f
+    assert compile_prediction(Problem.from_expr("0.5*((x*y)**2 + ((3 - x)*z)**2)"), "update",
+                              observable="x**2") is f
+    assert not calls
+
+
+def test_no_retrace_on_new_values_and_jit_of_vmap_works():
+    f = compile_prediction(OPPOSITE, "label", observable="x**2")
+    traces = []
+
+    def counted(theta, eta, sigma):
+        traces.append(1)  # runs only while tracing
+        return f(theta, eta, sigma)
+
+    g = jax.jit(jax.vmap(counted, in_axes=(0, 0, 0)))
+    n = 64
+    xs = jnp.linspace(0.5, 2.5, n)
+    theta = jnp.stack([xs, jnp.zeros(n), jnp.zeros(n)], axis=1)
+    out1 = g(theta, jnp.full(n, 0.05), jnp.full(n, 0.01))
+    out2 = g(theta * 1.01, jnp.full(n, 0.04), jnp.full(n, 0.02))
+    assert len(traces) == 1
+    assert out1["drift_leading"].shape == (n, 3) and out2["observable_leading"].shape == (n,)
+    # label drift on this valley: −(κη²σ²/2) ∂x(x² + (3−x)²) = −(η²σ²/4)(4x − 6) along x
+    expected = -(0.05**2 * 0.01**2 / 4) * (4 * xs - 6)
+    np.testing.assert_allclose(out1["drift_leading"][:, 0], expected, rtol=1e-10, atol=1e-22)
+    np.testing.assert_allclose(out1["drift_leading"][:, 1:], 0, atol=1e-22)
+
+
+NOISES = ["none", "update", "gradient", "label", "uniform-label", "sed"]
+
+
+def test_compiled_jax_equals_predict():
+    point = [1.3, 0.0, 0.0]
+    obs = "x**2 + y*z"
+    # one jit over all noise models: a single compilation
+    both = jax.jit(lambda th, eta, sigma: {n: compile_prediction(OPPOSITE, n, observable=obs)(th, eta, sigma)
+                                           for n in NOISES})
+    outs = both(jnp.asarray(point), 0.1, 0.05)
+    for noise in NOISES:
+        pred = predict(OPPOSITE, point, noise, sigma=0.05, eta=0.1, observable=obs)
+        out = outs[noise]
+        np.testing.assert_allclose(out["drift_leading"], pred.drift_leading, rtol=1e-12, atol=1e-30)
+        np.testing.assert_allclose(out["drift_finite_eta"], pred.drift_finite_eta, rtol=1e-12, atol=1e-30)
+        np.testing.assert_allclose(out["observable_finite_eta"], pred.observable_drift_finite_eta,
+                                   rtol=1e-12, atol=1e-30)
+        # and both agree with the closed form that predict computes from SymPy
+        np.testing.assert_allclose(pred.drift_finite_eta, pred.drift_closed_form_finite_eta, rtol=1e-9, atol=1e-30)
+        assert (np.any(np.asarray(pred.drift_leading) != 0)) == (noise != "none")
+
+
+def test_off_manifold_points_give_nearby_predictions():
+    """Slightly off Γ the top-m eigenspace still defines the normal space: the prediction moves smoothly."""
+    f = jax.jit(compile_prediction(OPPOSITE, "update"))
+    on = f(jnp.array([1.0, 0.0, 0.0]), 0.05, 0.01)["drift_leading"]
+    off = f(jnp.array([1.0, 1e-4, -1e-4]), 0.05, 0.01)["drift_leading"]
+    np.testing.assert_allclose(off, on, rtol=0, atol=1e-3 * np.max(np.abs(on)))
+
+
+def test_ito_term_cancels_drift_on_the_hyperbola():
+    """THEORY.md: on xy = 1 under update noise, q = x² − y² has zero mean change at leading order."""
+    p = Problem.from_residuals("x*y - 1")
+    pred = predict(p, "x=2,y=0.5", "update", sigma=0.01, eta=0.05, observable="x**2 - y**2")
+    assert abs(pred.observable_drift_without_ito) > 1e-5
+    assert abs(pred.observable_drift_leading) < 1e-12 * abs(pred.observable_drift_without_ito)
+    assert pred.observable_ito_term == pytest.approx(-pred.observable_drift_without_ito, rel=1e-12)
+
+
+def test_label_noise_needs_residuals_and_unknown_noise_is_named():
+    loss_only = Problem.from_expr("x**2*y**2 + x*y**3")
+    with pytest.raises(UserError, match="--residuals"):
+        compile_prediction(loss_only, "label")
+    with pytest.raises(UserError, match="did you mean 'update'"):
+        compile_prediction(OPPOSITE, "updte")
+    with pytest.raises(UserError, match="σ² = s²/B"):
+        compile_prediction(OPPOSITE, "minibatch")

@@ -1,0 +1,120 @@
+"""Safe expression parsing: the whitelist grammar, exact literals, hostile input refused.
+
+Hostile strings must be refused with one-line UserErrors that name the
+offending token, and nothing may evaluate Python along the way: the fuzz test
+runs with ``eval``/``exec``/``__import__``/``os.system`` and SymPy's string
+parser booby-trapped.
+"""
+import builtins
+import os
+
+import pytest
+import sympy as sp
+from hypothesis import given, settings, strategies as st
+
+import flatland  # noqa: F401
+from flatland.errors import UserError
+from flatland.theory import parse_expr
+from flatland.theory._parse import parse_list, symbol
+
+x, y, z = symbol("x"), symbol("y"), symbol("z")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("(x*y)**2", x**2 * y**2),
+    ("0.5*(1 + x**2)**2*y**2", sp.Rational(1, 2) * (1 + x**2) ** 2 * y**2),
+    ("1e-3*x - -y", x / 1000 + y),
+    ("relu(x - 1)*y", sp.Max(0, x - 1) * y),
+    ("Max(x, y, 0) + Abs(z)", sp.Max(0, x, y) + sp.Abs(z)),
+    ("exp(x) + log(2 + y) + sqrt(1 + z**2) + sin(x)*cos(y) + tanh(z)",
+     sp.exp(x) + sp.log(2 + y) + sp.sqrt(1 + z**2) + sp.sin(x) * sp.cos(y) + sp.tanh(z)),
+    ("x2y/3", symbol("x2y") / 3),
+])
+def test_valid_expressions_parse_exactly(text, expected):
+    assert sp.simplify(parse_expr(text) - expected) == 0
+
+
+def test_symbols_are_real_and_literals_exact():
+    e = parse_expr("0.1*x")
+    assert e.free_symbols == {x} and x.is_real
+    assert e.as_coeff_Mul()[0] == sp.Rational(1, 10)
+
+
+@pytest.mark.parametrize("text, token", [
+    ("__import__('os').system('x')", "__import__"),
+    ("().__class__", "__class__"),
+    ("lambda: 1", "':'"),
+    ("x.y", "x.y"),
+    ("9**9**9**9", "9**9**9"),
+    ("x**1000", "x**1000"),
+    ("(10**100)**4", "(10**100)**4"),
+    ("foo(x)", "foo"),
+    ("exp(x=1)", "'='"),
+    ("'x'", '"\'"'),
+    ("x[0]", "'['"),
+    ("x if y else z", "x if y else z"),
+    ("x//y", "x//y"),
+    ("1j*x", "1j"),
+    ("True*x", "True"),
+    ("X + 1", "X"),
+    ("exp", "exp"),
+    ("Max(x)", "Max"),
+    ("1/0", "1/0"),
+    ("log(0)", "not finite"),
+    ("sqrt(-1)*x", "not real"),
+    ("x,y", "x,y"),
+    ("-" * 60 + "x", "nesting deeper"),
+    ("(" * 45 + "x" + ")" * 45, "parentheses nested"),
+    ("x+" * 300 + "x", "longer than 500"),
+])
+def test_hostile_or_invalid_input_is_one_line_naming_the_token(text, token):
+    with pytest.raises(UserError) as exc:
+        parse_expr(text)
+    msg = str(exc.value)
+    assert "\n" not in msg and token in msg
+
+
+def test_declared_variables_restrict_names():
+    assert parse_expr("x*y", ["x", "y"]) == x * y
+    with pytest.raises(UserError, match="unknown variable 'z'"):
+        parse_expr("x*z", ["x", "y"])
+
+
+def test_parse_list_splits_on_top_level_commas_only():
+    assert parse_list("x*y, Max(x, y)*z") == [x * y, sp.Max(x, y) * z]
+
+
+_HOSTILE = ["__import__", "().__class__", "lambda: 1", "x.y", "9**9**9**9", "'", '"', "[", "]", "{", "}",
+            ":", ";", "=", "@", "%", "!", "<", ">", "&", "|", "^", "~", "`", "$", "#", "\\", "\n", "\x00",
+            "os", "system", "eval", "exec", "open", "getattr", "x", "y", "1", "2.5", "1e3", "*", "**", "+",
+            "-", "/", "(", ")", ",", " ", "exp(", "relu(", "Max(", "_", "__", "globals()", "**99", "**-9"]
+
+
+def _boom(*args, **kwargs):
+    raise AssertionError("parse_expr executed code")
+
+
+@settings(max_examples=150)
+@given(st.one_of(
+    st.text(max_size=80),
+    st.lists(st.sampled_from(_HOSTILE), max_size=25).map("".join),
+))
+def test_fuzz_never_executes_code_and_only_raises_user_error(text):
+    saved = (builtins.eval, builtins.exec, builtins.__import__, os.system, sp.parsing.sympy_parser.parse_expr)
+    builtins.eval = builtins.exec = os.system = sp.parsing.sympy_parser.parse_expr = _boom
+    real_import = saved[2]
+
+    def guarded_import(name, *args, **kwargs):
+        if name in ("os", "subprocess", "sys", "shutil"):
+            _boom()
+        return real_import(name, *args, **kwargs)
+
+    builtins.__import__ = guarded_import
+    try:
+        result = parse_expr(text)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(result, sp.Expr)
+    finally:
+        builtins.eval, builtins.exec, builtins.__import__, os.system, sp.parsing.sympy_parser.parse_expr = saved

@@ -1,0 +1,86 @@
+"""``predict``: projection onto Γ, tangent space, drift numbers and regime warnings."""
+import json
+
+import numpy as np
+import pytest
+
+import flatland  # noqa: F401
+from flatland.errors import UserError
+from flatland.theory import Problem, predict, project
+
+FIG5A = Problem.from_expr("(x*y)**2")
+STRETCHED = Problem.from_expr("0.5*(1+x**2)**2*y**2")
+
+
+def test_prediction_json_has_the_promised_keys_and_numbers():
+    pred = predict(FIG5A, {"x": 2.0, "y": 0.0}, "update", sigma=0.01, eta=0.05, observable="x")
+    out = json.loads(json.dumps(pred.to_json()))
+    for key in ("point", "variables", "hessian", "eigenvalues", "tangent_basis", "rank", "regularizer",
+                "regularizer_finite_eta", "drift_leading", "drift_finite_eta", "warnings",
+                "observable_drift_leading", "observable_drift_finite_eta", "observable_drift_without_ito"):
+        assert key in out, key
+    assert out["variables"] == ["x", "y"] and out["point"] == [2.0, 0.0] and out["rank"] == 1
+    np.testing.assert_allclose(out["hessian"], [[0, 0], [0, 8]], atol=1e-15)     # 2κx² with κ = 1
+    np.testing.assert_allclose(out["eigenvalues"], [0, 8], atol=1e-15)
+    np.testing.assert_allclose(out["tangent_basis"], [[1, 0]])
+    np.testing.assert_allclose(out["drift_leading"], [-1e-4 / 4, 0], rtol=1e-12)  # −σ²/(2x)
+    lam = 8
+    np.testing.assert_allclose(out["drift_finite_eta"], [-1e-4 / 4 * 2 / (2 - 0.05 * lam), 0], rtol=1e-12)
+    # c = x is linear: no Itô term
+    assert out["observable_drift_leading"] == pytest.approx(out["drift_leading"][0], rel=1e-12)
+
+
+@pytest.mark.parametrize("noise, sigma, expected", [
+    ("label", 0.1, -(0.05**2) * 0.1**2 * 1.5 * (1 + 1.5**2)),   # −η²σ²x(1+x²)
+    ("update", 0.1, -(0.1**2) * 1.5 / (1 + 1.5**2)),             # −σ²x/(1+x²)
+    ("gradient", 0.1, -(0.05 * 0.1) ** 2 * 1.5 / (1 + 1.5**2)),  # update with σ = ησ_g
+    ("uniform-label", 0.3, -(0.05**2) * (0.09 / 12) * 1.5 * (1 + 1.5**2)),  # σ² = w²/12
+    ("sed", 0.1, -(0.05 * 0.1**4 / 2) * 2 * (1 + 1.5**2) * 2 * 1.5),        # −(μs⁴/2) ∂x (1+x²)²
+])
+def test_leading_drift_on_the_stretched_valley(noise, sigma, expected):
+    pred = predict(STRETCHED, [1.5, 0.0], noise, sigma=sigma, eta=0.05)
+    np.testing.assert_allclose(pred.drift_leading, [expected, 0], rtol=1e-12, atol=1e-30)
+
+
+def test_points_off_the_manifold_are_projected_and_far_points_refused():
+    theta, moved = project(FIG5A, [1.0, 0.05])
+    assert abs(theta[0] * theta[1]) < 1e-12 and 0 < moved < 0.06
+    pred = predict(FIG5A, [1.0, 0.05], "update", sigma=0.01, eta=0.05)
+    assert pred.projected_from == [1.0, 0.05] and "projected onto it" in pred.warnings[0]
+    with pytest.raises(UserError, match="far from any zero-loss manifold"):
+        predict(Problem.from_expr("x**2 + (y - 1)**2 + 1"), [3.0, 0.0], "update", sigma=0.01, eta=0.05)
+
+
+def test_curved_manifold_tangent_space():
+    ring = Problem.from_residuals("x**2 + y**2 - 1")
+    pred = predict(ring, [0.6, 0.8], "update", sigma=0.01, eta=0.05)
+    t = np.array(pred.tangent_basis[0])
+    assert abs(t @ [0.6, 0.8]) < 1e-12 and pred.rank == 1
+    # by symmetry nothing on the circle is preferred: no drift along it
+    assert abs(np.array(pred.drift_leading) @ t) < 1e-15
+
+
+def test_regime_warnings_edge_of_stability_and_degenerate_points():
+    near_two = predict(FIG5A, [1.0, 0.0], "label", sigma=0.01, eta=0.85)  # ηλ = 1.7
+    assert any("near 2" in w for w in near_two.warnings)
+    unstable = predict(FIG5A, [1.0, 0.0], "label", sigma=0.01, eta=1.1)  # ηλ = 2.2
+    assert any(w.startswith("unstable") for w in unstable.warnings)
+    leading_off = predict(FIG5A, [1.0, 0.0], "label", sigma=0.01, eta=0.2)  # ηλ = 0.4
+    assert any("leading-order drift is off" in w for w in leading_off.warnings)
+    calm = predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.05)
+    assert calm.warnings == []
+    # close to the degenerate point x = 0 the normal fluctuations reach the distance to it
+    near_degenerate = predict(FIG5A, [0.05, 0.0], "update", sigma=0.01, eta=0.05)
+    assert any("near a degenerate point" in w for w in near_degenerate.warnings)
+    # at it, the rank drops and the update-noise drift is infinite: a UserError, not a number
+    with pytest.raises(UserError, match="not finite"):
+        predict(FIG5A, [0.0, 0.0], "update", sigma=0.01, eta=0.05)
+    label_at_zero = predict(FIG5A, [0.0, 0.0], "label", sigma=0.01, eta=0.05)
+    assert any("rank drop" in w for w in label_at_zero.warnings)
+
+
+def test_bad_numbers_are_user_errors():
+    with pytest.raises(UserError, match="eta"):
+        predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.0)
+    with pytest.raises(UserError, match="sigma"):
+        predict(FIG5A, [1.0, 0.0], "update", sigma=float("nan"), eta=0.05)

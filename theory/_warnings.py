@@ -1,0 +1,103 @@
+"""Regime warnings: where the drift formulas stop being trustworthy (THEORY.md).
+
+* ηλ_max near 2 (edge of stability; ≥ 2 unstable), and above 0.2 where the
+  leading order is off by ≈ ηλ/2;
+* near a degenerate point of Γ: a small nonzero eigenvalue, a rank below the
+  generic rank, or normal fluctuations S comparable to d², the squared distance
+  to where an eigenvalue vanishes (relative error ≈ S/d²);
+* near a ReLU kink: a Max whose two largest arguments are within a few
+  fluctuation standard deviations of swapping (or exactly tied).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy as sp
+
+from . import _rule
+from . import _symbolic as S
+from ._problem import Problem
+
+ETA_LAMBDA_WARN = 1.6
+ETA_LAMBDA_LEADING = 0.2
+SMALL_EIGEN_RATIO = 1e-3
+FLUCTUATION_RATIO = 0.05
+KINK_STDS = 3.0
+
+
+def _stability(eta_lam: float) -> list[str]:
+    if eta_lam >= 2:
+        return [f"unstable: ηλ_max = {eta_lam:.3g} ≥ 2 (beyond the edge of stability); GD leaves Γ along the "
+                "sharpest direction and the predictions do not apply"]
+    if eta_lam >= ETA_LAMBDA_WARN:
+        return [f"ηλ_max = {eta_lam:.3g} is near 2 (edge of stability): rare escapes dominate means; "
+                "only the finite-η drift is meaningful"]
+    if eta_lam > ETA_LAMBDA_LEADING:
+        return [f"ηλ_max = {eta_lam:.3g} > {ETA_LAMBDA_LEADING}: the leading-order drift is off by ≈ ηλ/2 = "
+                f"{eta_lam / 2:.0%}; use the finite-η drift"]
+    return []
+
+
+def _degenerate(problem, theta, m, lam, U_n, Sigma, dH) -> list[str]:
+    out = []
+    lam_n = lam[len(lam) - m:]
+    if m and lam_n[0] < SMALL_EIGEN_RATIO * lam_n[-1]:
+        out.append(f"near a degenerate point: the smallest nonzero eigenvalue {lam_n[0]:.3g} is "
+                   f"{lam_n[0] / lam_n[-1]:.2g} of the largest")
+    if problem.has_residuals:
+        generic = S.generic_rank(problem, theta)
+        if m < generic:
+            out.append(f"degenerate point: H has rank {m} here but {generic} generically (rank drop); "
+                       "the drift formulas break down near it")
+    if Sigma is None or not m:
+        return out
+    P_T = np.eye(len(theta)) - U_n @ U_n.T
+    for i in range(m):
+        u = U_n[:, i]
+        grad_lam = P_T @ np.einsum("i,kij,j->k", u, dH, u)
+        norm = float(np.linalg.norm(grad_lam))
+        if norm == 0 or lam_n[i] <= 0:
+            continue
+        dist = 2 * lam_n[i] / norm  # eigenvalues vanish quadratically at a degenerate point
+        rel = float(u @ Sigma @ u) / dist**2
+        if rel > FLUCTUATION_RATIO:
+            out.append(f"near a degenerate point: normal fluctuations (variance {float(u @ Sigma @ u):.3g}) are "
+                       f"comparable to the squared distance ({dist:.3g})² to where eigenvalue {lam_n[i]:.3g} "
+                       f"vanishes: expect a relative error ≈ {rel:.2g}")
+    return out
+
+
+def _kinks(problem: Problem, theta, Sigma) -> list[str]:
+    out = []
+    std = math.sqrt(max(float(np.trace(Sigma)), 0.0)) if Sigma is not None else 0.0
+    subs = dict(zip(problem.symbols, theta))
+    for m in S.kinks(problem.loss_expr):
+        vals = [float(a.subs(subs)) for a in m.args]
+        order = np.argsort(vals)[::-1]
+        a, b = m.args[order[0]], m.args[order[1]]
+        gap = vals[order[0]] - vals[order[1]]
+        grad = np.array([float(sp.diff(a - b, s).subs(subs)) for s in problem.symbols])
+        norm = float(np.linalg.norm(grad))
+        if gap == 0:
+            out.append(f"at a ReLU kink: {m} has a tie here; derivatives use the convention relu′(0) = 0")
+        elif norm > 0 and gap / norm < KINK_STDS * std:
+            out.append(f"near a ReLU kink: {m} switches within {gap / norm:.3g} of this point, "
+                       f"less than {KINK_STDS:g} fluctuation std ({std:.3g}); the activation pattern will flip")
+    return out
+
+
+def regime_warnings(problem: Problem, theta, noise: str, eta_eff: float, m: int, lam, U_n, C, dH) -> list[str]:
+    """All regime warnings at ``theta`` (``eta_eff`` is μs² for SED, η otherwise)."""
+    lam_max = float(lam[-1]) if len(lam) else 0.0
+    eta_lam = eta_eff * lam_max
+    out = _stability(eta_lam)
+    Sigma = None
+    if m and eta_lam < 2 and noise != "sed":
+        lam_n, U = lam[len(lam) - m:], U_n
+        Sigma = _rule.stationary_covariance(np, lam_n, U, C, eta_eff, True)
+    out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH)
+    out += _kinks(problem, theta, Sigma)
+    if noise == "sed":
+        out.append("sed: no finite-η form is known; drift_finite_eta repeats the leading order")
+    return out
