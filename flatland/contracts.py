@@ -105,10 +105,13 @@ class NoiseModel:
     ``perturb_params`` (update noise). Override what applies. ``covariance``
     returns the per-step covariance C(θ) of the induced update noise for the
     theory, or None where no closed form exists. ``hyper`` holds defaults.
+    ``requires`` names the ``loss.extras`` keys the model needs (a network's
+    noisy forward pass, its data); empty for models that work on any loss.
     """
 
     name: str = "none"
     hyper: Mapping[str, float] = {}
+    requires: tuple[str, ...] = ()
 
     def objective(self, loss: Loss, key: jax.Array, params: Params, hyper: Hyper) -> jax.Array:
         """The (possibly noisy) loss whose gradient the learner follows."""

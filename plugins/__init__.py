@@ -9,4 +9,9 @@ BUILTIN = (
     "flatland_plugins.valleys",
     "flatland_plugins.noise",
     "flatland_plugins.learners",
+    "flatland_plugins.geometry_task",
+    "flatland_plugins.geometry_noise",
+    "flatland_plugins.geometry_metrics",
+    "flatland_plugins.geometry_checks",
+    "flatland_plugins.geometry_penalty",
 )

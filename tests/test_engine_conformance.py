@@ -4,12 +4,13 @@ import pytest
 import flatland
 from flatland.testing import check_component
 
-ENTRIES = list(flatland.assemble().registry.entries())
+REGISTRY = flatland.assemble().registry
+ENTRIES = list(REGISTRY.entries())
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e.kind}:{e.name}" for e in ENTRIES])
 def test_component_conforms(entry):
-    check_component(entry)
+    check_component(entry, registry=REGISTRY)
 
 
 def test_kit_catches_a_learner_that_recompiles():

@@ -8,11 +8,21 @@ pytest fixtures (``flatland_assembly``, ``flatland_check``) via ``pytest11``.
 from .conformance import check_learner, check_loss, check_metric, check_noise, check_step, smoke_loss
 
 
-def check_component(entry, **options) -> None:
+def loss_providing(registry, keys):
+    """The first registered loss (by name) whose ``extras`` hold all ``keys``, or None."""
+    for entry in registry.entries("losses"):
+        loss = entry.factory()
+        if all(k in loss.extras for k in keys):
+            return loss
+    return None
+
+
+def check_component(entry, registry=None, **options) -> None:
     """Build a registry entry with ``options`` and run the checks for its kind.
 
-    Checks (kind ``checks``) are only built and validated for shape here; running
-    them is what ``flatland check`` does.
+    A noise model that ``requires`` loss extras (a network task) is run on the
+    first loss in ``registry`` that provides them. Checks (kind ``checks``) are
+    only built and validated for shape here; running them is ``flatland check``.
     """
     from ..contracts import Check
 
@@ -20,7 +30,12 @@ def check_component(entry, **options) -> None:
     if entry.kind == "losses":
         check_loss(component)
     elif entry.kind == "noise":
-        check_noise(component)
+        loss = None
+        if component.requires:
+            loss = loss_providing(registry, component.requires) if registry is not None else None
+            assert loss is not None, (f"noise {entry.name} requires loss extras {', '.join(component.requires)} "
+                                      "and no registered loss provides them")
+        check_noise(component, loss=loss)
     elif entry.kind == "learners":
         check_learner(component)
     elif entry.kind == "metrics":
@@ -32,4 +47,4 @@ def check_component(entry, **options) -> None:
         raise AssertionError(f"unknown kind {entry.kind}")
 
 
-__all__ = ["check_component", "check_learner", "check_loss", "check_metric", "check_noise", "check_step", "smoke_loss"]
+__all__ = ["check_component", "loss_providing", "check_learner", "check_loss", "check_metric", "check_noise", "check_step", "smoke_loss"]

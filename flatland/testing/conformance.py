@@ -95,6 +95,11 @@ def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | 
     from flatland_plugins.learners import gradient_descent
 
     assert isinstance(noise, NoiseModel), f"noise factory returned {type(noise).__name__}, not flatland.NoiseModel"
+    if loss is None and noise.requires:
+        raise AssertionError(f"noise {noise.name} requires loss extras {', '.join(noise.requires)}: pass a loss that provides them")
+    if loss is not None:
+        missing = [k for k in noise.requires if k not in loss.extras]
+        assert not missing, f"noise {noise.name}: loss {loss.name} lacks extras {', '.join(missing)}"
     check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or gradient_descent())
 
 

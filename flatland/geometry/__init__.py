@@ -1,0 +1,28 @@
+"""flatland.geometry: the geometry of representational drift (Aitken et al. 2022).
+
+A plain function API on arrays of responses, shaped (sessions, stimulus
+groups, repeats, neurons), from a simulation or a recording:
+
+* per group: :func:`group_pca` (oriented PCs, variance ratios, participation
+  ratio D, variational space ⌈D⌉);
+* between sessions: :func:`drift_vector`, :func:`gamma` (with
+  :func:`gamma_chance`), :func:`overlap` Γ (with :func:`overlap_chance`),
+  :func:`pc_resolved` and :func:`linear_fit`, :func:`angle_deg`;
+* classifiers: :func:`session_separability`, :func:`pair_classifier`,
+  :func:`relative_cross_accuracy`;
+* everything at once, with resampling controls (Δt = 0): :func:`measure`.
+"""
+from ._classify import LinearClassifier, PairClassifier, pair_classifier, relative_cross_accuracy, session_separability
+from ._drift import (
+    LinearFit, PCResolved, angle_deg, drift_vector, gamma, gamma_chance, linear_fit, overlap,
+    overlap_chance, pc_resolved, relative_drift,
+)
+from ._pca import GroupPCA, group_pca, participation_ratio, variance_along
+from .analysis import Measurement, measure, split_half, validate_responses
+
+__all__ = [
+    "GroupPCA", "group_pca", "participation_ratio", "variance_along", "drift_vector", "gamma",
+    "gamma_chance", "overlap", "overlap_chance", "pc_resolved", "PCResolved", "linear_fit", "LinearFit",
+    "angle_deg", "relative_drift", "LinearClassifier", "PairClassifier", "pair_classifier", "relative_cross_accuracy",
+    "session_separability", "Measurement", "measure", "split_half", "validate_responses",
+]
