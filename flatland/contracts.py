@@ -12,7 +12,8 @@ Conventions
   of weight matrices for a network).
 * ``hyper`` is a flat ``dict[str, jax.Array]`` of hyperparameters. They are array
   *leaves*, never Python floats baked into closures, so a sweep over them is one
-  ``vmap`` and a second call with new values does not recompile.
+  ``vmap`` and a second call with new values does not recompile. They have the
+  params' floating dtype, so a float32 network stays float32.
 * Keys are explicit ``jax.random`` keys; seeds are a ``vmap`` axis.
 """
 from __future__ import annotations

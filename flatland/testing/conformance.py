@@ -52,7 +52,8 @@ def _scaled(hyper, factor):
 def check_step(name: str, loss: Loss, noise: NoiseModel, learner: Learner, n_chains: int = 3) -> None:
     """The composed step jits once, vmaps over keys and hypers, keeps structure, stays finite."""
     params = loss.initial_params(jax.random.PRNGKey(0))
-    hyper = {"learner": as_hyper(learner.hyper), "noise": as_hyper(noise.hyper)}
+    dtype = jnp.result_type(jax.tree_util.tree_leaves(params)[0])  # hyper leaves follow the params' dtype
+    hyper = {"learner": as_hyper(learner.hyper, dtype=dtype), "noise": as_hyper(noise.hyper, dtype=dtype)}
     state = learner.init(params, hyper["learner"])
     step = make_step(loss, noise, learner)
     traces = []
