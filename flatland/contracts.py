@@ -158,12 +158,14 @@ class Metric:
     """A quantity logged on a schedule inside the compiled loop.
 
     ``fn(params, loss)`` is pure JAX and returns an array (or pytree). ``every``
-    is the default logging period in steps.
+    is the default logging period in steps. ``requires`` names the
+    ``loss.extras`` keys it reads (empty when it works on any loss).
     """
 
     name: str
     fn: Callable[[Params, Loss], Any]
     every: int = 100
+    requires: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

@@ -45,13 +45,16 @@ def readout(params, loss):
     return params[-1][0].T
 
 
+NEEDS = ("apply", "x_stim", "y_stim")
+
+
 @hookimpl
 def flatland_metrics(register):
-    register("feature-means", lambda every=100: Metric("feature-means", feature_means, every),
+    register("feature-means", lambda every=100: Metric("feature-means", feature_means, every, NEEDS),
              "clean feature-layer mean response per stimulus group (network tasks)")
-    register("feature-dimension", lambda every=100: Metric("feature-dimension", feature_dimension, every),
+    register("feature-dimension", lambda every=100: Metric("feature-dimension", feature_dimension, every, NEEDS),
              "participation ratio D of each stimulus group's clean feature responses")
-    register("stimulus-accuracy", lambda every=100: Metric("stimulus-accuracy", stimulus_accuracy, every),
+    register("stimulus-accuracy", lambda every=100: Metric("stimulus-accuracy", stimulus_accuracy, every, NEEDS),
              "clean accuracy on the held-out stimulus groups")
-    register("readout", lambda every=100: Metric("readout", readout, every),
+    register("readout", lambda every=100: Metric("readout", readout, every, NEEDS),
              "read-out weight matrix (classes × feature units)")

@@ -20,8 +20,8 @@ def loss_providing(registry, keys):
 def check_component(entry, registry=None, **options) -> None:
     """Build a registry entry with ``options`` and run the checks for its kind.
 
-    A noise model that ``requires`` loss extras (a network task) is run on the
-    first loss in ``registry`` that provides them. Checks (kind ``checks``) are
+    A noise model or metric that ``requires`` loss extras (a network task) is
+    run on the first loss in ``registry`` that provides them. Checks (kind ``checks``) are
     only built and validated for shape here; running them is ``flatland check``.
     """
     from ..contracts import Check
@@ -39,7 +39,12 @@ def check_component(entry, registry=None, **options) -> None:
     elif entry.kind == "learners":
         check_learner(component)
     elif entry.kind == "metrics":
-        check_metric(component)
+        loss = None
+        if component.requires:
+            loss = loss_providing(registry, component.requires) if registry is not None else None
+            assert loss is not None, (f"metric {entry.name} requires loss extras {', '.join(component.requires)} "
+                                      "and no registered loss provides them")
+        check_metric(component, loss=loss)
     elif entry.kind == "checks":
         assert isinstance(component, Check), f"check factory {entry.name} returned {type(component).__name__}"
         assert callable(component.run) and component.suite, f"check {entry.name}: needs run() and a suite"

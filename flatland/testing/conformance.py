@@ -121,6 +121,8 @@ def check_loss(loss: Loss) -> None:
 def check_metric(metric: Metric, loss: Loss | None = None) -> None:
     """A metric jits on the loss's initial params and returns finite values."""
     assert isinstance(metric, Metric), f"metric factory returned {type(metric).__name__}, not flatland.Metric"
+    if loss is None and metric.requires:
+        raise AssertionError(f"metric {metric.name} requires loss extras {', '.join(metric.requires)}: pass a loss that provides them")
     loss = loss or smoke_loss()
     params = loss.initial_params(jax.random.PRNGKey(0))
     out = jax.jit(lambda p: metric.fn(p, loss))(params)
