@@ -213,7 +213,7 @@ def parse_expr(text: str, variables=None) -> sp.Expr:
         raise _fail(text, "the expression is not real (log or sqrt of a negative number?)")
     for atom in expr.atoms(sp.Rational):
         if max(abs(atom.p).bit_length(), atom.q.bit_length()) > MAX_BITS:
-            raise _fail(text, f"a number in it is too large (more than {MAX_LOG10} digits)")
+            raise _fail(text, f"a number in it needs more than {MAX_LOG10} digits (too large, or too small to write exactly)")
     return expr
 
 

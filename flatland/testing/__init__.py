@@ -8,13 +8,33 @@ pytest fixtures (``flatland_assembly``, ``flatland_check``) via ``pytest11``.
 from .conformance import check_learner, check_loss, check_metric, check_noise, check_step, smoke_loss
 
 
+_PROVIDERS: dict = {}
+
+
 def loss_providing(registry, keys):
-    """The first registered loss (by name) whose ``extras`` hold all ``keys``, or None."""
-    for entry in registry.entries("losses"):
-        loss = entry.factory()
-        if all(k in loss.extras for k in keys):
-            return loss
-    return None
+    """The first registered loss (by name) whose ``extras`` hold all ``keys``, or None.
+
+    Built with its defaults once per registry and keys (task data can be large).
+    """
+    cache_key = (id(registry), tuple(keys))
+    if cache_key not in _PROVIDERS:
+        _PROVIDERS[cache_key] = None
+        for entry in registry.entries("losses"):
+            loss = entry.factory()
+            if all(k in loss.extras for k in keys):
+                _PROVIDERS[cache_key] = loss
+                break
+    return _PROVIDERS[cache_key]
+
+
+def _loss_for(entry, component, registry):
+    """None for a component that works on any loss, else a registered loss providing its extras."""
+    if not component.requires:
+        return None
+    loss = loss_providing(registry, component.requires) if registry is not None else None
+    assert loss is not None, (f"{entry.kind} {entry.name} requires loss extras {', '.join(component.requires)} "
+                              "and no registered loss provides them")
+    return loss
 
 
 def check_component(entry, registry=None, **options) -> None:
@@ -30,21 +50,11 @@ def check_component(entry, registry=None, **options) -> None:
     if entry.kind == "losses":
         check_loss(component)
     elif entry.kind == "noise":
-        loss = None
-        if component.requires:
-            loss = loss_providing(registry, component.requires) if registry is not None else None
-            assert loss is not None, (f"noise {entry.name} requires loss extras {', '.join(component.requires)} "
-                                      "and no registered loss provides them")
-        check_noise(component, loss=loss)
+        check_noise(component, loss=_loss_for(entry, component, registry))
     elif entry.kind == "learners":
         check_learner(component)
     elif entry.kind == "metrics":
-        loss = None
-        if component.requires:
-            loss = loss_providing(registry, component.requires) if registry is not None else None
-            assert loss is not None, (f"metric {entry.name} requires loss extras {', '.join(component.requires)} "
-                                      "and no registered loss provides them")
-        check_metric(component, loss=loss)
+        check_metric(component, loss=_loss_for(entry, component, registry))
     elif entry.kind == "checks":
         assert isinstance(component, Check), f"check factory {entry.name} returned {type(component).__name__}"
         assert callable(component.run) and component.suite, f"check {entry.name}: needs run() and a suite"

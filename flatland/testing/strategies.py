@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from ..contracts import Loss
 
-coefficients = st.floats(min_value=-1.0, max_value=1.0, allow_nan=False, width=64)
 
 
 def keys():
@@ -42,9 +41,10 @@ def _valley_from(c0: float, c1: float, c2: float, kappa: float) -> Loss:
 @st.composite
 def valleys(draw, kappa: float = 0.5):
     """A valley r = (c0 + c1 x + c2 x²)·y with 1 ≤ c0 ≤ 3 and |c1|, |c2| ≤ 0.25, so a(x) ≥ 0 on |x| ≤ 2."""
-    c0 = draw(st.floats(min_value=1.0, max_value=3.0, allow_nan=False))
-    c1 = draw(st.floats(min_value=-0.25, max_value=0.25, allow_nan=False))
-    c2 = draw(st.floats(min_value=-0.125, max_value=0.125, allow_nan=False))
+    # rounded to 6 decimals: exact, short literals (the theory parses them as rationals)
+    c0 = round(draw(st.floats(min_value=1.0, max_value=3.0, allow_nan=False)), 6)
+    c1 = round(draw(st.floats(min_value=-0.25, max_value=0.25, allow_nan=False)), 6)
+    c2 = round(draw(st.floats(min_value=-0.125, max_value=0.125, allow_nan=False)), 6)
     return _valley_from(c0, c1, c2, kappa)
 
 
