@@ -9,7 +9,8 @@ one ``lax.scan`` (an outer scan over ``n_steps // every`` blocks and an inner
 one over ``every`` steps). Per-step estimator terms are *summed* in the carry
 (``accumulate(params, state, hyper) -> pytree``, evaluated before each step),
 and ``record(params, state, hyper) -> pytree`` is logged once per block, after
-its last step, so nothing returns to Python per step. The first step at which
+its last step (or after ``record_at`` of its steps), so nothing returns to
+Python per step. The first step at which
 params stop being finite is kept in ``diverged_at`` (−1 if never).
 The key of step ``t`` is ``fold_in(key, t)``: a run cut into chunks (``t0`` =
 steps done so far, same ``key``) is bit-for-bit the uninterrupted run.
@@ -49,15 +50,21 @@ def make_runner(
     every: Optional[int] = None,
     accumulate: Optional[Callable] = None,
     record: Optional[Callable] = None,
+    record_at: Optional[int] = None,
 ) -> Callable:
     """Build ``run(key, params, state, hyper, t0=0) -> Trajectory`` (pure, unjitted).
 
     ``n_steps`` must be a multiple of ``every`` (default: ``every = n_steps``,
-    one record at the end).
+    one record at the end). ``record_at`` (0 ≤ record_at < every) records
+    after that many steps of each block instead of after its last step;
+    ``every // 2`` centres the records in their blocks, so that averages of
+    records estimate the same time average as the per-step sums.
     """
     every = n_steps if every is None else int(every)
     if n_steps <= 0 or every <= 0 or n_steps % every:
         raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of every ({every})")
+    if record_at is not None and not 0 <= int(record_at) < every:
+        raise ValueError(f"record_at ({record_at}) must be in [0, every) = [0, {every})")
     n_blocks = n_steps // every
 
     def inner(carry, _):
@@ -71,9 +78,13 @@ def make_runner(
         return (key, params, state, sums, hyper, t + 1, div), None
 
     def outer(carry, _):
-        carry, _ = jax.lax.scan(inner, carry, None, length=every)
+        first = every if record_at is None else int(record_at)
+        if first:
+            carry, _ = jax.lax.scan(inner, carry, None, length=first)
         _key, params, state, _sums, hyper, _t, _div = carry
         rec = record(params, state, hyper) if record is not None else ()
+        if every - first:
+            carry, _ = jax.lax.scan(inner, carry, None, length=every - first)
         return carry, rec
 
     def run(key, params, state, hyper, t0=0):

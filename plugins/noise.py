@@ -1,10 +1,25 @@
 """Built-in noise models for learning near a zero-loss manifold.
 
-Each states how it perturbs a step (see ``flatland.contracts.NoiseModel``) and,
-where one exists, its per-step covariance C(θ) for ``flatland.theory``.
+Each states how it perturbs a step (see ``flatland.contracts.NoiseModel``) and
+its per-step covariance C(θ) for ``flatland.theory`` (delegated to
+``flatland.theory.covariance`` where the theory has one). All act on any
+params pytree and on residuals of any shape (rows = data examples along the
+leading axis), so the ReLU network uses them unchanged.
+
+Beyond the contract, each model here also states the exact *conditional*
+moments of what it does to one step, for the Rao–Blackwellised estimators in
+``flatland.estimators`` (flattened params, small problems only):
+
+* ``grad_cov(loss, params, hyper)`` — covariance of the noisy gradient, whose
+  mean is the exact ∇L (every model here is unbiased); ``None`` if unknown;
+* ``param_cov(params, hyper)`` — covariance added to the params after the move.
+
+``theory_noise`` names the matching noise in ``flatland.theory`` and
+``theory_sigma(hyper)`` the σ it takes there.
 """
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from flatland import NoiseModel, hookimpl
 
@@ -16,30 +31,195 @@ def _normal_like(key, tree):
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
-class NoNoise(NoiseModel):
+def _dim(params):
+    return ravel_pytree(params)[0].shape[0]
+
+
+def _flat_jacobian(loss, params):
+    """J = ∂r/∂θ with residuals flattened to rows and params flattened: (n_res, d)."""
+    flat, unravel = ravel_pytree(params)
+    return jax.jacfwd(lambda f: jnp.ravel(loss.residuals(unravel(f))))(flat)
+
+
+def _theory_covariance(name, ctx):
+    from flatland.theory import covariance  # imported lazily: the theory is optional at step time
+
+    return getattr(covariance, name)(ctx)
+
+
+class _Base(NoiseModel):
+    theory_noise = None
+
+    def grad_cov(self, loss, params, hyper):
+        return jnp.zeros((_dim(params),) * 2)
+
+    def param_cov(self, params, hyper):
+        return jnp.zeros((_dim(params),) * 2)
+
+    def theory_sigma(self, hyper):
+        return hyper.get("sigma", 0.0)
+
+
+class NoNoise(_Base):
     """Exact gradients: plain GD drifts nowhere once on Γ."""
 
     name = "none"
     hyper = {}
+    theory_noise = "none"
 
     def covariance(self, ctx):
         return 0 * ctx.eye
 
 
-class UpdateNoise(NoiseModel):
+class UpdateNoise(_Base):
     """θ ← θ + N(0, σ²I) after each learner step."""
 
     name = "update"
     hyper = {"sigma": 0.01}
+    theory_noise = "update"
 
     def perturb_params(self, key, params, hyper):
         return jax.tree_util.tree_map(lambda p, n: p + hyper["sigma"] * n, params, _normal_like(key, params))
 
+    def param_cov(self, params, hyper):
+        return hyper["sigma"] ** 2 * jnp.eye(_dim(params))
+
     def covariance(self, ctx):
         return ctx.hyper["sigma"] ** 2 * ctx.eye
+
+
+class GradientNoise(_Base):
+    """The paper's convention: g ← ∇L + N(0, σ_g²I), so GD's parameter noise is ησ_g."""
+
+    name = "gradient"
+    hyper = {"sigma": 0.01}
+    theory_noise = "gradient"
+
+    def perturb_grad(self, key, grad, hyper):
+        return jax.tree_util.tree_map(lambda g, n: g + hyper["sigma"] * n, grad, _normal_like(key, grad))
+
+    def grad_cov(self, loss, params, hyper):
+        return hyper["sigma"] ** 2 * jnp.eye(_dim(params))
+
+    def covariance(self, ctx):
+        return _theory_covariance("gradient", ctx)
+
+
+class LabelNoise(_Base):
+    """Gaussian label noise: every step sees residuals r − ε, ε ~ N(0, σ²) per residual.
+
+    This is exactly what fresh noisy targets do (r = f − y, y → y + ε), applied
+    in the objective at every step — not through its leading-order covariance.
+    """
+
+    name = "label"
+    hyper = {"sigma": 0.1}
+    theory_noise = "label"
+
+    def _eps(self, key, r, hyper):
+        return hyper["sigma"] * jax.random.normal(key, jnp.shape(r), jnp.result_type(r))
+
+    def objective(self, loss, key, params, hyper):
+        if loss.residuals is None:
+            raise ValueError(f"label noise needs a loss with residuals; {loss.name!r} has only a value")
+        r = loss.residuals(params)
+        e = r - self._eps(key, r, hyper)
+        return loss.kappa * jnp.sum(e * e)
+
+    def _var(self, hyper):
+        return hyper["sigma"] ** 2
+
+    def grad_cov(self, loss, params, hyper):
+        # g = 2κ Jᵀ(r − ε): Cov g = 4κ² Var(ε) JᵀJ exactly, on or off Γ.
+        J = _flat_jacobian(loss, params)
+        return 4 * loss.kappa ** 2 * self._var(hyper) * J.T @ J
+
+    def covariance(self, ctx):
+        return _theory_covariance("label", ctx)
+
+
+class UniformLabelNoise(LabelNoise):
+    """The paper's label noise: ε uniform on [−w/2, w/2] (variance w²/12) per residual, every step."""
+
+    name = "uniform-label"
+    hyper = {"width": 0.3}
+    theory_noise = "uniform-label"
+
+    def _eps(self, key, r, hyper):
+        u = jax.random.uniform(key, jnp.shape(r), jnp.result_type(r), -0.5, 0.5)
+        return hyper["width"] * u
+
+    def _var(self, hyper):
+        return hyper["width"] ** 2 / 12
+
+    def theory_sigma(self, hyper):
+        return hyper["width"]
+
+    def covariance(self, ctx):
+        return _theory_covariance("uniform_label", ctx)
+
+
+class MinibatchNoise(_Base):
+    """Minibatch SGD: each step fits B rows of the residuals drawn from the N rows.
+
+    The objective is κ (N/B) Σ_{i∈batch} r_i², an unbiased estimate of L. Rows
+    are drawn with replacement (i.i.d., the case the theory states: with noisy
+    targets of variance s² it is label noise with σ² = s²/B) or, with
+    ``replace=False``, without (covariance × (N − B)/(N − 1)). ``batch`` is a
+    factory option because it sets array shapes. On a loss whose rows are all
+    fitted exactly the noise vanishes on Γ.
+    """
+
+    name = "minibatch"
+    hyper = {}
+    theory_noise = None
+
+    def __init__(self, batch: int = 8, replace: bool = True):
+        if int(batch) < 1:
+            raise ValueError(f"minibatch: batch must be ≥ 1, got {batch}")
+        self.batch, self.replace = int(batch), bool(replace)
+
+    def __repr__(self):
+        return f"<noise minibatch batch={self.batch} replace={self.replace}>"
+
+    def counts(self, key, n):
+        """How often each of the n rows is in this step's batch (sums to B)."""
+        if self.replace:
+            rows = jax.random.randint(key, (self.batch,), 0, n)
+        else:
+            if self.batch > n:
+                raise ValueError(f"minibatch: batch {self.batch} > {n} rows without replacement")
+            rows = jax.random.permutation(key, n)[: self.batch]
+        # one-hot counts rather than a gather: its gradient is dense, not a scatter (much faster under vmap)
+        return jax.nn.one_hot(rows, n, dtype=float).sum(0)
+
+    def objective(self, loss, key, params, hyper):
+        if loss.residuals is None:
+            raise ValueError(f"minibatch noise needs a loss with residual rows; {loss.name!r} has only a value")
+        r = loss.residuals(params)
+        n = jnp.shape(r)[0]
+        w = self.counts(key, n).astype(jnp.result_type(r)).reshape((n,) + (1,) * (jnp.ndim(r) - 1))
+        return loss.kappa * (n / self.batch) * jnp.sum(w * r * r)
+
+    def grad_cov(self, loss, params, hyper):
+        flat, unravel = ravel_pytree(params)
+        r = loss.residuals(params)
+        n = r.shape[0]
+        rows = lambda f: jnp.reshape(loss.residuals(unravel(f)), (n, -1))
+        J = jax.jacfwd(rows)(flat)  # (n, k, d)
+        u = 2 * loss.kappa * n * jnp.einsum("nk,nkd->nd", jnp.reshape(r, (n, -1)), J)  # per-row gradients
+        du = u - u.mean(0)
+        cov = du.T @ du / n / self.batch
+        if not self.replace:
+            cov = cov * (n - self.batch) / max(n - 1, 1)
+        return cov
 
 
 @hookimpl
 def flatland_noise_models(register):
     register("none", NoNoise, "no noise: exact gradients (plain GD has zero drift on Γ)")
     register("update", UpdateNoise, "isotropic update noise θ += N(0, σ²I); regularizer log pdet H")
+    register("gradient", GradientNoise, "gradient noise g += N(0, σ²I) (paper's convention: parameter noise ησ)")
+    register("label", LabelNoise, "Gaussian label noise r → r − N(0, σ²) every step; regularizer tr H")
+    register("uniform-label", UniformLabelNoise, "uniform label noise of width w (variance w²/12), every step; tr H")
+    register("minibatch", MinibatchNoise, "minibatch SGD over residual rows (option batch=B); noisy targets ≈ label σ²=s²/B")

@@ -1,0 +1,196 @@
+"""``flatland check``: measure drift in simulation and check it against the theory.
+
+Examples::
+
+    flatland check                                   # the built-in valley suite
+    flatland check --suite relu --out results/relu   # another suite
+    flatland check --loss "(x*y)**2" --at x=1,y=0 --noise update --sigma 0.01 --eta 0.05 --json
+    flatland check --residuals "x*y - 1" --at x=2,y=0.5 --noise update --observable "x**2 - y**2"
+
+With no loss it runs every registered check of the suite (default: valleys),
+prints a table (prediction, measurement ± s.e., ratio, tolerance, verdict) and
+exits 0 only if all pass. With --loss/--residuals it simulates the user's
+valley at the point and compares the Rao–Blackwellised drift with the
+finite-η prediction (exit 0 if within --tolerance, 1 if not). Either way a
+results folder is written (--out, default ./flatland-results/<timestamp>/).
+Compiled simulation loops are cached on disk (FLATLAND_XLA_CACHE=off to disable).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ..errors import UserError
+
+NOISE_HELP = ("noise model: none, update, gradient, label, uniform-label (--sigma is its width), or sed "
+              "(stochastic error descent: μ = --eta, probe std s = --sigma)")
+
+
+def add_parser(sub):
+    p = sub.add_parser("check", help="check predicted drift against simulation (built-in suite or your valley)",
+                       description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="valleys", help="which registered suite to run (default: valleys)")
+    p.add_argument("--only", metavar="NAMES", help="run only these checks of the suite (comma separated)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default ./flatland-results/<timestamp>/)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--jobs", type=int, help="checks run in parallel threads (default: 2 for the valleys suite, "
+                   "whose checks are thread-safe and overlap one's compilation with another's simulation; else 1)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--loss", metavar="EXPR_OR_NAME", help="your loss: an expression or a registered loss name")
+    src.add_argument("--residuals", metavar="'R1, R2, ...'", help="residuals: L = κ Σ r_i²")
+    p.add_argument("--kappa", type=float, help="κ with --residuals (default 0.5)")
+    p.add_argument("--vars", metavar="x,y", help="variable order (default: alphabetical)")
+    p.add_argument("--at", metavar="x=1,y=0", help="a point on (or near) the zero-loss manifold")
+    p.add_argument("--noise", metavar="NAME", help=NOISE_HELP)
+    p.add_argument("--sigma", type=float, default=0.01, help="noise scale (default 0.01)")
+    p.add_argument("--eta", type=float, default=0.05, help="learning rate η (μ for sed; default 0.05)")
+    p.add_argument("--learner", default="gd", help="learner (default gd; sed implies --noise sed)")
+    p.add_argument("--chains", type=int, help="chains (default: 4096 per batch, batches until decisive)")
+    p.add_argument("--steps", type=int, help="measured steps per chain (default: from the relaxation time)")
+    p.add_argument("--burn", type=int, help="burn-in steps (default: 10 relaxation times)")
+    p.add_argument("--observable", metavar="EXPR", help="also measure E[Δc] per step of c(θ), with the Itô term")
+    p.add_argument("--tolerance", type=float, default=0.02, help="relative tolerance (default 0.02)")
+    p.set_defaults(run=run)
+
+
+USER_ONLY = ("at", "noise", "kappa", "vars", "chains", "steps", "burn", "observable")
+
+
+def enable_compilation_cache() -> str | None:
+    """Keep XLA's compiled loops on disk between runs (a cold suite spends most of its time compiling).
+
+    ``FLATLAND_XLA_CACHE`` = a folder, or ``off``; default ``$XDG_CACHE_HOME/flatland/xla``
+    (``~/.cache/flatland/xla``). Only this command's process is affected.
+    """
+    import os
+
+    where = os.environ.get("FLATLAND_XLA_CACHE", "")
+    if where.strip().lower() in ("off", "0", "no", "false"):
+        return None
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "flatland", "xla")
+    try:
+        os.makedirs(where, exist_ok=True)
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", where)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except Exception:  # an unwritable cache only costs time
+        return None
+    return where
+
+
+def run(args) -> int:
+    enable_compilation_cache()
+    if args.loss is None and args.residuals is None:
+        given = [f"--{k}" for k in USER_ONLY if getattr(args, k) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} need --loss or --residuals (your own valley); "
+                            "without them flatland check runs the built-in suite")
+        return run_suite(args)
+    from .check_user import run_user
+
+    return run_user(args)
+
+
+def format_table(rows) -> str:
+    def num(v):
+        return "—" if v is None or v != v else f"{v:.4g}"
+
+    head = ("check", "prediction", "measurement ± s.e.", "ratio ± s.e.", "tolerance", "verdict")
+    body = []
+    for r in rows:
+        ratio = "—" if r.ratio is None or r.ratio != r.ratio else f"{r.ratio:.4f} ± {r.ratio_stderr:.4f}"
+        body.append((r.name, num(r.predicted), f"{num(r.measured)} ± {num(r.stderr)}", ratio, r.tolerance,
+                     "PASS" if r.passed else "FAIL"))
+    widths = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [line(head), line(["-" * w for w in widths])] + [line(b) for b in body]
+    for r in rows:
+        notes = list(r.warnings) + ([r.details.get("verdict")] if not r.passed and r.details.get("verdict") else [])
+        for w in dict.fromkeys(notes):
+            out.append(f"  note [{r.name}]: {w}")
+    return "\n".join(out)
+
+
+def run_suite(args) -> int:
+    from ..assembly import assemble
+    from ..contracts import Check
+    from ..lab import Lab
+    from ..results import ResultsFolder
+
+    asm = assemble()
+    checks = []
+    for entry in asm.registry.entries("checks"):
+        check = entry.factory()
+        if isinstance(check, Check) and check.suite == args.suite:
+            checks.append(check)
+    if not checks:
+        suites = sorted({e.factory().suite for e in asm.registry.entries("checks")})
+        raise UserError(f"no checks in suite {args.suite!r} (suites: {', '.join(suites) or 'none registered'})")
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        unknown = sorted(set(wanted) - {c.name for c in checks})
+        if unknown:
+            raise UserError(f"unknown check(s) {', '.join(unknown)} in suite {args.suite!r} "
+                            f"(known: {', '.join(c.name for c in checks)})")
+        checks = [c for c in checks if c.name in wanted]
+    out = ResultsFolder(args.out)
+    out.start({"command": ["flatland", "check"] + sys.argv[2:] if sys.argv[1:2] == ["check"] else None,
+               "suite": args.suite, "seed": args.seed, "checks": [c.name for c in checks], "out": str(out.path)})
+    options = {"seed": args.seed, "out": out, "registry": asm.registry, "lab": Lab(asm.registry)}
+    jobs = args.jobs if args.jobs is not None else (2 if args.suite == "valleys" else 1)
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    results = run_checks(checks, options, jobs, quiet=args.json)
+    rows = [r for name, got, _ in results for r in got]
+    timings = {name: secs for name, _, secs in results}
+    total = round(time.perf_counter() - t0, 2)
+    total_cpu = round(time.process_time() - c0, 2)  # all threads of this process
+    table = format_table(rows)
+    passed = bool(rows) and all(r.passed for r in rows)
+    summary = (f"{sum(r.passed for r in rows)}/{len(rows)} passed in {total:.1f} s wall ({total_cpu:.0f} s CPU, "
+               f"{jobs} job{'s' if jobs > 1 else ''}) — results in {out.path}")
+    out.bars(rows)
+    out.finish(rows, table + "\n\n" + summary, {"timings_seconds": timings, "total_seconds": total, "jobs": jobs,
+                                                "total_cpu_seconds": total_cpu, "passed": passed})
+    if args.json:
+        from ..results import jsonable
+
+        print(json.dumps(jsonable({"suite": args.suite, "passed": passed, "results": [r.to_json() for r in rows],
+                                   "timings_seconds": timings, "total_seconds": total, "out": str(out.path)}),
+                         indent=2, ensure_ascii=False))
+    else:
+        print(table)
+        print(summary)
+    return 0 if passed else 1
+
+
+def _run_one(check, options, quiet):
+    from ..verdicts import failed
+
+    t = time.perf_counter()
+    if not quiet:
+        print(f"running {check.name} ...", file=sys.stderr, flush=True)
+    try:
+        got = list(check.run(options))
+    except Exception as exc:  # a check that raises is a failing row, never a crash of the suite
+        got = [failed(check.name, "(check raised)", f"{type(exc).__name__}: {exc}")]
+    return check.name, got, round(time.perf_counter() - t, 2)
+
+
+def run_checks(checks, options, jobs: int, quiet: bool = False):
+    """[(name, rows, seconds)] in the checks' order; ``jobs`` > 1 runs them in threads."""
+    if jobs == 1:
+        return [_run_one(c, options, quiet) for c in checks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_one, c, options, quiet) for c in checks]
+        return [f.result() for f in futures]

@@ -1,0 +1,180 @@
+"""The user's-own-valley half of ``flatland check`` (see ``flatland.usercheck`` for the method).
+
+Resolves the problem (expression, residuals or registered loss), the point on
+Γ, the noise and learner, refuses what cannot work with one clear line, runs
+the batches, prints a summary or one JSON object and writes the results folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+
+from ..errors import UserError, unknown_name
+
+
+def _problem_and_loss(args, registry):
+    """(Problem, flatland.Loss for the simulator)."""
+    from flatland import Loss
+    from flatland.theory import Problem
+    from flatland.theory._lambdify import jax_function
+
+    if args.residuals is not None:
+        problem = Problem.from_residuals(args.residuals, kappa=0.5 if args.kappa is None else args.kappa,
+                                        variables=args.vars)
+    else:
+        if args.kappa is not None:
+            raise UserError("--kappa goes with --residuals (a --loss carries its own constant)")
+        text = args.loss.strip()
+        if ("losses", text) in registry:
+            loss = registry.create("losses", text)
+            if loss.residuals is None and loss.value is None or not (loss.expr or loss.residual_exprs):
+                raise UserError(f"loss {text!r} has no expression for the theory")
+            return Problem.from_loss(loss), loss
+        if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]+", text):
+            raise unknown_name("loss", text, registry.names("losses"))
+        problem = Problem.from_expr(text, args.vars)
+    name = "user-valley"
+    if problem.has_residuals:
+        res = jax_function(problem, "residuals")
+        loss = Loss(name=name, residuals=res, kappa=float(problem.kappa), variables=problem.variables)
+    else:
+        val = jax_function(problem, "loss")
+        loss = Loss(name=name, value=val, variables=problem.variables)
+    return problem, loss
+
+
+def _components(args, registry, problem):
+    """(noise, learner, theory noise name, grid hyper, σ for the theory)."""
+    noise_name, learner_name = args.noise, args.learner
+    if noise_name == "sed" or learner_name == "sed":
+        if noise_name not in ("sed", "none"):
+            raise UserError(f"--learner sed brings its own noise; use --noise sed (or none), not {noise_name!r}")
+        noise_name, learner_name, tnoise = "none", "sed", "sed"
+    else:
+        tnoise = noise_name
+    if ("noise", noise_name) not in registry:
+        raise unknown_name("noise model", noise_name, registry.names("noise") + ["sed"])
+    if ("learners", learner_name) not in registry:
+        raise unknown_name("learner", learner_name, registry.names("learners"))
+    from flatland.theory import NOISES
+
+    if tnoise not in NOISES:
+        from flatland.theory._compile import check_noise
+
+        check_noise(problem, tnoise)  # raises the theory's explanation (e.g. minibatch)
+    noise, learner = registry.create("noise", noise_name), registry.create("learners", learner_name)
+    lr = {"lr": args.eta} | ({"sigma": args.sigma} if learner_name == "sed" else {})
+    nh = {k: args.sigma for k in noise.hyper}  # sigma, or width for uniform-label
+    return noise, learner, tnoise, {"learner": lr, "noise": nh}
+
+
+def _validate(args):
+    for name in ("sigma", "eta", "tolerance"):
+        v = getattr(args, name)
+        if not (math.isfinite(v) and v > 0 or (name == "sigma" and v == 0)):
+            raise UserError(f"--{name} must be a positive number, got {v}")
+    for name in ("chains", "steps"):
+        v = getattr(args, name)
+        if v is not None and v < (2 if name == "chains" else 1):
+            raise UserError(f"--{name} must be at least {2 if name == 'chains' else 1}, got {v}")
+    if args.burn is not None and args.burn < 0:
+        raise UserError(f"--burn must be ≥ 0, got {args.burn}")
+    if args.at is None:
+        raise UserError("--at is required with --loss/--residuals (e.g. --at x=1,y=0)")
+    if args.noise is None:
+        raise UserError("--noise is required with --loss/--residuals (none, update, gradient, label, uniform-label, sed)")
+
+
+def run_user(args) -> int:
+    from ..assembly import assemble
+    from ..lab import Lab
+    from ..results import ResultsFolder, jsonable
+    from .. import usercheck as U
+    from flatland.theory import predict
+
+    _validate(args)
+    registry = assemble().registry
+    problem, loss = _problem_and_loss(args, registry)
+    noise, learner, tnoise, grid = _components(args, registry, problem)
+    pred0 = predict(problem, args.at, tnoise, sigma=args.sigma, eta=args.eta, observable=args.observable)
+    point = np.asarray(pred0.point, float)
+    if pred0.projected_from is not None:
+        moved = float(np.linalg.norm(point - np.asarray(pred0.projected_from)))
+        if moved > 0.1 * (1 + float(np.linalg.norm(pred0.projected_from))):
+            at = ",".join(f"{v}={x:.4g}" for v, x in zip(problem.variables, point))
+            raise UserError(f"the point is far from the zero-loss manifold (the nearest point found, {at}, is "
+                            f"{moved:.3g} away): start on Γ, e.g. --at {at}")
+    if pred0.rank == 0:
+        raise UserError("H vanishes at this point (rank 0): there are no normal directions, so no drift to measure")
+    if pred0.eta_lambda_max >= 2:
+        raise UserError(f"unstable: ηλ_max = {pred0.eta_lambda_max:.3g} ≥ 2 at this point — GD leaves Γ; lower --eta")
+    eta_eff = args.eta * args.sigma**2 if tnoise == "sed" else args.eta
+    pl = U.plan(pred0, eta_eff, args.chains, args.steps, args.burn)
+    lab = Lab(registry)
+    sigma_of = lambda h: h["learner"]["sigma"] if tnoise == "sed" else h["noise"].get("sigma", h["noise"].get("width", 0.0))
+    if tnoise == "none":
+        sigma_of = lambda h: 0.0
+    runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, tnoise,
+                         args.observable, sigma_of, pred0, args.tolerance)
+    s = U.summary([m.run for m in runs], pred0, args.observable, args.tolerance)
+    chains = sum(m.run.settings["chains"] for m in runs)
+    result = {"variables": list(problem.variables), "point": pred0.point, "noise": tnoise, "learner": learner.name,
+              "eta": args.eta, "sigma": args.sigma, **s, "chains": chains, "batches": len(runs),
+              "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "warnings": pred0.warnings,
+              "regularizer": pred0.regularizer}
+    if args.observable:
+        result["observable"] = args.observable
+    out = ResultsFolder(args.out)
+    out.start({"mode": "user valley", "loss": str(problem.loss_expr), "residuals": pred0.residuals,
+               "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": tnoise, "learner": learner.name,
+               "eta": args.eta, "sigma": args.sigma, "chains_per_batch": pl.chains, "batches": len(runs),
+               "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance,
+               "observable": args.observable, "adaptive": pl.adaptive})
+    if problem.dim >= 2:
+        out.landscape("user-valley", loss, runs[0])
+    rows = [_row(result)]
+    out.bars(rows)
+    out.finish(rows, json.dumps(jsonable(result), indent=2), {"user_check": result})
+    result["out"] = str(out.path)
+    passed = result["passed"] and (not args.observable or result["observable_passed"])
+    if args.json:
+        print(json.dumps(jsonable(result), indent=2, ensure_ascii=False))
+    else:
+        _print_human(result)
+    return 0 if passed else 1
+
+
+def _row(res):
+    from ..contracts import CheckResult
+
+    k = int(np.argmax(np.abs(res["predicted"])))
+    return CheckResult(name="user-valley", statistic=f"per-step drift along {res['variables'][k]} ({res['estimator']})",
+                       predicted=res["predicted"][k], measured=res["measured"][k], stderr=res["stderr"][k],
+                       tolerance=f"|ratio − 1| ≤ {res['tolerance']:.0%}", passed=res["passed"], ratio=res["ratio"],
+                       ratio_stderr=res["ratio_stderr"], leading=res["predicted_leading"][k],
+                       warnings=res["warnings"], details={"verdict": res["verdict"]})
+
+
+def _vec(v):
+    return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
+
+
+def _print_human(r):
+    print(f"point on Γ ({', '.join(r['variables'])}): {_vec(r['point'])}   noise {r['noise']}, learner {r['learner']}, "
+          f"η = {r['eta']:g}, σ = {r['sigma']:g}")
+    print(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
+    print(f"predicted drift per step (finite-η, along the trajectories): {_vec(r['predicted'])}")
+    print(f"predicted drift per step (leading order):                    {_vec(r['predicted_leading'])}")
+    print(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
+    print(f"ratio measured/predicted along the drift: {r['ratio']:.4f} ± {r['ratio_stderr']:.4f}"
+          f"  (tolerance {r['tolerance']:.0%}): {'PASS' if r['passed'] else 'FAIL'} — {r['verdict']}")
+    if "observable" in r:
+        print(f"E[Δ({r['observable']})] per step: measured {r['observable_measured']:.5g} ± {r['observable_stderr']:.2g}; "
+              f"predicted {r['observable_predicted']:.5g} (without Itô term {r['observable_predicted_without_ito']:.5g}): "
+              f"{'PASS' if r['observable_passed'] else 'FAIL'}")
+    for w in r["warnings"]:
+        print(f"warning: {w}")
+    print(f"results in {r['out']}")

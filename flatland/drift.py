@@ -1,0 +1,269 @@
+"""Measuring drift near Γ: ensembles of chains on the compiled loop, with estimators in the scan.
+
+``measure_drift(loss, noise, learner, grid, point, ...)`` runs ``chains``
+chains for every hyperparameter set in ``grid`` (one ``jit(vmap(vmap(scan)))``
+from :mod:`flatland.simulate`; the grid is a vmap axis, so a sweep of η
+compiles once). Chains start on Γ at ``point`` with normal coordinates drawn
+from the linearised stationary law (``estimators.linear_stationary_cov``), run
+``burn`` steps of burn-in, then ``steps`` measured steps in equal chunks.
+
+Inside the scan, per step: the Rao–Blackwellised mean step (and, with an
+observable, E[Δc | θ] with its Itô term). Once per block of ``every`` steps,
+in its middle (so the samples have the same mean time as the per-step sums;
+records at block ends would lag by every/2 steps, which biases a drifting,
+spreading ensemble, e.g. by 0.3% for update noise on Fig 5A at every = 50): the theory's prediction at the point of Γ next to the current θ
+(``estimators.project_to_manifold``), so the prediction is averaged along the
+same trajectories as the measurement. Per chunk: raw displacement.
+All are returned as per-chain time averages (:class:`DriftRun`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from . import estimators as E
+from .simulate import ensemble, make_runner
+from .stepping import as_hyper, make_step
+
+_SIMS: dict = {}  # cache_key -> jitted ensemble loop (see measure_drift)
+
+#: PRNG of the chains (a ``jax.random.key`` implementation). threefry2x32 keeps
+#: every chain's stream its own under vmap. (XLA's "unsafe_rbg" compiled ~1.5×
+#: faster here but ran 15× slower with label noise, whose draw sits inside
+#: ``jax.grad``, and under vmap serves all chains from one key: not used.)
+PRNG = "threefry2x32"
+
+
+@dataclasses.dataclass
+class DriftRun:
+    """Per-chain time averages from one ensemble run, axes (grid, chain, ...).
+
+    ``rb``: Rao–Blackwellised mean step (None if the step's conditional mean is
+    unknown); ``raw``: mean displacement per step; ``pred``: time averages of
+    each prediction output; ``obs_rb``/``obs_raw``: the same for the
+    observable; ``track``: time averages of ``track``'s outputs; ``samples``: a
+    few chains' recorded θ (grid, chain, record, d);
+    ``diverged_at``: first non-finite step per chain (−1 if none).
+    """
+
+    rb: Optional[np.ndarray]
+    raw: np.ndarray
+    pred: dict
+    obs_rb: Optional[np.ndarray]
+    obs_raw: Optional[np.ndarray]
+    track: Optional[dict]
+    samples: np.ndarray
+    start: np.ndarray
+    diverged_at: np.ndarray
+    settings: dict
+    seconds: float
+    compile_seconds: float = 0.0
+
+    def grid(self, g: int) -> "DriftRun":
+        """The run restricted to grid entry ``g``."""
+        pick = lambda x: None if x is None else x[g:g + 1]
+        return dataclasses.replace(
+            self, rb=pick(self.rb), raw=self.raw[g:g + 1], pred={k: v[g:g + 1] for k, v in self.pred.items()},
+            obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), samples=self.samples[g:g + 1],
+            track=None if self.track is None else {k: v[g:g + 1] for k, v in self.track.items()},
+            start=self.start[g:g + 1], diverged_at=self.diverged_at[g:g + 1])
+
+    @property
+    def n_diverged(self) -> int:
+        return int((self.diverged_at >= 0).sum())
+
+
+def stack_hyper(learner, noise, grid) -> dict:
+    """Stack a list of ``{"learner": {...}, "noise": {...}}`` overrides into leaves with a grid axis."""
+    grid = [grid] if isinstance(grid, dict) else list(grid)
+    hs = [{"learner": as_hyper(learner.hyper, g.get("learner")), "noise": as_hyper(noise.hyper, g.get("noise"))}
+          for g in grid]
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hs)
+
+
+def _index(tree, g):
+    return jax.tree_util.tree_map(lambda x: x[g], tree)
+
+
+def local_law(loss, noise, learner, hyper_g, point):
+    """(A, C, H) of the linearised step at ``point``: θ' − θ* ≈ A(θ − θ*) + noise of covariance C.
+
+    Affine-in-gradient learners: A = I − ηH, C = η² Cov(g) + update covariance
+    (the noise model's exact moments). SED: A = I − μs²H, C from the theory's
+    SED covariance. Anything else: None (chains start on Γ, burn-in does the rest).
+    """
+    p0 = np.asarray(point, float)
+    H = np.asarray(_hessian(loss, len(p0))(jnp.asarray(p0)))
+    eye = np.eye(len(p0))
+    lr = float(hyper_g["learner"]["lr"])
+    if learner.name in E.LINEAR_IN_GRADIENT and hasattr(noise, "grad_cov"):
+        C = lr ** 2 * np.asarray(noise.grad_cov(loss, jnp.asarray(p0), hyper_g["noise"]))
+        return eye - lr * H, C + np.asarray(noise.param_cov(jnp.asarray(p0), hyper_g["noise"])), H
+    if learner.name == "sed" and noise.name == "none":
+        from flatland.contracts import CovarianceContext
+        from flatland.theory import covariance
+
+        s = float(hyper_g["learner"]["sigma"])
+        C = covariance.sed(CovarianceContext(H=H, eye=eye, eta=lr, kappa=loss.kappa, hyper={"sigma": s}))
+        return eye - lr * s * s * H, np.asarray(C), H
+    return None
+
+
+_HESSIANS: dict = {}
+
+
+def _hessian(loss, d):
+    key = (id(loss), d)
+    if key not in _HESSIANS:
+        _HESSIANS[key] = (loss, jax.jit(jax.hessian(loss)))
+    return _HESSIANS[key][1]
+
+
+def stationary_starts(loss, noise, learner, hyper, point, key, chains) -> np.ndarray:
+    """(G, chains, d) starts: ``point`` plus N(0, S_g) in the normal directions (S = 0 if unknown)."""
+    p0 = np.asarray(point, dtype=float)
+    d = p0.shape[0]
+    G = jax.tree_util.tree_leaves(hyper)[0].shape[0]
+    z = np.random.default_rng(np.asarray(key).ravel().tolist()).standard_normal((G, chains, d))
+    out = []
+    for g in range(G):
+        h = jax.tree_util.tree_map(lambda x: np.asarray(x)[g], hyper)
+        law = local_law(loss, noise, learner, h, p0)
+        S = np.zeros((d, d)) if law is None else E.linear_stationary_cov(law[0] - np.eye(d), law[1], law[2])
+        w, U = np.linalg.eigh(S)
+        out.append(p0 + z[g] @ (U * np.sqrt(np.clip(w, 0, None))).T)
+    return np.stack(out)
+
+
+@jax.jit
+def _flat_tree(params):
+    return jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(params)
+
+
+def _flat_batch(params):
+    """(G, N, d) flat params: as is for array params, via ravel_pytree for pytrees."""
+    if isinstance(params, jax.Array) and params.ndim == 3:
+        return params
+    return _flat_tree(params)
+
+
+def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int, burn: int, chunk: int = 500,
+                  seed: int = 0, predict: Optional[Callable] = None, observable: Optional[Callable] = None,
+                  starts: Optional[np.ndarray] = None, every: int = 10, n_show: int = 8,
+                  track: Optional[Callable] = None, cache_key=None, prng: str = PRNG,
+                  rao_blackwell: bool = True, project: Optional[Callable] = None) -> DriftRun:
+    """Run the ensemble and return per-chain time averages (see module docstring).
+
+    ``predict(theta_flat, hyper) -> dict`` is evaluated every ``every`` steps
+    (``hyper`` is one grid entry's ``{"learner", "noise"}``); ``observable`` is
+    a JAX function of flat θ; ``track(theta_flat) -> dict`` is time-averaged
+    per step (e.g. Fourier moments for a stationary density). ``starts`` (G, chains, d) overrides the initial
+    points. ``steps`` and ``burn`` are rounded up to multiples of ``chunk``.
+    Burn-in runs the same compiled loop (one compilation per run). With a
+    hashable ``cache_key`` naming (loss, noise, learner, predict, observable),
+    the jitted loop is reused by later calls with that key, and jit's own cache
+    then skips compiling again for equal shapes. ``prng`` names the key
+    implementation of the chains (see ``PRNG``); ``rao_blackwell=False`` skips
+    the conditional-moment sums (e.g. when only ``track`` is wanted).
+    ``project(theta_flat)`` maps θ onto Γ before ``predict`` (default:
+    ``estimators.project_to_manifold`` on ``loss``; pass the theory problem's
+    own when the simulated loss is not the one the prediction is about).
+    """
+    t_start = time.perf_counter()
+    chunk = int(chunk)
+    if chunk % every:
+        raise ValueError(f"chunk ({chunk}) must be a multiple of every ({every})")
+    n_meas = max(1, -(-int(steps) // chunk))
+    n_burn = -(-int(burn) // chunk)
+    hyper = stack_hyper(learner, noise, grid)
+    G = jax.tree_util.tree_leaves(hyper)[0].shape[0]
+    k_init, k_run = jax.random.split(jax.random.PRNGKey(seed))
+    k_run = jax.random.key(jax.random.randint(k_run, (), 0, 2**31 - 1), impl=prng)
+    if starts is None:
+        starts = stationary_starts(loss, noise, learner, hyper, point, k_init, chains)
+    starts = np.asarray(starts, float)
+    template = loss.init(k_init) if loss.init is not None else jnp.asarray(point, float)
+    _, unravel = ravel_pytree(template)
+    params = jax.vmap(jax.vmap(unravel))(jnp.asarray(starts))
+    state = jax.vmap(lambda p, h: jax.vmap(lambda q: learner.init(q, h["learner"]))(p))(params, hyper)
+
+    step = make_step(loss, noise, learner)
+    moments = E.step_moments(loss, noise, learner) if rao_blackwell else None
+
+    def accumulate(p, s, h):
+        out = {}
+        if track is not None:
+            out["track"] = track(ravel_pytree(p)[0])
+        if moments is not None:
+            m, C = moments(p, s, h)
+            out["rb"] = m
+            if observable is not None:
+                out["obs_rb"] = E.observable_step(observable, m, C, ravel_pytree(p)[0])
+        return out
+
+    def record(p, s, h):
+        flat = ravel_pytree(p)[0]
+        out = {"theta": flat}
+        if predict is not None:
+            on = project(flat) if project is not None else E.project_to_manifold(loss, flat, unravel)
+            out["pred"] = predict(on, h)
+        return out
+
+    key_ = None if cache_key is None else (cache_key, chunk, every, n_show)
+    sim = _SIMS.get(key_) if key_ is not None else None
+    if sim is None:
+        sim = ensemble(make_runner(step, chunk, every=every, accumulate=accumulate, record=record,
+                                   record_at=every // 2), hyper_axis=0)
+        if key_ is not None:
+            _SIMS[key_] = sim
+    keys = jax.random.split(k_run, (n_burn + n_meas, G, chains))
+    t_c = time.perf_counter()
+    compiled = sim.lower(keys[0], params, state, hyper, 0).compile()
+    compile_seconds = time.perf_counter() - t_c
+
+    div = np.full((G, chains), -1, dtype=np.int64)
+    t = 0
+    for i in range(n_burn):  # the same compiled loop; its sums are discarded
+        tr = compiled(keys[i], params, state, hyper, t)
+        params, state, t = tr.params, tr.state, t + chunk
+        div = np.where(div < 0, np.asarray(tr.diverged_at), div)
+    flat_of = _flat_batch
+    start = np.asarray(flat_of(params))
+    sums, pred_sums, samples = None, None, []
+    for i in range(n_meas):
+        tr = compiled(keys[n_burn + i], params, state, hyper, t)
+        params, state, t = tr.params, tr.state, t + chunk
+        div = np.where(div < 0, np.asarray(tr.diverged_at), div)
+        s = jax.tree_util.tree_map(np.asarray, tr.sums)
+        sums = s if sums is None else jax.tree_util.tree_map(np.add, sums, s)
+        if predict is not None:
+            ps = jax.tree_util.tree_map(lambda x: np.asarray(x).mean(axis=2), tr.records["pred"])
+            pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
+        samples.append(np.asarray(tr.records["theta"][:, :n_show]))
+    end = np.asarray(flat_of(params))
+    total = n_meas * chunk
+    obs_raw = None
+    if observable is not None:
+        c = jax.jit(jax.vmap(jax.vmap(observable)))
+        obs_raw = (np.asarray(c(jnp.asarray(end))) - np.asarray(c(jnp.asarray(start)))) / total
+    samples = np.concatenate(samples, axis=2)
+    samples = np.concatenate([start[:, :n_show, None], samples], axis=2)
+    settings = {"chains": int(chains), "steps": total, "burn": n_burn * chunk, "chunk": chunk, "every": every,
+                "seed": int(seed), "prng": prng, "grid": jax.tree_util.tree_map(lambda x: np.asarray(x).tolist(), hyper),
+                "point": [float(v) for v in np.ravel(point)], "loss": loss.name, "noise": noise.name,
+                "learner": learner.name, "estimator": "rao-blackwell" if moments is not None else "raw"}
+    return DriftRun(
+        rb=None if moments is None else sums["rb"] / total,
+        raw=(end - start) / total,
+        pred={} if pred_sums is None else {k: v / n_meas for k, v in pred_sums.items()},
+        obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
+        obs_raw=obs_raw, track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
+        samples=samples, start=start, diverged_at=div, settings=settings,
+        seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,
+    )

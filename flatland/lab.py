@@ -1,0 +1,170 @@
+"""The lab bench that checks share: components, theory predictions, measured drift.
+
+``Lab(registry)`` builds components by name (cached), the theory's
+:class:`~flatland.theory.Problem` of a loss, and ``measure(...)``: one drift
+ensemble (``flatland.drift.measure_drift``) whose in-loop prediction is the
+theory's ``compile_prediction`` for the right noise name and σ. Simulators are
+cached by (components, theory noise, observable), so checks that share them
+share one compilation. The suite's checks (``flatland_plugins.valley_checks``),
+the user's own valley (``flatland check --loss``) and the ReLU/geometry
+engineers' checks can all use it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Optional
+
+import numpy as np
+
+from .drift import DriftRun, measure_drift
+
+
+def theory_noise_of(noise, learner) -> Optional[str]:
+    """The theory's noise name for a (noise, learner) pair: SED is its own noise."""
+    if learner.name == "sed":
+        return "sed" if noise.name in ("none",) else None
+    return getattr(noise, "theory_noise", None) or (noise.name if noise.name in ("none", "update") else None)
+
+
+def theory_sigma_of(noise, learner, hyper) -> object:
+    """σ for the theory from one grid entry's hyper (SED: its probe s; else the noise's σ or width)."""
+    if learner.name == "sed":
+        return hyper["learner"]["sigma"]
+    if hasattr(noise, "theory_sigma"):
+        return noise.theory_sigma(hyper["noise"])
+    return hyper["noise"].get("sigma", 0.0)
+
+
+@dataclasses.dataclass
+class Measured:
+    """A drift run with what the theory said at its start point (per grid entry)."""
+
+    run: DriftRun
+    predictions: list  # flatland.theory.Prediction per grid entry (at the start point)
+    problem: object
+    field: Optional[object] = None  # flat θ -> predicted finite-η drift (first grid entry), for figures
+
+    def warnings(self, g: Optional[int] = None) -> list:
+        preds = self.predictions if g is None else [self.predictions[g]]
+        out = [w for p in preds for w in p.warnings]
+        if self.run.n_diverged:
+            out.append(f"{self.run.n_diverged} of {self.run.diverged_at.size} chains diverged")
+        return list(dict.fromkeys(out))
+
+
+class Lab:
+    """Components, problems and cached simulators for drift checks."""
+
+    def __init__(self, registry=None):
+        if registry is None:
+            from .assembly import assemble
+
+            registry = assemble().registry
+        self.registry = registry
+        self._cache: dict = {}
+        self._locks: dict = {}
+
+    def component(self, kind: str, name: str, **options):
+        key = (kind, name, tuple(sorted(options.items())))
+        if key not in self._cache:
+            self._cache[key] = self.registry.create(kind, name, **options)
+        return self._cache[key]
+
+    def problem(self, loss):
+        from flatland.theory import Problem
+
+        key = ("problem", loss.name, loss.expr, loss.residual_exprs, loss.kappa)
+        if key not in self._cache:
+            self._cache[key] = Problem.from_loss(loss)
+        return self._cache[key]
+
+    def measure(self, loss, noise, learner, grid, point, *, chains: int, steps: int, burn: int, chunk: int,
+                seed: int, problem=None, theory_noise: Optional[str] = None, observable: Optional[str] = None,
+                observable_fn=None, starts=None, every: int = 50, key=None, sigma_of=None) -> Measured:
+        """Run ``measure_drift`` with the theory's finite-η and leading predictions averaged in-loop.
+
+        ``loss``/``noise``/``learner`` are components; ``problem`` defaults to
+        the loss's own (give another for a loss without expressions, e.g. the
+        noisy-target rows of Fig 5A); ``theory_noise`` defaults from the pair.
+        ``observable`` is text in the safe grammar (the theory's prediction
+        for it is accumulated too); ``observable_fn`` its JAX function.
+        ``key`` names the components for the simulator cache; ``sigma_of(hyper)``
+        overrides the σ handed to the theory (e.g. s/√B for minibatch noise).
+        """
+        if key is not None and starts is None:  # the same measurement asked twice (e.g. by two checks) runs once
+            memo = ("measured", key, repr(grid), tuple(point), chains, steps, burn, chunk, seed, theory_noise,
+                    observable, every)
+            with self._locks.setdefault(memo, threading.Lock()):  # checks may run in threads
+                if memo not in self._cache:
+                    self._cache[memo] = self._measure(
+                        loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
+                        seed=seed, problem=problem, theory_noise=theory_noise, observable=observable,
+                        observable_fn=observable_fn, starts=None, every=every, key=key, sigma_of=sigma_of)
+                return self._cache[memo]
+        return self._measure(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
+                             seed=seed, problem=problem, theory_noise=theory_noise, observable=observable,
+                             observable_fn=observable_fn, starts=starts, every=every, key=key, sigma_of=sigma_of)
+
+    def _measure(self, loss, noise, learner, grid, point, *, chains, steps, burn, chunk, seed, problem,
+                 theory_noise, observable, observable_fn, starts, every, key, sigma_of) -> Measured:
+        from flatland.theory import compile_prediction, predict
+
+        problem = problem if problem is not None else self.problem(loss)
+        tnoise = theory_noise or theory_noise_of(noise, learner)
+        f = compile_prediction(problem, tnoise, observable)
+        sigma_of = sigma_of or (lambda h: theory_sigma_of(noise, learner, h))
+
+        def predicted(flat, h):
+            return f(flat, h["learner"]["lr"], sigma_of(h))
+
+        grid = [grid] if isinstance(grid, dict) else list(grid)
+        on_gamma = self.projector(problem)
+        if observable is not None and observable_fn is None:
+            observable_fn = self.observable_fn(problem, observable)
+        cache_key = None if key is None else (key, tnoise, observable, id(problem))
+        run = measure_drift(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
+                            seed=seed, predict=predicted, observable=observable_fn, starts=starts, every=every,
+                            cache_key=cache_key, project=on_gamma)
+        preds, hs = [], []
+        for g in range(len(grid)):
+            h = {k: {kk: float(np.asarray(v)[g]) for kk, v in run.settings["grid"][k].items()} for k in ("learner", "noise")}
+            hs.append(h)
+            preds.append(predict(problem, tuple(point), tnoise, sigma=float(sigma_of(h)),
+                                 eta=h["learner"]["lr"], observable=observable))
+        field = lambda flat, h=hs[0]: f(flat, h["learner"]["lr"], sigma_of(h))["drift_finite_eta"]
+        return Measured(run, preds, problem, field)
+
+    def theory_loss(self, problem):
+        """The problem's own loss as a flatland.Loss of JAX functions (lambdified from its SymPy expressions)."""
+        from flatland import Loss
+        from flatland.theory._lambdify import jax_function
+
+        key = ("theory-loss", id(problem))
+        if key not in self._cache:
+            if problem.has_residuals:
+                loss = Loss(name=str(problem.name or "problem"), residuals=jax_function(problem, "residuals"),
+                            kappa=float(problem.kappa), variables=problem.variables)
+            else:
+                loss = Loss(name=str(problem.name or "problem"), value=jax_function(problem, "loss"),
+                            variables=problem.variables)
+            self._cache[key] = (problem, loss)
+        return self._cache[key][1]
+
+    def projector(self, problem):
+        """θ ↦ a point of the problem's Γ next to θ (Gauss–Newton on its residuals), for predictions."""
+        from .estimators import project_to_manifold
+
+        loss = self.theory_loss(problem)
+        return lambda flat: project_to_manifold(loss, flat, lambda f: f)
+
+    def observable_fn(self, problem, text: str):
+        """The observable c(θ) as a JAX function of flat θ (lambdified once from the safe grammar)."""
+        from flatland.theory import parse_expr
+        from flatland.theory._lambdify import lambdify_flat
+
+        key = ("observable", id(problem), text)
+        if key not in self._cache:
+            expr = parse_expr(text, problem.variables)
+            self._cache[key] = lambdify_flat(problem.symbols, [expr], (), "jax")
+        return self._cache[key]

@@ -1,0 +1,123 @@
+"""Results folders: one per ``flatland check`` run, shaped for later sweeps.
+
+A folder holds ``settings.json`` (the resolved settings: command line, seeds,
+the checks and their run sizes), ``versions.json`` (Python, platform, package
+versions, JAX devices), ``results.json`` (one object per verdict row),
+``table.txt`` (what the terminal showed) and ``figures/*.png`` (matplotlib,
+Agg backend). The default place is ``./flatland-results/<timestamp>/``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import json
+import math
+import platform
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+_PLOT_LOCK = threading.Lock()  # matplotlib is not thread-safe; checks may run in threads
+PACKAGES = ("flatland", "jax", "jaxlib", "numpy", "sympy", "optax", "pluggy", "matplotlib", "autograd", "hypothesis")
+
+
+def default_dir(base: str | Path = "flatland-results") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(base) / stamp
+    i = 1
+    while path.exists():
+        path = Path(base) / f"{stamp}-{i}"
+        i += 1
+    return path
+
+
+def versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine()}
+    for name in PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    try:
+        import jax
+
+        out["jax_devices"] = [str(d) for d in jax.devices()]
+        out["jax_x64"] = bool(jax.config.jax_enable_x64)
+    except Exception as exc:  # pragma: no cover - reported, not fatal
+        out["jax_devices"] = f"unavailable: {exc}"
+    return out
+
+
+def jsonable(obj):
+    """Arrays, numpy scalars and non-finite floats as plain JSON (NaN/inf → null)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+class ResultsFolder:
+    """A results folder being written; checks may call ``landscape``/``bars`` on it."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else default_dir()
+        try:
+            (self.path / "figures").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .errors import UserError
+
+            raise UserError(f"cannot create the results folder {self.path}: {exc.strerror or exc}") from None
+        self.figures: list[str] = []
+        self.figure_errors: list[str] = []
+
+    def write_json(self, name: str, obj) -> Path:
+        p = self.path / name
+        p.write_text(json.dumps(jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+        return p
+
+    def write_text(self, name: str, text: str) -> Path:
+        p = self.path / name
+        p.write_text(text)
+        return p
+
+    def start(self, settings: dict) -> None:
+        self.write_json("settings.json", settings)
+        self.write_json("versions.json", versions())
+
+    def finish(self, rows: list, table: str, extra: dict | None = None) -> None:
+        self.write_json("results.json", {"results": [r.to_json() for r in rows], **(extra or {}),
+                                         "figures": self.figures, "figure_errors": self.figure_errors})
+        self.write_text("table.txt", table + "\n")
+
+    def _figure(self, name: str, draw, *args) -> None:
+        """Draw one PNG; a plotting failure is recorded, never fatal to the checks."""
+        from . import check_figures as figures
+
+        path = self.path / "figures" / f"{_safe(name)}.png"
+        try:
+            with _PLOT_LOCK:
+                getattr(figures, draw)(path, *args)
+            self.figures.append(str(path.relative_to(self.path)))
+        except Exception as exc:
+            self.figure_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def landscape(self, tag: str, loss, measured) -> None:
+        self._figure(f"landscape-{tag}", "landscape", loss, measured)
+
+    def bars(self, rows: list, name: str = "measured-vs-predicted") -> None:
+        self._figure(name, "bars", rows)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)

@@ -1,0 +1,147 @@
+"""``flatland check --loss/--residuals ...``: check the theory on the user's own valley.
+
+From the user's expression, ``flatland.theory`` gives the Problem, the point on Γ
+(projected), the prediction and its regime warnings; the JAX loss for the
+simulator is lambdified from the same SymPy expressions (``jax_function``), so
+simulation and theory read one formula. The run is batches of ``chains``
+independent chains (one compilation, reused): after each batch the chains so
+far are pooled and the run stops once 3 s.e. of the drift ratio fit inside the
+tolerance, or at the step budget — so the answer is decisive where the
+signal-to-noise allows and the command never hangs. ``--chains``/``--steps``
+fix one batch of exactly that size instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+
+from .errors import UserError
+from .estimators import mean_se, ratio_along
+
+TOLERANCE = 0.02
+DEFAULT_CHAINS = 4096
+MAX_BATCHES = 8
+MAX_CHAIN_STEPS = 1.5e8  # the budget of an adaptive run, all batches together
+
+
+@dataclasses.dataclass
+class Plan:
+    chains: int
+    steps: int
+    burn: int
+    chunk: int
+    adaptive: bool
+
+
+def relaxation_steps(eigenvalues, eta_eff: float) -> float:
+    """Steps for the slowest normal direction to relax: 1/(ηλ_min(2 − ηλ_min)) (≥ 1)."""
+    lam = np.asarray([l for l in eigenvalues if l > 1e-9 * max(max(eigenvalues), 1e-300)])
+    if lam.size == 0:
+        return 1.0
+    x = eta_eff * lam
+    return float(max(1.0, np.max(1.0 / (x * np.clip(2 - x, 1e-6, None)))))
+
+
+def plan(prediction, eta_eff: float, chains: Optional[int], steps: Optional[int], burn: Optional[int]) -> Plan:
+    """Run sizes from the normal relaxation time τ: burn-in 10τ, batches of 40τ steps (100–2000)."""
+    tau = relaxation_steps(prediction.eigenvalues, eta_eff)
+    chunk = 100 if tau < 50 else 500
+    rnd = lambda n: int(max(chunk, math.ceil(n / chunk) * chunk))
+    T = rnd(min(max(40 * tau, 200), 2000)) if steps is None else rnd(steps)
+    B = rnd(max(10 * tau, 100)) if burn is None else (0 if burn == 0 else rnd(burn))
+    return Plan(chains=int(chains or DEFAULT_CHAINS), steps=T, burn=B, chunk=chunk,
+                adaptive=chains is None and steps is None)
+
+
+def pooled(runs, attr):
+    xs = [getattr(r, attr) for r in runs]
+    return None if xs[0] is None else np.concatenate([x[0] for x in xs], axis=0)
+
+
+def summary(runs, pred0, observable, tol):
+    """Pooled estimates over all batches → the JSON fields of the issue."""
+    rb = pooled(runs, "rb")
+    raw = pooled(runs, "raw")
+    pf = np.concatenate([r.pred["drift_finite_eta"][0] for r in runs])
+    pl = np.concatenate([r.pred["drift_leading"][0] for r in runs])
+    meas = rb if rb is not None else raw
+    r = ratio_along(meas, pf)
+    m, se = mean_se(meas)
+    out = {
+        "predicted": pf.mean(0).tolist(), "predicted_leading": pl.mean(0).tolist(),
+        "predicted_at_point": list(pred0.drift_finite_eta), "measured": m.tolist(), "stderr": se.tolist(),
+        "ratio": r["ratio"], "ratio_stderr": r["ratio_stderr"], "ratio_to_leading": ratio_along(meas, pl)["ratio"],
+        "across_fraction": r["across"], "estimator": "rao-blackwell" if rb is not None else "raw displacement",
+        "raw_measured": mean_se(raw)[0].tolist(), "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol,
+    }
+    if not np.any(pf.mean(0)):  # zero predicted drift (e.g. no noise): consistent with 0 within 3 s.e.
+        ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300))
+        out["verdict"] = "zero drift predicted; measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
+    else:
+        ok = math.isfinite(r["ratio"]) and abs(r["ratio"] - 1) <= tol and 3 * r["ratio_stderr"] <= tol
+        out["verdict"] = _verdict(r["ratio"], r["ratio_stderr"], tol)
+    out["passed"] = bool(ok)
+    if observable is not None:
+        out.update(observable_summary(runs, tol))
+    return out
+
+
+def _verdict(R, se, tol):
+    if not math.isfinite(R):
+        return "no prediction to compare with (zero predicted drift)"
+    if 3 * se > tol:
+        return f"inconclusive: 3 s.e. = {3 * se:.2%} exceeds the tolerance {tol:.0%} (more chains or steps)"
+    return "within tolerance" if abs(R - 1) <= tol else f"off by {R - 1:+.2%} (tolerance {tol:.0%})"
+
+
+def observable_summary(runs, tol):
+    """E[Δc]: measured (Rao–Blackwellised with Itô term, or raw) vs predicted with and without the Itô term.
+
+    Pass rule: |measured − predicted| ≤ tol × max(|predicted|, |Itô term|), 3 s.e. inside it.
+    """
+    meas = pooled(runs, "obs_rb")
+    meas = meas if meas is not None else pooled(runs, "obs_raw")
+    cat = lambda k: np.concatenate([r.pred[k][0] for r in runs])
+    pf, pl = cat("observable_finite_eta"), cat("observable_leading")
+    wo, ito = cat("observable_without_ito_finite_eta"), cat("observable_ito")
+    m, se = mean_se(meas)
+    diff, dse = mean_se(meas - pf)
+    scale = max(abs(pf.mean()), abs(ito.mean()), 1e-300)
+    ok = abs(diff) <= tol * scale and 3 * dse <= tol * scale
+    R = ratio_along(meas, pf)
+    return {"observable_predicted": float(pf.mean()), "observable_predicted_leading": float(pl.mean()),
+            "observable_predicted_without_ito": float(wo.mean()), "observable_ito_term": float(ito.mean()),
+            "observable_measured": float(m), "observable_stderr": float(se), "observable_ratio": R["ratio"],
+            "observable_ratio_stderr": R["ratio_stderr"], "observable_passed": bool(ok),
+            "observable_tolerance": f"|measured − predicted| ≤ {tol:.0%} × max(|predicted|, |Itô term|) "
+                                    f"= {tol * scale:.3g}, 3 s.e. inside it"}
+
+
+def check_divergence(run, prediction):
+    if run.n_diverged:
+        first = int(run.diverged_at[run.diverged_at >= 0].min())
+        raise UserError(
+            f"the run diverged: {run.n_diverged} of {run.diverged_at.size} chains became non-finite (first at step "
+            f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point — lower --eta or --sigma")
+
+
+def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, tnoise, observable, sigma_of,
+                prediction, tol):
+    """Batches of chains until decisive (adaptive) or one fixed batch; returns (runs, measured list)."""
+    runs = []
+    key = ("user", id(problem), noise.name, learner.name, pl.chains)
+    n_batches = 1 if not pl.adaptive else max(1, min(MAX_BATCHES, int(MAX_CHAIN_STEPS // (pl.chains * (pl.steps + pl.burn)))))
+    for b in range(n_batches):
+        m = lab.measure(loss, noise, learner, grid, point, chains=pl.chains, steps=pl.steps, burn=pl.burn,
+                        chunk=pl.chunk, seed=seed * 7919 + b, problem=problem, theory_noise=tnoise,
+                        observable=observable, sigma_of=sigma_of, key=key)
+        check_divergence(m.run, prediction)
+        runs.append(m)
+        s = summary([x.run for x in runs], prediction, observable, tol)
+        if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and (
+                observable is None or 3 * s["observable_ratio_stderr"] <= tol / 2 or s["observable_passed"]):
+            break
+    return runs

@@ -1,0 +1,91 @@
+"""Verdicts: a measured statistic against a declared prediction, with a stated tolerance.
+
+Every verdict is a :class:`flatland.CheckResult`. The pass rule is stated in its
+``tolerance`` text and has two parts: the measured value agrees with the
+prediction within the tolerance, and the measurement is precise enough to
+tell (3 standard errors fit inside the tolerance) — an imprecise run fails
+as inconclusive rather than passing by luck. The leading-order prediction is
+reported beside the finite-η one; regime warnings are passed through.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .contracts import CheckResult
+from .estimators import mean_se, ratio_along
+
+N_SIGMA = 3.0
+
+
+def _f(x) -> float:
+    return float(x) if x is not None and np.isfinite(x) else float("nan")
+
+
+def decisive(error: float, se: float, tol: float) -> tuple[bool, str]:
+    """(passed, reason): |error| ≤ tol and N_SIGMA·se ≤ tol."""
+    if not (math.isfinite(error) and math.isfinite(se)):
+        return False, "non-finite measurement"
+    if N_SIGMA * se > tol:
+        return False, f"inconclusive: {N_SIGMA:g} s.e. = {N_SIGMA * se:.3g} exceeds the tolerance {tol:.3g}"
+    if abs(error) > tol:
+        return False, f"off by {error:+.3g} (tolerance {tol:.3g})"
+    return True, "within tolerance"
+
+
+def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, estimator: str,
+                variables=("x", "y", "z"), warnings=(), details=None) -> CheckResult:
+    """Per-chain drift vectors (n, d) against per-chain predictions (n, d) on the same trajectories.
+
+    Ratio = measured/predicted along the mean predicted direction (paired
+    delta-method s.e.). The table shows the component along the coordinate
+    where the predicted drift is largest.
+    """
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    r = ratio_along(measured, predicted)
+    pbar = predicted.mean(0)
+    k = int(np.argmax(np.abs(pbar)))
+    m, se = mean_se(measured[:, k])
+    out = dict(details or {})
+    lead_val = None
+    if leading is not None:
+        leading = np.asarray(leading, float)
+        lead_val = float(leading.mean(0)[k])
+        out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
+        out["leading_vector"] = leading.mean(0).tolist()
+    passed, why = decisive(r["ratio"] - 1.0, r["ratio_stderr"], tol)
+    if passed and r["ratio"] <= 0:
+        passed, why = False, "wrong direction"
+    out.update(measured_vector=measured.mean(0).tolist(), measured_stderr=mean_se(measured)[1].tolist(),
+               predicted_vector=pbar.tolist(), across_fraction=r["across"], chains=int(measured.shape[0]),
+               verdict=why)
+    var = variables[k] if k < len(variables) else f"θ{k}"
+    return CheckResult(
+        name=name, statistic=f"per-step drift along {var} ({estimator}, mean over trajectories ± s.e. across chains)",
+        predicted=float(pbar[k]), measured=float(m), stderr=float(se),
+        tolerance=f"|ratio − 1| ≤ {tol:.0%} and {N_SIGMA:g}·s.e.(ratio) ≤ {tol:.0%}",
+        passed=bool(passed), ratio=_f(r["ratio"]), ratio_stderr=_f(r["ratio_stderr"]), leading=lead_val,
+        warnings=list(dict.fromkeys(warnings)), details=out)
+
+
+def scalar(name: str, statistic: str, *, measured: float, stderr: float, predicted: float, tol: float,
+           tolerance: str, error: float | None = None, error_se: float | None = None, leading=None,
+           ratio=None, ratio_stderr=None, warnings=(), details=None) -> CheckResult:
+    """A scalar verdict; ``error``/``error_se`` (default measured − predicted) are what ``tol`` bounds."""
+    error = measured - predicted if error is None else error
+    error_se = stderr if error_se is None else error_se
+    passed, why = decisive(error, error_se, tol)
+    return CheckResult(
+        name=name, statistic=statistic, predicted=_f(predicted), measured=_f(measured), stderr=_f(stderr),
+        tolerance=tolerance, passed=bool(passed), ratio=None if ratio is None else _f(ratio),
+        ratio_stderr=None if ratio_stderr is None else _f(ratio_stderr),
+        leading=None if leading is None else _f(leading), warnings=list(dict.fromkeys(warnings)),
+        details=dict(details or {}, verdict=why))
+
+
+def failed(name: str, statistic: str, error: str) -> CheckResult:
+    """A check that could not run (an exception, a diverged run): a failing row that says why."""
+    nan = float("nan")
+    return CheckResult(name=name, statistic=statistic, predicted=nan, measured=nan, stderr=nan,
+                       tolerance="(did not run)", passed=False, warnings=[error], details={"verdict": error})

@@ -1,0 +1,107 @@
+"""``flatland check`` from the command line: the user's own valley, bad input, a suite run, the table.
+
+Small chain counts keep each run to seconds; the full built-in suite is what
+``flatland check`` itself runs (the slow-marked test runs it end to end).
+"""
+import json
+
+import pytest
+
+from flatland.cli import main
+from flatland.contracts import CheckResult
+
+
+@pytest.fixture(autouse=True)
+def no_disk_cache(monkeypatch):
+    """Hermetic: no XLA compilation cache in the user's home from the tests."""
+    monkeypatch.setenv("FLATLAND_XLA_CACHE", "off")
+
+
+def run_json(capsys, *argv):
+    rc = main(["check", *argv, "--json"])
+    out = capsys.readouterr().out
+    return rc, json.loads(out)
+
+
+def test_user_valley_fig5a_update(capsys, tmp_path):
+    """The issue's acceptance command (fewer chains): drift toward the flat end within 2% of finite-η."""
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0.01",
+                       "--eta", "0.05", "--chains", "3000", "--steps", "300", "--out", str(tmp_path))
+    for key in ("variables", "predicted", "predicted_leading", "measured", "stderr", "ratio", "ratio_stderr",
+                "passed", "tolerance"):
+        assert key in res
+    assert res["variables"] == ["x", "y"]
+    assert res["measured"][0] < 0  # toward the flat end x → 0
+    assert abs(res["ratio"] - 1) <= 0.02 and 3 * res["ratio_stderr"] <= 0.02
+    assert rc == 0 and res["passed"]
+    for name in ("settings.json", "versions.json", "results.json", "table.txt"):
+        assert (tmp_path / name).is_file()
+    assert list((tmp_path / "figures").glob("*.png"))
+
+
+def test_user_valley_observable_ito(capsys, tmp_path):
+    rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "update",
+                       "--observable", "x**2 - y**2", "--chains", "1000", "--steps", "200", "--out", str(tmp_path))
+    for key in ("observable_predicted", "observable_predicted_leading", "observable_predicted_without_ito",
+                "observable_measured", "observable_stderr", "observable_passed"):
+        assert key in res
+    # the measurement sides with the prediction that has the Itô term
+    gap_with = abs(res["observable_measured"] - res["observable_predicted"])
+    gap_without = abs(res["observable_measured"] - res["observable_predicted_without_ito"])
+    assert gap_with < 0.05 * gap_without
+    assert res["observable_passed"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "bogus"], "unknown noise model"),
+    (["--loss", "(x*y - 1)**2", "--at", "x=0,y=0", "--noise", "update"], "zero-loss manifold"),
+    (["--loss", "x**2 + 1", "--at", "x=0", "--noise", "update"], "zero-loss manifold"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1.5"], "unstable"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "2", "--eta", "0.9",
+      "--chains", "16", "--steps", "500"], "diverged"),
+    (["--loss", "(x*y)**2", "--at", "x=1", "--noise", "update"], "no value for y"),
+    (["--at", "x=1,y=0"], "need --loss or --residuals"),
+    (["--suite", "no-such-suite"], "no checks in suite"),
+])
+def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, argv, words):
+    rc = main(["check", *argv, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert words in err and len(err.splitlines()) == 1, err
+
+
+def test_suite_subset_writes_results(capsys, tmp_path):
+    rc = main(["check", "--only", "gd-zero-drift", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "gd-zero-drift" in out and "PASS" in out and "1/1 passed" in out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["passed"] and res["results"][0]["name"] == "gd-zero-drift"
+    assert (tmp_path / "figures" / "measured-vs-predicted.png").is_file()
+    assert json.loads((tmp_path / "settings.json").read_text())["checks"] == ["gd-zero-drift"]
+
+
+def test_table_and_exit_status_follow_verdicts():
+    from flatland.cli.check_cmd import format_table, run_checks
+    from flatland.contracts import Check
+
+    good = CheckResult("good", "s", 1.0, 1.01, 0.001, "|r−1| ≤ 2%", True, ratio=1.01, ratio_stderr=0.001)
+    bad = CheckResult("bad", "s", 1.0, 1.5, 0.001, "|r−1| ≤ 2%", False, ratio=1.5, ratio_stderr=0.001,
+                      warnings=["ηλ near 2"], details={"verdict": "off by +0.5"})
+
+    def boom(options):
+        raise RuntimeError("kaput")
+
+    checks = [Check("a", lambda o: [good]), Check("b", lambda o: [bad]), Check("c", boom)]
+    results = run_checks(checks, {}, jobs=2, quiet=True)
+    assert [name for name, _, _ in results] == ["a", "b", "c"]
+    rows = [r for _, got, _ in results for r in got]
+    assert [r.passed for r in rows] == [True, False, False]
+    table = format_table(rows)
+    assert "PASS" in table and "FAIL" in table and "kaput" in table and "ηλ near 2" in table
+
+
+@pytest.mark.slow
+def test_whole_valley_suite_passes(tmp_path):
+    """The built-in suite end to end (what `flatland check` runs; about 2 minutes)."""
+    assert main(["check", "--out", str(tmp_path)]) == 0
