@@ -1,0 +1,238 @@
+"""Speed of the paper's Fig 2 configuration: flatland (JAX) against a plain PyTorch loop.
+
+What it measures, in one run on this machine:
+1. matrix-multiply rates (GFLOP/s) at the step's shapes, float64 and float32;
+2. flatland steps/s of the Fig 2 configuration (corridor, 18→500→17, GD lr 0.1,
+   gradient noise 0.0139, metrics logged every 100 steps inside the compiled
+   loop): single run float64, single run float32, and a 16-seed ensemble;
+3. the same step as a plain per-step PyTorch float64 loop with
+   ``torch.set_num_threads(1)`` (the way the paper's code trains), logging the
+   same metrics every 100 steps — skipped with a message if torch is absent
+   (torch is not a flatland dependency);
+4. the Hessian functionals at P = 18,000 (all units active) and on a sparse
+   layer (10% of units active), in seconds;
+5. the sparse step (``[run] step = "sparse"``) against the dense step on an
+   emulated sparsified layer (90% of units silenced with bias −10³), with the
+   default threefry PRNG and with XLA's faster ``rbg`` generator.
+
+    .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR]
+
+Targets (issue 5): float64 single ≥ 2.5× torch, float32 ≥ 5×; Hessian
+functionals ≤ 60 s at P = 18,000 with all units active.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+if "--xla-single-thread" in sys.argv:  # must be set before jax starts its CPU backend
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + SINGLE_THREAD_FLAGS).strip()
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+import flatland  # noqa: F401  (enables float64)
+from flatland.config import from_dict
+from flatland import runner
+
+FIG2 = {
+    "task": {"name": "corridor", "seed": 0},
+    "network": {"n_hid": 500, "dtype": "float64"},
+    "learner": {"name": "gd", "lr": 0.1},
+    "noise": {"name": "gradient", "sigma": 0.013894954943731374},
+    "run": {"log_every": 100, "hessian": "off"},
+}
+LOGGED = ["loss_norm", "active_fraction", "active_units"]
+
+
+def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense"):
+    d = json.loads(json.dumps(FIG2))
+    d["run"]["step"] = step
+    d["network"]["dtype"] = dtype
+    d["run"] |= {"steps": steps_per_chunk, "snapshot_every": steps_per_chunk, "checkpoint_every": steps_per_chunk,
+                 "seeds": seeds, "metrics": metrics, "prng": prng}
+    return from_dict(d)
+
+
+def silence(params, frac_active=0.1):
+    """An emulated sparsified layer: all but ``frac_active`` of the units get bias −10³ (inactive)."""
+    n = params["b"].shape[-1]
+    return dict(params, b=params["b"].at[..., int(round(frac_active * n)):].set(-1e3))
+
+
+def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, prng="threefry", step="dense",
+                  sparse_state=False):
+    """Steps per second (per chain) of the compiled chunk, after one compiling call."""
+    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step))
+    params, state = runner.initial_state(setup)
+    if sparse_state:
+        params = silence(params)
+    t0 = time.perf_counter()
+    tr = setup.chunk(runner.chunk_keys(setup, 0), params, state, jnp.asarray(0, jnp.int64))
+    jax.block_until_ready(tr.params)
+    compile_s = time.perf_counter() - t0
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        tr = setup.chunk(runner.chunk_keys(setup, r + 1), tr.params, tr.state, jnp.asarray(0, jnp.int64))
+        jax.block_until_ready(tr.params)
+        best = min(best, time.perf_counter() - t0)
+    return {"steps_per_s": steps / best, "chain_steps_per_s": steps * seeds / best, "seconds": best,
+            "first_call_s": compile_s, "final_active_units": float(np.mean(np.asarray(tr.records["active_units"])[:, -1]))}
+
+
+def torch_rate(steps):
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed (it is not a flatland dependency); "
+                           "install it in a throwaway way to compare, e.g. .venv/bin/pip install torch"}
+    from flatland_plugins.relu.tasks import corridor
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    d = corridor(seed=0)
+    X = torch.tensor(d.X, dtype=torch.float64)
+    Y = torch.tensor(d.Y, dtype=torch.float64)
+    var_y = float(((Y - Y.mean(0)) ** 2).mean())
+    W = (torch.randn(500, 18, dtype=torch.float64) * (2 / 18) ** 0.5).requires_grad_()
+    b = (torch.randn(500, dtype=torch.float64) * (2 / 18) ** 0.5).requires_grad_()
+    V = (torch.randn(17, 500, dtype=torch.float64) * (2 / 500)).requires_grad_()
+    lr, sigma = 0.1, FIG2["noise"]["sigma"]
+    logs = []
+
+    def block(n):
+        for i in range(n):
+            out = torch.relu(X @ W.T + b) @ V.T
+            loss = ((out - Y) ** 2).mean()
+            gW, gb, gV = torch.autograd.grad(loss, (W, b, V))
+            with torch.no_grad():
+                for p, g in ((W, gW), (b, gb), (V, gV)):
+                    p -= lr * (g + sigma * torch.randn_like(g))
+                if (i + 1) % 100 == 0:
+                    z = X @ W.T + b
+                    r = torch.relu(z) @ V.T - Y
+                    logs.append((float((r ** 2).mean()) / var_y, float((z > 0).double().mean()),
+                                 float((z > 0).any(0).double().mean())))
+
+    block(200)  # warm-up
+    t0 = time.perf_counter()
+    block(steps)
+    dt = time.perf_counter() - t0
+    return {"steps_per_s": steps / dt, "seconds": dt, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def matmul_rates(reps=2000):
+    """GFLOP/s of the five products of a step at the Fig 2 shapes, jit-compiled in a loop."""
+    out = {}
+    shapes = [("X@W.T", (150, 18), (18, 500)), ("h@V.T", (150, 500), (500, 17)), ("r.T@h", (17, 150), (150, 500)),
+              ("r@V", (150, 17), (17, 500)), ("d.T@X", (500, 150), (150, 18))]
+    for dt in ("float64", "float32"):
+        rates = {}
+        total_flops, total_s = 0.0, 0.0
+        for name, sa, sb in shapes:
+            a = jnp.asarray(np.random.default_rng(0).standard_normal(sa), dt)
+            b = jnp.asarray(np.random.default_rng(1).standard_normal(sb), dt)
+
+            @jax.jit
+            def loop(a, b):
+                def body(i, acc):
+                    return acc + (a * (1 + 1e-9 * i)) @ b
+                return jax.lax.fori_loop(0, reps, body, jnp.zeros((sa[0], sb[1]), dt))
+
+            loop(a, b).block_until_ready()
+            t0 = time.perf_counter()
+            loop(a, b).block_until_ready()
+            s = time.perf_counter() - t0
+            fl = 2.0 * sa[0] * sa[1] * sb[1] * reps
+            rates[name] = fl / s / 1e9
+            total_flops += fl
+            total_s += s
+        step_flops = total_flops / reps
+        out[dt] = {"per_product_gflops": rates, "combined_gflops": total_flops / total_s / 1e9,
+                   "step_matmul_mflop": step_flops / 1e6,
+                   "matmul_bound_steps_per_s": 1.0 / (total_s / reps)}
+    return out
+
+
+def hessian_timing():
+    from flatland import assemble
+    from flatland_plugins.relu import hessian as HS
+    loss = assemble().registry.create("losses", "corridor", seed=0)
+    ctx = loss.extras["relu"]
+    p = loss.init(jax.random.key(0))
+    res = {}
+    HS.functionals(jax.tree_util.tree_map(lambda a: a, p), ctx)  # compile the structured parts
+    for label, params in (("all_active", p), ("10pct_active", dict(p, b=p["b"].at[50:].set(-1e3)))):
+        t0 = time.perf_counter()
+        f = HS.functionals(params, ctx, method="gauss-newton")
+        res[label] = {"seconds": time.perf_counter() - t0, "solved_size": f["solved_size"],
+                      "active_units": f["active_units"], "n_zero": f["n_zero"], "lambda_max": f["lambda_max"],
+                      "trace": f["trace"], "eps_R": f["eps_R"]}
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20_000, help="timed steps per measurement (multiple of 100)")
+    ap.add_argument("--torch-steps", type=int, default=3_000)
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--xla-single-thread", action="store_true",
+                    help=f"run XLA's CPU kernels on one thread (XLA_FLAGS={SINGLE_THREAD_FLAGS!r}); on a busy "
+                         "2-core machine this is ~2x faster for these small products")
+    ap.add_argument("--torch-path", help="a folder holding a throwaway torch install (pip install --target DIR torch); "
+                                         "appended to sys.path so it shadows nothing")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse"])
+    args = ap.parse_args()
+    if args.torch_path:
+        sys.path.append(args.torch_path)
+    res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
+                       "xla_flags": os.environ.get("XLA_FLAGS", ""), "loadavg": os.getloadavg()}}
+    if "matmul" not in args.skip:
+        res["matmul"] = matmul_rates()
+        print("matmul", json.dumps(res["matmul"], indent=1))
+    res["flatland_f64"] = flatland_rate(args.steps)
+    print("flatland float64 single", res["flatland_f64"])
+    res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=list(runner.RUN_METRICS_DEFAULT))
+    print("flatland float64 single, all default metrics", res["flatland_f64_all_metrics"])
+    if "float32" not in args.skip:
+        res["flatland_f32"] = flatland_rate(args.steps, dtype="float32")
+        print("flatland float32 single", res["flatland_f32"])
+    if "ensemble" not in args.skip:
+        res["flatland_f64_16seeds"] = flatland_rate(max(1000, args.steps // 800 * 100), seeds=16)
+        print("flatland float64 16 seeds", res["flatland_f64_16seeds"])
+    if "sparse" not in args.skip:
+        for label, kw in (("dense_on_sparse_state", {}), ("sparse_step_on_sparse_state", {"step": "sparse"}),
+                          ("sparse_step_rbg_on_sparse_state", {"step": "sparse", "prng": "rbg"}),
+                          ("dense_rbg", {"prng": "rbg", "sparse_state": False})):
+            kw = {"sparse_state": True} | kw
+            res[label] = flatland_rate(args.steps, **kw)
+            print(label, res[label])
+    if "torch" not in args.skip:
+        res["torch_f64"] = torch_rate(args.torch_steps)
+        print("torch float64 loop", res["torch_f64"])
+        if "steps_per_s" in res["torch_f64"]:
+            t = res["torch_f64"]["steps_per_s"]
+            res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t}
+            if "flatland_f32" in res:
+                res["ratios"]["f32_vs_torch"] = res["flatland_f32"]["steps_per_s"] / t
+            for k in ("sparse_step_on_sparse_state", "sparse_step_rbg_on_sparse_state"):
+                if k in res:
+                    res["ratios"][k + "_vs_torch"] = res[k]["steps_per_s"] / t
+            print("ratios (targets: f64 ≥ 2.5, f32 ≥ 5)", res["ratios"])
+    if "hessian" not in args.skip:
+        res["hessian"] = hessian_timing()
+        print("hessian functionals at P=18,000", res["hessian"])
+    res["machine"]["loadavg_end"] = os.getloadavg()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

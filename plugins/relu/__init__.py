@@ -1,0 +1,75 @@
+"""The paper's ReLU predictive-coding network as flatland plugins (REFERENCE §A).
+
+Losses (tasks × network): ``corridor`` (the Fig 2 task), ``circular-track``,
+``random-mapping``, ``smoothed-mapping`` — each ``create("losses", name,
+seed=…, n_hid=…, dtype=…, …)``. Metrics: normalised loss, active fraction,
+active units, SI, shuffle-corrected SI, place cells and the Gauss–Newton
+Hessian functionals, all pure JAX for in-loop logging. Checks: the ``relu``
+suite (see :mod:`.checks`). Modules: tasks, network, model, metrics, hessian,
+phases, checks, sparse.
+"""
+from flatland import Metric, hookimpl
+
+from . import metrics as M
+from .model import make_loss
+
+
+def _task_factory(name):
+    def factory(**options):
+        return make_loss(name, **options)
+    return factory
+
+
+def _ctx(loss):
+    ctx = getattr(loss, "extras", {}).get("relu")
+    if ctx is None:
+        raise ValueError(f"metric needs a relu-network loss (extras['relu']); {getattr(loss, 'name', loss)!r} is not one")
+    return ctx
+
+
+def _metric(name, fn, every=100, needs_place=False):
+    def factory(every=every):
+        def f(params, loss):
+            ctx = _ctx(loss)
+            if needs_place and ctx["place"] is None:
+                raise ValueError(f"metric {name} needs positions; task {loss.name!r} has none")
+            return fn(params, ctx)
+        return Metric(name, f, every, requires=("relu",))
+    return factory
+
+
+@hookimpl
+def flatland_losses(register):
+    register("corridor", _task_factory("corridor"),
+             "paper Fig 2: predictive coding in a textured corridor, 18→500 ReLU→17 network, MSE")
+    register("circular-track", _task_factory("circular-track"),
+             "simplified predictive coding on a circular track (no velocity input), ReLU network")
+    register("random-mapping", _task_factory("random-mapping"),
+             "uniform random inputs → uniform random targets, ReLU network")
+    register("smoothed-mapping", _task_factory("smoothed-mapping"),
+             "Gaussian-smoothed random mapping, ReLU network")
+
+
+@hookimpl
+def flatland_metrics(register):
+    from .hessian import gn_functionals
+    register("loss_norm", _metric("loss_norm", M.loss_norm), "relu net: MSE / Var(Y)")
+    register("active_fraction", _metric("active_fraction", M.active_fraction),
+             "relu net: mean of the inputs×units matrix [pre-activation > 0]")
+    register("active_units", _metric("active_units", M.active_units),
+             "relu net: fraction of hidden units active on at least one input")
+    register("si", _metric("si", M.si, needs_place=True),
+             "relu net: mean Skaggs spatial information (bits) over place cells (SI > 0.01)")
+    register("si_corrected", _metric("si_corrected", M.si_corrected, needs_place=True),
+             "relu net: mean over active units of SI minus its mean under time shuffles")
+    register("place_cells", _metric("place_cells", M.place_cells, needs_place=True),
+             "relu net: number of units with SI > 0.01 bits")
+    register("hessian_gn", _metric("hessian_gn", gn_functionals, every=10000),
+             "relu net: Gauss–Newton Hessian trace, #zero eigenvalues, Σlog nonzero, λmax (exact eigh)")
+
+
+@hookimpl
+def flatland_checks(register):
+    from .checks import CHECKS
+    for name, (factory, summary) in CHECKS.items():
+        register(name, factory, summary)

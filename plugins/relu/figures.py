@@ -1,0 +1,154 @@
+"""PNG figures of a ``flatland run`` folder (the paper's Fig 2 panels and Hessian spectra).
+
+What: ``make_figures(out)`` reads ``metrics.csv``, ``hessian.csv`` and
+``snapshots/*.npz`` and writes into ``out/figures``:
+
+* ``fig2bc_curves.png`` — normalised loss (log), fraction of active units,
+  active fraction and mean SI over training (seed mean, each seed faint);
+* ``fig2d_ratemaps.png`` — rate maps of the place cells of seed 0 at four
+  snapshot times (from 10% of the run to its end, as the public code picks
+  them); row i is sorted by the units' peak positions at time i, column j is
+  time j, each map normalised to its maximum;
+* ``fig2e_correlation.png`` — mean Pearson r of the units' (smoothed) rate maps
+  between every pair of snapshot times (units that are place cells at both);
+* ``hessian_spectra.png`` — histograms of log10 of the nonzero Hessian
+  eigenvalues at each Hessian snapshot (seed 0), with the zero count.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _load_snapshots(out: Path):
+    snaps = []
+    for f in sorted((out / "snapshots").glob("step_*.npz")):
+        with np.load(f) as z:
+            snaps.append({k: z[k] for k in z.files})
+    return snaps
+
+
+def curves(out: Path, plt):
+    from flatland.runner import read_csv
+    m = read_csv(out / "metrics.csv")
+    if not m or m["step"].size == 0:
+        return None
+    panels = [k for k in ("loss_norm", "active_units", "active_fraction", "si", "si_corrected", "hess_trace") if k in m]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 1.7 * len(panels)), sharex=True)
+    axes = np.atleast_1d(axes)
+    seeds = np.unique(m["seed"])
+    steps = np.unique(m["step"])
+    for ax, k in zip(axes, panels):
+        mean = np.array([np.nanmean(m[k][m["step"] == s]) for s in steps])
+        for s in seeds:
+            sel = m["seed"] == s
+            ax.plot(m["step"][sel], m[k][sel], lw=0.5, alpha=0.3)
+        ax.plot(steps, mean, color="k", lw=1.2)
+        if k in ("loss_norm", "hess_trace"):
+            ax.set_yscale("log")
+        ax.set_ylabel(k.replace("_", " "), fontsize=8)
+    axes[-1].set_xlabel("training step")
+    fig.tight_layout()
+    return fig
+
+
+def ratemaps(snaps, plt):
+    snaps = [s for s in snaps if "rate_maps" in s]
+    if len(snaps) < 2:
+        return None
+    S = len(snaps)
+    pick = np.unique(np.linspace(0.1 * S, S - 1, 4).astype(int))
+    fig, axes = plt.subplots(len(pick), len(pick), figsize=(1.6 * len(pick) + 1, 1.6 * len(pick) + 0.5), squeeze=False)
+    for i, a in enumerate(pick):
+        maps_a, si_a = snaps[a]["rate_maps"][0], snaps[a]["si"][0]
+        place = np.nonzero(np.nan_to_num(si_a) > 0.01)[0]
+        order = place[np.argsort(np.argmax(maps_a[place], axis=1))]
+        for j, b in enumerate(pick):
+            ax = axes[i, j]
+            mp = snaps[b]["rate_maps"][0][order]
+            mx = mp.max(1, keepdims=True)
+            ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto", interpolation="nearest",
+                      cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([0, max(len(order) - 1, 0)] if j == 0 else [])
+            if i == 0:
+                ax.set_title(f"step {int(snaps[b]['step']):,}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"sorted @{int(snaps[a]['step']):,}", fontsize=6)
+    fig.suptitle("rate maps (seed 0), place cells; x: signed position (both directions)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def correlation(snaps, plt):
+    from .metrics import ratemap_correlation
+    snaps = [s for s in snaps if "rate_maps" in s]
+    if len(snaps) < 2:
+        return None
+    maps = np.stack([s["rate_maps"][0] for s in snaps])
+    place = np.stack([np.nan_to_num(s["si"][0]) > 0.01 for s in snaps])
+    n_bins = maps.shape[-1]
+    C = ratemap_correlation(maps, place, sigma_bins=0.06 * n_bins)
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    steps = [int(s["step"]) for s in snaps]
+    im = ax.imshow(C, vmin=-1, vmax=1, cmap="viridis", extent=[steps[0], steps[-1], steps[-1], steps[0]])
+    fig.colorbar(im, ax=ax, label="Pearson r")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training step")
+    ax.set_title("rate-map correlation (seed 0)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def spectra(snaps, out: Path, plt):
+    from flatland.runner import read_csv
+    hs = [s for s in snaps if "eigenvalues_0" in s]
+    if not hs:
+        return None
+    h = read_csv(out / "hessian.csv") if (out / "hessian.csv").exists() else {}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    cmap = plt.get_cmap("viridis")
+    for i, s in enumerate(hs):
+        e = s["eigenvalues_0"]
+        e = e[e > 0]
+        step = int(s["step"])
+        nz = ""
+        if h:
+            sel = (h["step"] == step) & (h["seed"] == 0)
+            if sel.any():
+                nz = f", {int(h['n_zero'][sel][0])} zero"
+        if e.size:
+            ax.hist(np.log10(e), bins=60, histtype="step", color=cmap(i / max(len(hs) - 1, 1)),
+                    label=f"step {step:,}{nz}")
+    ax.set_xlabel("log10 eigenvalue (nonzero part of the spectrum)")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=6)
+    ax.set_title("Hessian spectra (seed 0)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def make_figures(out) -> list:
+    """Write every figure the run's data allows; returns the paths written."""
+    out = Path(out)
+    plt = _plt()
+    fdir = out / "figures"
+    fdir.mkdir(exist_ok=True)
+    snaps = _load_snapshots(out)
+    written = []
+    for name, fig in (("fig2bc_curves.png", curves(out, plt)), ("fig2d_ratemaps.png", ratemaps(snaps, plt)),
+                      ("fig2e_correlation.png", correlation(snaps, plt)),
+                      ("hessian_spectra.png", spectra(snaps, out, plt))):
+        if fig is not None:
+            fig.savefig(fdir / name, dpi=130)
+            plt.close(fig)
+            written.append(fdir / name)
+    return written

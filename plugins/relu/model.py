@@ -1,0 +1,69 @@
+"""Task + network → a flatland ``Loss`` (the factory behind the relu loss plugins).
+
+What: ``make_loss(task_name, **options)`` splits ``options`` into task
+parameters (see :mod:`.tasks`), network parameters (``n_hid``, ``activation``,
+``regime``, ``dtype``, ``alpha``) and rate-map parameters (``n_bins``,
+``n_shuffles``, ``place_threshold``), generates the data, and returns a
+:class:`flatland.Loss` with ``residuals(params) = f(X) − Y`` of shape
+(T, d_out), κ = 1/(T·d_out) (mean squared error, the paper's loss),
+``init(key)`` drawing the paper's initialisation, and
+``extras["relu"]`` — the context every relu metric, Hessian functional and the
+runner read: spec, X, Y (as arrays of the run's dtype), kappa, var_y, positions
+and binning. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
+option is passed to the task where the task takes it.
+"""
+from __future__ import annotations
+
+import inspect
+
+import jax.numpy as jnp
+import numpy as np
+
+from flatland.contracts import Loss
+from flatland.errors import UserError
+
+from . import metrics as M
+from .network import NetSpec, forward, init_params
+from .tasks import TASKS
+
+NET_KEYS = ("n_hid", "activation", "regime", "dtype", "alpha")
+PLACE_KEYS = ("n_bins", "n_shuffles", "shuffle_seed", "place_threshold")
+
+
+def task_keys(task_name):
+    return tuple(inspect.signature(TASKS[task_name]).parameters)
+
+
+def make_loss(task_name: str, **options) -> Loss:
+    """Build the Loss of ``task_name`` with the given task/network/rate-map options."""
+    if task_name not in TASKS:
+        raise UserError(f"unknown relu task {task_name!r} (known: {', '.join(TASKS)})")
+    tkeys = task_keys(task_name)
+    unknown = sorted(set(options) - set(tkeys) - set(NET_KEYS) - set(PLACE_KEYS))
+    if unknown:
+        known = ", ".join(sorted(set(tkeys) | set(NET_KEYS) | set(PLACE_KEYS)))
+        raise UserError(f"unknown option(s) {', '.join(unknown)} for task {task_name!r} (known: {known})")
+    data = TASKS[task_name](**{k: v for k, v in options.items() if k in tkeys})
+    net = {k: options[k] for k in NET_KEYS if k in options}
+    spec = NetSpec(d_in=data.X.shape[1], d_out=data.Y.shape[1], **net)
+    dt = spec.jdtype
+    X = jnp.asarray(data.X, dt)
+    Y = jnp.asarray(data.Y, dt)
+    var_y = float(np.mean((data.Y - data.Y.mean(0)) ** 2))
+    kappa = 1.0 / Y.size
+    ctx = {"spec": spec, "X": X, "Y": Y, "kappa": kappa, "var_y": var_y, "task": data,
+           "place": None}
+    if data.pos is not None:
+        pk = {k: options[k] for k in PLACE_KEYS if k in options}
+        ctx["place"] = M.place_context(data.pos, data.direction, data.track, **pk)
+
+    def residuals(params):
+        return forward(params, X, spec) - Y
+
+    return Loss(
+        name=task_name,
+        residuals=residuals,
+        kappa=kappa,
+        init=lambda key: init_params(spec, key),
+        extras={"relu": ctx},
+    )

@@ -1,0 +1,104 @@
+"""Sparsification timescale and the three phases of learning, from logged curves.
+
+What: ``fit_timescale(steps, active_units)`` fits the exponential decay of the
+fraction of active units the way REFERENCE §A describes: shift the curve so its
+plateau is 0, keep it only until 90% of the drop is done, and fit
+log(y − plateau) linearly in time from the peak. It returns τ (steps) and the
+decay rate 1/τ with the fit's R², or ``ok: False`` with the reason — a failed
+fit is never reported as τ = 0 or ∞.
+
+``label_phases(steps, loss, active_units)`` labels (i) fast convergence: until
+the loss first comes within a factor 2 of its plateau (median over the last
+half of the run); (ii) directed drift: from there until 90% of the
+active-unit drop after convergence is done; (iii) null drift: the rest, where
+the statistics are stationary (the drift of the mean over that phase is
+reported so it can be judged). If the active-unit fraction falls by less than
+``min_drop`` after convergence, phase (ii) is reported as not detected.
+
+Why the plateau: the public code shifts by the curve's minimum, which on a
+noisy curve sits below the plateau and bends the log; the mean of the last 10%
+is the plateau estimate here (its s.e. over those points is reported).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _smooth(y, window):
+    if window <= 1:
+        return np.asarray(y, float)
+    k = np.ones(window) / window
+    pad = np.pad(np.asarray(y, float), (window // 2, window - 1 - window // 2), mode="edge")
+    return np.convolve(pad, k, mode="valid")
+
+
+def fit_timescale(steps, y, tail=0.1, clip=0.9, min_drop=0.02, min_points=4) -> dict:
+    """Exponential timescale of a decaying curve (see module doc)."""
+    steps = np.asarray(steps, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(y)
+    steps, y = steps[ok], y[ok]
+    if y.size < min_points:
+        return {"ok": False, "reason": f"only {y.size} finite points"}
+    n_tail = max(2, int(round(tail * y.size)))
+    plateau = float(np.mean(y[-n_tail:]))
+    plateau_se = float(np.std(y[-n_tail:], ddof=1) / np.sqrt(n_tail))
+    i0 = int(np.argmax(y))
+    drop = y[i0] - plateau
+    res = {"plateau": plateau, "plateau_se": plateau_se, "peak": float(y[i0]), "peak_step": float(steps[i0]),
+           "drop": float(drop)}
+    if drop < min_drop:
+        return res | {"ok": False, "reason": f"drop {drop:.3g} below {min_drop} (no sparsification to fit)"}
+    target = y[i0] - clip * drop
+    below = np.nonzero(y[i0:] <= target)[0]
+    i1 = i0 + (int(below[0]) if below.size else y.size - i0 - 1)
+    xs, ys = steps[i0:i1 + 1], y[i0:i1 + 1] - plateau
+    keep = ys > 0
+    xs, ys = xs[keep], ys[keep]
+    if xs.size < min_points:
+        return res | {"ok": False, "reason": f"only {xs.size} points between the peak and 90% of the drop"}
+    A = np.stack([xs - xs[0], np.ones_like(xs)], 1)
+    coef, *_ = np.linalg.lstsq(A, np.log(ys), rcond=None)
+    pred = A @ coef
+    ss_res = float(np.sum((np.log(ys) - pred) ** 2))
+    ss_tot = float(np.sum((np.log(ys) - np.log(ys).mean()) ** 2))
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    slope = float(coef[0])
+    if not slope < 0:
+        return res | {"ok": False, "reason": f"fitted slope {slope:.3g} is not a decay", "r2": r2}
+    return res | {"ok": True, "tau": -1.0 / slope, "rate": -slope, "log10_rate": float(np.log10(-slope)),
+                  "r2": r2, "fit_points": int(xs.size), "fit_until_step": float(xs[-1])}
+
+
+def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> dict:
+    """Fast convergence / directed drift / null drift boundaries (see module doc)."""
+    steps = np.asarray(steps, float)
+    loss = np.asarray(loss, float)
+    au = np.asarray(active_units, float)
+    n = steps.size
+    if n < 4 or not np.isfinite(loss).any():
+        return {"ok": False, "reason": "too few logged points"}
+    w = max(1, int(smooth_frac * n))
+    ls = _smooth(np.log10(np.maximum(loss, 1e-300)), w)
+    plateau = float(np.median(ls[n // 2:]))
+    conv = np.nonzero(ls <= plateau + np.log10(2))[0]
+    i_conv = int(conv[0]) if conv.size else n - 1
+    aus = _smooth(au, w)
+    au_plateau = float(np.mean(aus[-max(2, n // 10):]))
+    drop = float(aus[i_conv] - au_plateau)
+    out = {"ok": True, "loss_plateau_log10": plateau, "converged_step": float(steps[i_conv]),
+           "fast_convergence": [float(steps[0]), float(steps[i_conv])]}
+    if drop < min_drop:
+        out |= {"directed_drift": None, "null_drift": [float(steps[i_conv]), float(steps[-1])],
+                "note": f"active-unit fraction fell by {drop:.3g} < {min_drop} after convergence: no directed drift"}
+        i_null = i_conv
+    else:
+        done = np.nonzero(aus[i_conv:] <= au_plateau + 0.1 * drop)[0]
+        i_null = i_conv + (int(done[0]) if done.size else n - 1 - i_conv)
+        out |= {"directed_drift": [float(steps[i_conv]), float(steps[i_null])],
+                "null_drift": [float(steps[i_null]), float(steps[-1])] if i_null < n - 1 else None}
+    tail = au[i_null:]
+    if tail.size >= 4:
+        h = tail.size // 2
+        out["null_drift_mean_change"] = float(tail[h:].mean() - tail[:h].mean())
+    return out

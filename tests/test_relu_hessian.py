@@ -1,0 +1,93 @@
+"""Hessian functionals: structure (Gram, Jacobian, trace, Weyl bound) against dense jax.hessian + eigh."""
+import numpy as np
+import pytest
+import jax
+
+import flatland
+from flatland_plugins.relu import hessian as HS
+from flatland_plugins.relu.network import flatten, unflatten
+
+
+@pytest.fixture(scope="module")
+def small():
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=0, n_hid=6, T=20)
+    ctx = loss.extras["relu"]
+    p = loss.init(jax.random.key(1))
+    p = dict(p, b=p["b"].at[2].set(-50.0))  # one unit dead: exact zero rows
+    return loss, ctx, p
+
+
+def test_gram_and_jacobian_match_autodiff(small):
+    loss, ctx, p = small
+    spec = ctx["spec"]
+    J = np.asarray(jax.jacfwd(lambda th: loss.residuals(unflatten(th, spec)).reshape(-1))(flatten(p)))
+    assert np.allclose(np.asarray(HS.jacobian(p, ctx["X"], spec)), J, atol=1e-13)
+    assert np.allclose(np.asarray(HS.jacobian(p, ctx["X"], spec, xp=np)), J, atol=1e-13)
+    assert np.allclose(np.asarray(HS.gram(p, ctx["X"], spec)), J @ J.T, atol=1e-12)
+    assert float(HS.gn_trace(p, ctx["X"], spec, ctx["kappa"])) == pytest.approx(2 * ctx["kappa"] * np.sum(J * J))
+
+
+def test_full_hessian_dense_reference(small):
+    loss, ctx, p = small
+    spec = ctx["spec"]
+    H = np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p)))
+    e = np.linalg.eigvalsh(H)
+    full = HS.functionals(p, ctx, method="full")
+    # structural zeros of the dead unit are dropped from the solve, then counted
+    dead = int(np.sum(~(np.asarray(ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)))
+    assert dead >= 1
+    assert full["structural_zeros"] == dead * spec.per_unit
+    assert full["solved_size"] == (spec.n_hid - dead) * spec.per_unit
+    assert full["trace"] == pytest.approx(np.trace(H), rel=1e-12)
+    assert full["lambda_max"] == pytest.approx(e[-1], rel=1e-10)
+    tol = full["tol"]
+    assert full["n_zero"] == int(np.sum(np.abs(e) <= tol))
+    assert full["n_zero"] >= spec.per_unit
+    # eigenvalues just above tol carry absolute round-off ~ε·λ_max, so their logs agree only to ~1e-4 each
+    assert full["sum_log"] == pytest.approx(np.sum(np.log(e[e > tol])), rel=1e-6)
+
+
+def test_gauss_newton_exact_and_weyl_bound(small):
+    loss, ctx, p = small
+    spec = ctx["spec"]
+    H = np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p)))
+    J = np.asarray(jax.jacfwd(lambda th: loss.residuals(unflatten(th, spec)).reshape(-1))(flatten(p)))
+    GN = 2 * ctx["kappa"] * J.T @ J
+    e_gn, e_h = np.linalg.eigvalsh(GN), np.linalg.eigvalsh(H)
+    gn = HS.functionals(p, ctx, method="gauss-newton")
+    assert gn["lambda_max"] == pytest.approx(e_gn[-1], rel=1e-10)
+    assert gn["n_zero"] == int(np.sum(np.abs(e_gn) <= gn["tol"]))
+    assert gn["trace"] == pytest.approx(np.trace(H), rel=1e-10)  # diag of the residual term is 0 for ReLU
+    eps = gn["eps_R"]
+    assert np.linalg.norm(H - GN, 2) == pytest.approx(eps, rel=1e-8)
+    assert np.max(np.abs(e_h - e_gn)) <= eps * (1 + 1e-9)      # Weyl
+    jg = HS.gn_functionals(p, ctx)                                # in-loop (jit) version agrees
+    assert float(jg["hess_lambda_max"]) == pytest.approx(gn["lambda_max"], rel=1e-10)
+    assert int(jg["hess_n_zero"]) == gn["n_zero"]
+
+
+def test_gram_path_equals_small_side_path():
+    """T·d_out < P: the Gram (T·d_out) path has the GN spectrum of the P×P path."""
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=1, n_hid=10, T=8, n_rays=5)  # m = 40 < P = 120
+    ctx = loss.extras["relu"]
+    p = loss.init(jax.random.key(2))
+    spec = ctx["spec"]
+    J = np.asarray(HS.jacobian(p, ctx["X"], spec, xp=np))
+    e = np.linalg.eigvalsh(2 * ctx["kappa"] * J.T @ J)
+    f = HS.functionals(p, ctx, method="gauss-newton")
+    assert f["solved_size"] == 40
+    assert f["lambda_max"] == pytest.approx(e[-1], rel=1e-10)
+    assert f["n_zero"] == int(np.sum(np.abs(e) <= f["tol"]))
+    assert f["sum_log"] == pytest.approx(np.sum(np.log(e[e > f["tol"]])), rel=1e-8)
+
+
+def test_lanczos_lambda_max(small):
+    loss, ctx, p = small
+    spec = ctx["spec"]
+    H = np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p)))
+    lz = HS.functionals(p, ctx, method="lanczos", lanczos_steps=60)
+    assert lz["lambda_max"] == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-8)
+    dead = int(np.sum(~(np.asarray(ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)))
+    assert lz["n_zero_is_lower_bound"] and lz["n_zero"] == dead * spec.per_unit

@@ -1,0 +1,46 @@
+"""The sparse GD step follows the dense step's trajectory (same noise, round-off differences only)."""
+import numpy as np
+import pytest
+import jax
+
+import flatland
+from flatland.simulate import make_runner
+from flatland_plugins.relu.sparse import make_sparse_grad, make_sparse_step
+
+
+@pytest.mark.slow
+def test_sparse_grad_equals_dense_grad():
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=0, n_hid=40)
+    ctx = loss.extras["relu"]
+    p = loss.init(jax.random.key(0))
+    for n_dead in (0, 25, 38):  # exercise several capacity buckets
+        q = dict(p, b=p["b"].at[:n_dead].set(-1e3))
+        gs = jax.jit(make_sparse_grad(ctx))(q)
+        gd = jax.grad(loss)(q)
+        for k in gd:
+            np.testing.assert_allclose(gs[k], gd[k], rtol=1e-12, atol=1e-15)
+            if k != "V":
+                assert np.all(np.asarray(gs[k])[:n_dead] == 0)
+
+
+def test_sparse_trajectory_matches_dense():
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=0, n_hid=30)
+    noise, gd = reg.create("noise", "gradient"), reg.create("learners", "gd")
+    hyper = {"learner": flatland.as_hyper(gd.hyper, {"lr": 0.4}), "noise": flatland.as_hyper(noise.hyper, {"sigma": 0.03})}
+    p = loss.init(jax.random.key(3))
+    p = dict(p, b=p["b"].at[:20].add(-3.0))  # start partly sparse so several buckets are used
+    out = {}
+    for name, step in (("dense", flatland.make_step(loss, noise, gd)), ("sparse", make_sparse_step(loss, noise, gd))):
+        run = jax.jit(make_runner(step, 1000, every=250,
+                                  record=lambda q, s, h: jax.numpy.sum(jax.numpy.any(ctx_z(loss, q) > 0, 0))))
+        out[name] = run(jax.random.key(9), p, (), hyper, 0)
+    for k in p:
+        np.testing.assert_allclose(out["sparse"].params[k], out["dense"].params[k], rtol=0, atol=1e-9)
+    assert np.array_equal(out["sparse"].records, out["dense"].records)
+
+
+def ctx_z(loss, q):
+    ctx = loss.extras["relu"]
+    return ctx["X"] @ q["W"].T + q["b"]

@@ -1,0 +1,156 @@
+"""`flatland run`: config errors, SIGKILL + --resume bit-for-bit, divergence stop, CSV and figures."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flatland import checkpoint as ckpt
+from flatland.cli import main
+from flatland.config import from_dict, load
+from flatland.errors import UserError
+from flatland import runner
+
+SMALL = """
+[task]
+name = "corridor"
+seed = 1
+[network]
+n_hid = 12
+[rate_maps]
+n_shuffles = 2
+[learner]
+name = "gd"
+lr = 0.4
+[noise]
+name = "gradient"
+sigma = 0.03
+[run]
+steps = {steps}
+seeds = 2
+seed = 5
+log_every = 50
+snapshot_every = 250
+checkpoint_every = 500
+hessian = "off"
+"""
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_config_errors_are_one_line(tmp_path, capsys):
+    bad_key = _write(tmp_path, "a.toml", SMALL.format(steps=1000).replace("seeds = 2", "seedz = 2"))
+    assert main(["run", str(bad_key), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "seedz" in err
+    for text, word in [(SMALL.format(steps=1000).replace('name = "gd"', 'name = "gdd"'), "gdd"),
+                       (SMALL.format(steps=1000).replace("lr = 0.4", "lrr = 0.4"), "lrr"),
+                       (SMALL.format(steps=1000).replace("n_hid = 12", "n_hid = -3"), "n_hid"),
+                       (SMALL.format(steps=1001), "multiple"),
+                       ("[task\nname=", "TOML")]:
+        p = _write(tmp_path, "b.toml", text)
+        assert main(["run", str(p), "--out", str(tmp_path / "o2")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and word in err, err
+
+
+def _final_params(out):
+    cfg = load(out / "config.toml")
+    setup = runner.build(cfg)
+    params, state = runner.initial_state(setup)
+    trees, meta = ckpt.load(out / "checkpoint.npz", {"params": params, "state": state})
+    return trees["params"], meta
+
+
+def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path):
+    """Stop 1 chunk after a checkpoint (rows past it are on disk), resume: identical bytes and params."""
+    cfg_path = _write(tmp_path, "s.toml", SMALL.format(steps=1000))
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    runner.run(load(cfg_path), ref, progress=False, figures=False)
+    assert runner.run(load(cfg_path), cut, progress=False, figures=False, stop_after=3) == {"stopped_at": 750}
+    rows_before = (cut / "metrics.csv").read_text().count("\n")
+    runner.run(load(cfg_path), cut, resume=True, progress=False, figures=False)
+    assert rows_before > 1 + 2 * 500 // 50  # the rows past the step-500 checkpoint were on disk
+    assert (cut / "metrics.csv").read_bytes() == (ref / "metrics.csv").read_bytes()
+    p_ref, _ = _final_params(ref)
+    p_cut, _ = _final_params(cut)
+    for k in p_ref:
+        assert np.array_equal(p_ref[k], p_cut[k])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
+    steps = 10_000
+    cfg_path = _write(tmp_path, "small.toml", SMALL.format(steps=steps))
+    # uninterrupted reference, in this process
+    ref = tmp_path / "ref"
+    runner.run(load(cfg_path), ref, progress=False, figures=False)
+    # the same run in a subprocess, killed with SIGKILL once a mid-run checkpoint exists
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "flatland", "run", str(cfg_path), "--out", str(out), "--quiet", "--no-figures"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            meta = ckpt.load(out / "checkpoint.npz", {})[1]
+        except Exception:
+            meta = {"step": 0}
+        if meta["step"] >= 1000:
+            proc.send_signal(signal.SIGKILL)
+            killed_at = meta["step"]
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at is not None and killed_at < steps, "the run finished (or never started) before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "summary.json").exists()
+    assert main(["run", str(cfg_path), "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
+    assert (out / "metrics.csv").read_bytes() == (ref / "metrics.csv").read_bytes()
+    p_ref, m_ref = _final_params(ref)
+    p_res, m_res = _final_params(out)
+    assert m_ref["step"] == m_res["step"] == steps
+    for k in p_ref:
+        assert np.array_equal(p_ref[k], p_res[k])
+
+
+def test_resume_refuses_other_config_and_existing_run(tmp_path):
+    cfg_path = _write(tmp_path, "c.toml", SMALL.format(steps=500))
+    out = tmp_path / "r"
+    runner.run(load(cfg_path), out, progress=False, figures=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        runner.run(load(cfg_path), out, progress=False, figures=False)
+    other = load(_write(tmp_path, "d.toml", SMALL.format(steps=500).replace("sigma = 0.03", "sigma = 0.05")))
+    with pytest.raises(UserError, match="different configuration"):
+        runner.run(other, out, resume=True, progress=False, figures=False)
+    # --steps may extend a finished run
+    d = load(cfg_path).to_dict()
+    d["run"]["steps"] = 1000
+    s = runner.run(from_dict(d), out, resume=True, progress=False, figures=True)
+    assert s["steps_done"] == 1000
+    for f in ("fig2bc_curves.png", "fig2d_ratemaps.png", "fig2e_correlation.png"):
+        assert (out / "figures" / f).stat().st_size > 1000
+    m = runner.read_csv(out / "metrics.csv")
+    assert list(m)[:2] == ["step", "seed"] and m["step"].max() == 1000 and m["step"].size == 2 * 1000 // 50
+
+
+def test_divergence_stops_with_step_and_keeps_metrics(tmp_path, capsys):
+    text = SMALL.format(steps=5000).replace("lr = 0.4", "lr = 60.0")
+    cfg_path = _write(tmp_path, "div.toml", text)
+    out = tmp_path / "div"
+    assert main(["run", str(cfg_path), "--out", str(out), "--quiet", "--no-figures"]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "step" in err
+    m = runner.read_csv(out / "metrics.csv")
+    assert m["step"].size > 0
+    import json
+    s = json.loads((out / "summary.json").read_text())
+    assert s["diverged"]["step"] >= 0 and s["steps_done"] < 5000
