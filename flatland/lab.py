@@ -138,7 +138,7 @@ class Lab:
     def theory_loss(self, problem):
         """The problem's own loss as a flatland.Loss of JAX functions (lambdified from its SymPy expressions)."""
         from flatland import Loss
-        from flatland.theory._lambdify import jax_function
+        from flatland.theory import jax_function
 
         key = ("theory-loss", id(problem))
         if key not in self._cache:
@@ -161,7 +161,7 @@ class Lab:
     def observable_fn(self, problem, text: str):
         """The observable c(θ) as a JAX function of flat θ (lambdified once from the safe grammar)."""
         from flatland.theory import parse_expr
-        from flatland.theory._lambdify import lambdify_flat
+        from flatland.theory import lambdify_flat
 
         key = ("observable", id(problem), text)
         if key not in self._cache:

@@ -9,14 +9,18 @@ what noisy learning does along the zero-loss manifold Γ (../shared/THEORY.md):
 * ``covariance`` — per-step noise covariances C(θ) for SymPy and arrays;
 * ``predict`` → ``Prediction`` — Hessian, tangent space, regularizer, drift and warnings at a point;
 * ``compile_prediction`` — the same drift as a cached pure JAX function for ``jit(vmap(...))``;
-* ``symbolic_drift`` / ``regularizer`` — the closed forms, symbolically.
+* ``symbolic_drift`` / ``regularizer`` — the closed forms, symbolically;
+* ``jax_function`` / ``lambdify_flat`` — cached JAX functions of a problem (loss, residuals, ...);
+* ``validate_noise`` — a UserError explaining why a noise model has no prediction here.
 
 Kink convention everywhere: the derivative of Max at a tie is 0, so relu′(0) = 0.
 """
 from . import covariance
 from ._closed import ETA, SIGMA, regularizer, symbolic_drift
 from ._compile import NOISES, compile_prediction
+from ._compile import check_noise as validate_noise
 from ._hessians import hessian_autograd, hessian_jax, hessian_sympy
+from ._lambdify import jax_function, lambdify_flat
 from ._manifold import project, rank_and_basis
 from ._parse import parse_expr
 from ._predict import Prediction, predict
@@ -26,5 +30,6 @@ from ._rule import general_drift
 __all__ = [
     "covariance", "ETA", "SIGMA", "regularizer", "symbolic_drift", "NOISES", "compile_prediction",
     "hessian_autograd", "hessian_jax", "hessian_sympy", "project", "rank_and_basis", "parse_expr",
-    "Prediction", "predict", "Problem", "parse_point", "general_drift",
+    "Prediction", "predict", "Problem", "parse_point", "general_drift", "jax_function", "lambdify_flat",
+    "validate_noise",
 ]

@@ -19,7 +19,7 @@ def _problem_and_loss(args, registry):
     """(Problem, flatland.Loss for the simulator)."""
     from flatland import Loss
     from flatland.theory import Problem
-    from flatland.theory._lambdify import jax_function
+    from flatland.theory import jax_function
 
     if args.residuals is not None:
         problem = Problem.from_residuals(args.residuals, kappa=0.5 if args.kappa is None else args.kappa,
@@ -62,9 +62,9 @@ def _components(args, registry, problem):
     from flatland.theory import NOISES
 
     if tnoise not in NOISES:
-        from flatland.theory._compile import check_noise
+        from flatland.theory import validate_noise
 
-        check_noise(problem, tnoise)  # raises the theory's explanation (e.g. minibatch)
+        validate_noise(problem, tnoise)  # raises the theory's explanation (e.g. minibatch)
     noise, learner = registry.create("noise", noise_name), registry.create("learners", learner_name)
     lr = {"lr": args.eta} | ({"sigma": args.sigma} if learner_name == "sed" else {})
     nh = {k: args.sigma for k in noise.hyper}  # sigma, or width for uniform-label
