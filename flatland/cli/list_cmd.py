@@ -23,11 +23,12 @@ def run(args) -> int:
         print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
     else:
         kind = None
+        width = max((len(e.name) for e in entries), default=0)
         for e in entries:
             if e.kind != kind:
                 kind = e.kind
                 print(f"{kind}:")
-            print(f"  {e.name:<18} {e.summary}  [{e.origin}]")
+            print(f"  {e.name:<{width}}  {e.summary}  [{e.origin}]")
     for b in asm.broken:
         print(f"flatland: warning: plugin {b.name!r} from {b.distribution} left out: {b.error}", file=sys.stderr)
     return 0
