@@ -37,6 +37,7 @@ import numpy as np
 from flatland import NoiseModel, hookimpl
 
 from .geometry_task import FEATURE_LAYER, Perturb
+from .noise import GradientNoise
 
 
 def _require_network(loss, name):
@@ -178,14 +179,9 @@ class NodeMultiplicative(GeometryNoise):
 class GradAdditive(GeometryNoise):
     name, hyper = "grad-additive", {"sigma": 3.0}
 
-    def perturb_grad(self, key, grad, hyper):
-        leaves, tree = jax.tree_util.tree_flatten(grad)
-        keys = jax.random.split(key, len(leaves))
-        return jax.tree_util.tree_unflatten(
-            tree, [g + hyper["sigma"] * jax.random.normal(k, g.shape, g.dtype) for k, g in zip(keys, leaves)])
-
-    def covariance(self, ctx):
-        return ctx.eta**2 * ctx.hyper["sigma"] ** 2 * ctx.eye
+    # the same gradient perturbation and covariance as the generic ``gradient`` model
+    perturb_grad = GradientNoise.perturb_grad
+    covariance = GradientNoise.covariance
 
 
 MODELS = {m.name: m for m in (GeometryNoise, NodeDropout, WeightDropout, NodeAdditive, NodeMultiplicative, GradAdditive)}
