@@ -13,7 +13,8 @@ What it measures, in one run on this machine:
    layer (10% of units active), in seconds;
 5. the sparse step (``[run] step = "sparse"``) against the dense step on an
    emulated sparsified layer (90% of units silenced with bias −10³), with the
-   default threefry PRNG and with XLA's faster ``rbg`` generator.
+   default threefry PRNG and with XLA's faster ``rbg`` generator;
+6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``).
 
     .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR]
 
@@ -51,8 +52,10 @@ FIG2 = {
 LOGGED = ["loss_norm", "active_fraction", "active_units"]
 
 
-def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense"):
+def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense", draws="exact"):
     d = json.loads(json.dumps(FIG2))
+    if draws != "exact":
+        d["noise"]["draws"] = draws  # the gradient noise's factory option (plugins/noise.py)
     d["run"]["step"] = step
     d["network"]["dtype"] = dtype
     d["run"] |= {"steps": steps_per_chunk, "snapshot_every": steps_per_chunk, "checkpoint_every": steps_per_chunk,
@@ -67,9 +70,9 @@ def silence(params, frac_active=0.1):
 
 
 def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, prng="threefry", step="dense",
-                  sparse_state=False):
+                  sparse_state=False, draws="exact"):
     """Steps per second (per chain) of the compiled chunk, after one compiling call."""
-    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step))
+    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws))
     params, state = runner.initial_state(setup)
     if sparse_state:
         params = silence(params)
@@ -198,6 +201,8 @@ def main():
         print("matmul", json.dumps(res["matmul"], indent=1))
     res["flatland_f64"] = flatland_rate(args.steps)
     print("flatland float64 single", res["flatland_f64"])
+    res["flatland_f64_f32draws"] = flatland_rate(args.steps, draws="float32")
+    print("flatland float64 single, float32 noise draws", res["flatland_f64_f32draws"])
     res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=list(runner.RUN_METRICS_DEFAULT))
     print("flatland float64 single, all default metrics", res["flatland_f64_all_metrics"])
     if "float32" not in args.skip:
@@ -218,7 +223,8 @@ def main():
         print("torch float64 loop", res["torch_f64"])
         if "steps_per_s" in res["torch_f64"]:
             t = res["torch_f64"]["steps_per_s"]
-            res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t}
+            res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t,
+                             "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t}
             if "flatland_f32" in res:
                 res["ratios"]["f32_vs_torch"] = res["flatland_f32"]["steps_per_s"] / t
             for k in ("sparse_step_on_sparse_state", "sparse_step_rbg_on_sparse_state"):

@@ -180,6 +180,7 @@ class GradAdditive(GeometryNoise):
     name, hyper = "grad-additive", {"sigma": 3.0}
 
     # the same gradient perturbation and covariance as the generic ``gradient`` model
+    draw_dtype = None
     perturb_grad = GradientNoise.perturb_grad
     covariance = GradientNoise.covariance
 

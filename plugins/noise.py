@@ -24,11 +24,26 @@ from jax.flatten_util import ravel_pytree
 from flatland import NoiseModel, hookimpl
 
 
-def _normal_like(key, tree):
+def _normal_like(key, tree, draw_dtype=None):
+    """Standard normals shaped like ``tree``; drawn in ``draw_dtype`` (if given) and cast to each leaf's dtype."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, len(leaves))
-    noise = [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
+    noise = [jax.random.normal(k, jnp.shape(x), draw_dtype or jnp.result_type(x)).astype(jnp.result_type(x))
+             for k, x in zip(keys, leaves)]
     return jax.tree_util.tree_unflatten(treedef, noise)
+
+
+class _IsotropicDraws:
+    """Factory option ``draws``: "exact" draws normals in the params' dtype; "float32" draws
+    float32 normals and casts them — about half the cost of float64 draws here (threefry, 18k
+    normals: 0.20 vs 0.39 ms), with tails cut near 5.3σ and 24-bit resolution. Off by default."""
+
+    draw_dtype = None
+
+    def __init__(self, draws: str = "exact"):
+        if draws not in ("exact", "float32"):
+            raise ValueError(f"{self.name}: draws must be 'exact' or 'float32', got {draws!r}")
+        self.draw_dtype = None if draws == "exact" else jnp.float32
 
 
 def _dim(params):
@@ -71,7 +86,7 @@ class NoNoise(_Base):
         return 0 * ctx.eye
 
 
-class UpdateNoise(_Base):
+class UpdateNoise(_IsotropicDraws, _Base):
     """θ ← θ + N(0, σ²I) after each learner step."""
 
     name = "update"
@@ -79,7 +94,8 @@ class UpdateNoise(_Base):
     theory_noise = "update"
 
     def perturb_params(self, key, params, hyper):
-        return jax.tree_util.tree_map(lambda p, n: p + hyper["sigma"] * n, params, _normal_like(key, params))
+        draws = _normal_like(key, params, self.draw_dtype)
+        return jax.tree_util.tree_map(lambda p, n: p + hyper["sigma"] * n, params, draws)
 
     def param_cov(self, params, hyper):
         return hyper["sigma"] ** 2 * jnp.eye(_dim(params))
@@ -88,7 +104,7 @@ class UpdateNoise(_Base):
         return ctx.hyper["sigma"] ** 2 * ctx.eye
 
 
-class GradientNoise(_Base):
+class GradientNoise(_IsotropicDraws, _Base):
     """The paper's convention: g ← ∇L + N(0, σ_g²I), so GD's parameter noise is ησ_g."""
 
     name = "gradient"
@@ -96,7 +112,8 @@ class GradientNoise(_Base):
     theory_noise = "gradient"
 
     def perturb_grad(self, key, grad, hyper):
-        return jax.tree_util.tree_map(lambda g, n: g + hyper["sigma"] * n, grad, _normal_like(key, grad))
+        draws = _normal_like(key, grad, self.draw_dtype)
+        return jax.tree_util.tree_map(lambda g, n: g + hyper["sigma"] * n, grad, draws)
 
     def grad_cov(self, loss, params, hyper):
         return hyper["sigma"] ** 2 * jnp.eye(_dim(params))
