@@ -24,7 +24,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="flatland", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="flatland",
+        description="flatland: test theories of implicit regularization and drift near zero-loss manifolds. "
+                    "Run `flatland COMMAND --help` for each command; `flatland check` runs the main suite.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
         try:
