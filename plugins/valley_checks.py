@@ -293,7 +293,12 @@ CHECKS = {
 }
 
 
+def register_suite(register, checks):
+    """Register ``{name: (run, summary)}`` as checks of the valleys suite."""
+    for name, (fn, summary) in checks.items():
+        register(name, lambda fn=fn, name=name: Check(name=name, run=fn, suite=SUITE), summary)
+
+
 @hookimpl
 def flatland_checks(register):
-    for name, (fn, summary) in CHECKS.items():
-        register(name, lambda fn=fn, name=name: Check(name=name, run=fn, suite=SUITE), summary)
+    register_suite(register, CHECKS)

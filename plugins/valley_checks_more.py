@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from flatland import Check, hookimpl
+from flatland import hookimpl
 from flatland.estimators import mean_se, ratio_along
 from flatland.verdicts import scalar
 
-from .valley_checks import FIG5A, SUITE, _run_info, guarded, lab_of, measure, seed_of
+from .valley_checks import FIG5A, _run_info, guarded, lab_of, measure, register_suite, seed_of
 
 
 @guarded("gd-zero-drift", "plain GD drift after convergence")
@@ -141,5 +141,4 @@ CHECKS = {
 
 @hookimpl
 def flatland_checks(register):
-    for name, (fn, summary) in CHECKS.items():
-        register(name, lambda fn=fn, name=name: Check(name=name, run=fn, suite=SUITE), summary)
+    register_suite(register, CHECKS)
