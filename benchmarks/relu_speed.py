@@ -12,9 +12,12 @@ What it measures, in one run on this machine:
 4. the Hessian functionals at P = 18,000 (all units active) and on a sparse
    layer (10% of units active), in seconds;
 5. the sparse step (``[run] step = "sparse"``) against the dense step on an
-   emulated sparsified layer (90% of units silenced with bias −10³), with the
-   default threefry PRNG and with XLA's faster ``rbg`` generator;
-6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``).
+   emulated sparsified layer (90% of units silenced with bias −10³), with exact
+   and with float32 noise draws; and the dense step with XLA's ``rbg`` generator
+   (slower than threefry on this CPU);
+6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``);
+7. where the time goes: the same step without noise (``noise = "none"``, float64 and
+   float32) and the cost of drawing one step's 18,000 normals with JAX's threefry.
 
     .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR]
 
@@ -52,8 +55,11 @@ FIG2 = {
 LOGGED = ["loss_norm", "active_fraction", "active_units"]
 
 
-def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense", draws="exact"):
+def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense", draws="exact",
+         noise=True):
     d = json.loads(json.dumps(FIG2))
+    if not noise:
+        d["noise"] = {"name": "none"}
     if draws != "exact":
         d["noise"]["draws"] = draws  # the gradient noise's factory option (plugins/noise.py)
     d["run"]["step"] = step
@@ -70,9 +76,9 @@ def silence(params, frac_active=0.1):
 
 
 def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, prng="threefry", step="dense",
-                  sparse_state=False, draws="exact"):
+                  sparse_state=False, draws="exact", noise=True):
     """Steps per second (per chain) of the compiled chunk, after one compiling call."""
-    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws))
+    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws, noise))
     params, state = runner.initial_state(setup)
     if sparse_state:
         params = silence(params)
@@ -163,6 +169,29 @@ def matmul_rates(reps=2000):
     return out
 
 
+def normal_draw_cost(reps=300, repeats=5):
+    """Microseconds to draw one step's normals (the Fig 2 leaves: 500×18, 500, 17×500) with threefry."""
+    shapes = [(500, 18), (500,), (17, 500)]
+    out = {}
+    for dt in ("float64", "float32"):
+        @jax.jit
+        def loop(key):
+            def body(i, acc):
+                ks = jax.random.split(jax.random.fold_in(key, i), len(shapes))
+                return acc + sum(jnp.sum(jax.random.normal(k, s, dt)) for k, s in zip(ks, shapes))
+            return jax.lax.fori_loop(0, reps, body, jnp.zeros((), dt))
+
+        key = jax.random.key(0)
+        loop(key).block_until_ready()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            loop(key).block_until_ready()
+            best = min(best, time.perf_counter() - t0)
+        out[dt] = {"us_per_step": best / reps * 1e6, "ns_per_normal": best / reps / 18_000 * 1e9}
+    return out
+
+
 def hessian_timing():
     from flatland import assemble
     from flatland_plugins.relu import hessian as HS
@@ -190,7 +219,7 @@ def main():
                          "2-core machine this is ~2x faster for these small products")
     ap.add_argument("--torch-path", help="a folder holding a throwaway torch install (pip install --target DIR torch); "
                                          "appended to sys.path so it shadows nothing")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse", "breakdown"])
     args = ap.parse_args()
     if args.torch_path:
         sys.path.append(args.torch_path)
@@ -208,12 +237,19 @@ def main():
     if "float32" not in args.skip:
         res["flatland_f32"] = flatland_rate(args.steps, dtype="float32")
         print("flatland float32 single", res["flatland_f32"])
+    if "breakdown" not in args.skip:
+        res["flatland_f64_no_noise"] = flatland_rate(args.steps, noise=False)
+        print("flatland float64 single, no noise (compute only)", res["flatland_f64_no_noise"])
+        res["flatland_f32_no_noise"] = flatland_rate(args.steps, dtype="float32", noise=False)
+        print("flatland float32 single, no noise (compute only)", res["flatland_f32_no_noise"])
+        res["normal_draws"] = normal_draw_cost()
+        print("threefry normals of one step (18,000)", res["normal_draws"])
     if "ensemble" not in args.skip:
         res["flatland_f64_16seeds"] = flatland_rate(max(1000, args.steps // 800 * 100), seeds=16)
         print("flatland float64 16 seeds", res["flatland_f64_16seeds"])
     if "sparse" not in args.skip:
         for label, kw in (("dense_on_sparse_state", {}), ("sparse_step_on_sparse_state", {"step": "sparse"}),
-                          ("sparse_step_rbg_on_sparse_state", {"step": "sparse", "prng": "rbg"}),
+                          ("sparse_step_f32draws_on_sparse_state", {"step": "sparse", "draws": "float32"}),
                           ("dense_rbg", {"prng": "rbg", "sparse_state": False})):
             kw = {"sparse_state": True} | kw
             res[label] = flatland_rate(args.steps, **kw)
@@ -227,7 +263,10 @@ def main():
                              "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t}
             if "flatland_f32" in res:
                 res["ratios"]["f32_vs_torch"] = res["flatland_f32"]["steps_per_s"] / t
-            for k in ("sparse_step_on_sparse_state", "sparse_step_rbg_on_sparse_state"):
+            for k in ("flatland_f64_no_noise", "flatland_f32_no_noise"):
+                if k in res:
+                    res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
+            for k in ("sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state"):
                 if k in res:
                     res["ratios"][k + "_vs_torch"] = res[k]["steps_per_s"] / t
             print("ratios (targets: f64 ≥ 2.5, f32 ≥ 5)", res["ratios"])
