@@ -4,7 +4,8 @@ What it measures, in one run on this machine:
 1. matrix-multiply rates (GFLOP/s) at the step's shapes, float64 and float32;
 2. flatland steps/s of the Fig 2 configuration (corridor, 18→500→17, GD lr 0.1,
    gradient noise 0.0139, metrics logged every 100 steps inside the compiled
-   loop): single run float64, single run float32, and a 16-seed ensemble;
+   loop): single run float64, single run float32, and a 16-seed ensemble
+   (``[run] ensemble = "loop"``, the default, and ``"vmap"``);
 3. the same step as a plain per-step PyTorch float64 loop with
    ``torch.set_num_threads(1)`` (the way the paper's code trains), logging the
    same metrics every 100 steps — skipped with a message if torch is absent
@@ -56,7 +57,7 @@ LOGGED = ["loss_norm", "active_fraction", "active_units"]
 
 
 def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense", draws="exact",
-         noise=True):
+         noise=True, ensemble="loop"):
     d = json.loads(json.dumps(FIG2))
     if not noise:
         d["noise"] = {"name": "none"}
@@ -65,7 +66,7 @@ def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threef
     d["run"]["step"] = step
     d["network"]["dtype"] = dtype
     d["run"] |= {"steps": steps_per_chunk, "snapshot_every": steps_per_chunk, "checkpoint_every": steps_per_chunk,
-                 "seeds": seeds, "metrics": metrics, "prng": prng}
+                 "seeds": seeds, "metrics": metrics, "prng": prng, "ensemble": ensemble}
     return from_dict(d)
 
 
@@ -76,9 +77,9 @@ def silence(params, frac_active=0.1):
 
 
 def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, prng="threefry", step="dense",
-                  sparse_state=False, draws="exact", noise=True):
+                  sparse_state=False, draws="exact", noise=True, ensemble="loop"):
     """Steps per second (per chain) of the compiled chunk, after one compiling call."""
-    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws, noise))
+    setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws, noise, ensemble))
     params, state = runner.initial_state(setup)
     if sparse_state:
         params = silence(params)
@@ -245,8 +246,11 @@ def main():
         res["normal_draws"] = normal_draw_cost()
         print("threefry normals of one step (18,000)", res["normal_draws"])
     if "ensemble" not in args.skip:
-        res["flatland_f64_16seeds"] = flatland_rate(max(1000, args.steps // 800 * 100), seeds=16)
-        print("flatland float64 16 seeds", res["flatland_f64_16seeds"])
+        n16 = max(1000, args.steps // 800 * 100)
+        res["flatland_f64_16seeds"] = flatland_rate(n16, seeds=16)
+        print("flatland float64 16 seeds (ensemble = loop, the default)", res["flatland_f64_16seeds"])
+        res["flatland_f64_16seeds_vmap"] = flatland_rate(n16, seeds=16, ensemble="vmap")
+        print("flatland float64 16 seeds (ensemble = vmap)", res["flatland_f64_16seeds_vmap"])
     if "sparse" not in args.skip:
         for label, kw in (("dense_on_sparse_state", {}), ("sparse_step_on_sparse_state", {"step": "sparse"}),
                           ("sparse_step_f32draws_on_sparse_state", {"step": "sparse", "draws": "float32"}),

@@ -17,7 +17,7 @@ Sections::
     [learner]   name + hyperparameters (lr, …) + factory options (per_matrix, …)
     [noise]     name + hyperparameters (sigma, width, …) + factory options (batch, …)
     [run]       steps, seeds, seed, log_every, snapshot_every, checkpoint_every,
-                hessian_every, hessian, metrics, prng, step
+                hessian_every, hessian, metrics, prng, step, ensemble
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ SECTIONS = ("task", "network", "rate_maps", "learner", "noise", "run")
 HESSIAN_METHODS = ("gauss-newton", "full", "lanczos", "off")
 PRNGS = ("threefry", "rbg", "unsafe_rbg")
 STEPS = ("dense", "sparse")
+ENSEMBLES = ("loop", "vmap")  # several seeds: one compiled single-seed chunk per seed, or one vmapped chunk
 
 RUN_DEFAULTS = {
     "steps": 100_000,
@@ -45,6 +46,7 @@ RUN_DEFAULTS = {
     "metrics": ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells"],
     "prng": "threefry",
     "step": "dense",
+    "ensemble": "loop",
 }
 
 
@@ -119,7 +121,7 @@ def from_dict(raw: dict) -> RunConfig:
     for k in ("checkpoint_every", "hessian_every", "steps"):
         if run[k] % run["snapshot_every"]:
             raise UserError(f"[run] {k} ({run[k]}) must be a multiple of snapshot_every ({run['snapshot_every']})")
-    for k, allowed in (("hessian", HESSIAN_METHODS), ("prng", PRNGS), ("step", STEPS)):
+    for k, allowed in (("hessian", HESSIAN_METHODS), ("prng", PRNGS), ("step", STEPS), ("ensemble", ENSEMBLES)):
         if run[k] not in allowed:
             raise UserError(f"[run] {k} must be one of {', '.join(allowed)}, got {run[k]!r}")
     if not isinstance(run["metrics"], list) or not all(isinstance(m, str) for m in run["metrics"]):

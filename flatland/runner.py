@@ -3,7 +3,8 @@
 What: ``build(cfg)`` assembles loss, noise, learner and the compiled chunk
 function from a :class:`~flatland.config.RunConfig`; ``run(cfg, out, ...)``
 advances the run chunk by chunk (one chunk = ``snapshot_every`` steps inside one
-``jit(vmap(scan))``, metrics logged every ``log_every`` steps inside it), and
+compiled ``scan`` per seed — or one ``jit(vmap(scan))`` over seeds with
+``[run] ensemble = "vmap"`` — metrics logged every ``log_every`` steps inside it), and
 between chunks writes metrics rows, rate-map/Hessian snapshots and, every
 ``checkpoint_every`` steps, an atomic checkpoint.
 
@@ -140,13 +141,18 @@ def _build(cfg: RunConfig) -> Setup:
         step = make_step(loss, noise, learner)
     run = make_runner(step, cfg.run["snapshot_every"], every=cfg.run["log_every"],
                       record=M.make_record(ctx, names))
-    if cfg.run["seeds"] == 1:
+    if cfg.run["ensemble"] == "loop":
+        # Seeds one after another through one compiled single-seed chunk: on this CPU that is
+        # ~1.6x faster per chain than the vmapped chunk at the Fig 2 size (the batched products
+        # of 16 nets do not run faster than 16 single ones; benchmarks/relu_speed.py measures both).
         one = jax.jit(run)
 
         def chunk(keys, params, state, t0):
-            sq = lambda t: jax.tree_util.tree_map(lambda a: a[0], t)
-            tr = one(keys[0], sq(params), sq(state), hyper, t0)
-            return jax.tree_util.tree_map(lambda a: a[None], tr)
+            outs = []
+            for i in range(keys.shape[0]):
+                pick = lambda t, i=i: jax.tree_util.tree_map(lambda a: a[i], t)
+                outs.append(one(keys[i], pick(params), pick(state), hyper, t0))
+            return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
     else:
         many = ensemble(run)
 
