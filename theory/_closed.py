@@ -1,55 +1,167 @@
-"""Closed-form regularizers and drifts (THEORY.md's table), symbolically.
+"""Closed-form regularizers and drifts, recognised from what the components declare.
 
-Spectral quantities are never taken from symbolic eigenvalues. With A the
-matrix sharing H's nonzero spectrum on Γ — 2κJJᵀ when residuals exist
-(Cauchy–Binet), else ∇²L — the elementary symmetric functions e_k of its
-eigenvalues are sums of principal k×k minors (the characteristic polynomial's
-coefficients), so
+Drift is linear in the noise covariance C. When the declared C(θ) (noise model
+plus the learner's own randomness) has the form a·I + b·H on Γ — isotropic
+update or gradient noise (a), label-like noise (b), or a mix — the general rule
+has a closed form (Blanc et al. 2020; Damian et al. 2021; Li et al. 2022):
 
-* pdet H = e_m(A),           Π_i (1 − ηλ_i/2) = Σ_{k≤m} (−η/2)^k e_k(A),
-* tr H   = tr A.
+  drift = −P_T ∇Φ,   Φ = (a/4) R_update + (b/4) R_label + η U,
 
-Regularizers R (drift = −coef · P_T ∇R, per step):
-update/gradient: R = log pdet H, finite-η R_η = R − Σ log(1 − ηλ/2);
-label/uniform-label: R = tr H, R_η = −(2/η) Σ log(1 − ηλ/2); sed: R = (s²/2) tr H.
+with R_update = log pdet H (finite η: − Σ log(1 − ηλ/2) added), R_label = tr H
+(finite η: −(2/η) Σ log(1 − ηλ/2)), η the learner's effective step and U the
+potential its mean step descends besides L (e.g. (s²/2) tr H for stochastic
+error descent). Where C has another form, or a component's covariance cannot be
+evaluated symbolically, there is no closed form and only the general rule
+predicts (``ClosedForm.complete`` is False).
+
+Spectral quantities never come from symbolic eigenvalues: with A sharing H's
+nonzero spectrum on Γ (2κJJᵀ when residuals exist, Cauchy–Binet, else ∇²L),
+pdet H = e_m(A) and Π(1 − ηλ/2) = Σ_k (−η/2)^k e_k(A), e_k the sums of
+principal k×k minors.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+from typing import Optional
 
+import numpy as np
 import sympy as sp
 
 from flatland.errors import UserError
 
 from . import _symbolic as S
+from ._declare import CovarianceContext, StepLaw
 from ._problem import Problem
 
 ETA = sp.Symbol("η", positive=True)
 SIGMA = sp.Symbol("σ", positive=True)
-
-#: noise name → (regularizer kind, one-line description)
-KINDS = {
-    "none": (None, "no regularizer: plain GD does not drift on Γ"),
-    "update": ("logdet", "R = log pdet H (sum of log eigenvalues)"),
-    "gradient": ("logdet", "R = log pdet H, as update noise with σ = ησ_g"),
-    "label": ("trace", "R = tr H"),
-    "uniform-label": ("trace", "R = tr H, as label noise with σ² = w²/12"),
-    "sed": ("sed", "R = (s²/2) tr H (SED's own perturbations act like label noise)"),
-}
+_NAMED = {"sigma": SIGMA, "width": sp.Symbol("w", positive=True)}
 
 
-def coefficient(problem: Problem, noise: str) -> sp.Expr:
-    """coef in drift = −coef · P_T ∇R, in terms of η (=μ for SED) and σ (= w for uniform-label)."""
+def hyper_symbols(law: StepLaw) -> tuple:
+    """((part, key, symbol), ...) for every hyperparameter of the law, in a fixed order.
+
+    Noise σ and w print as σ and w; the learner's ``lr`` as η; any other key as
+    itself (suffixed ``_L`` for a learner key that clashes with a noise key).
+    """
+    d = law.defaults()
+    out, taken = [], set()
+    for key in sorted(d["noise"]):
+        sym = _NAMED.get(key, sp.Symbol(key, real=True))
+        out.append(("noise", key, sym))
+        taken.add(sym.name)
+    for key in sorted(d["learner"]):
+        if key == "lr":
+            sym = ETA
+        else:
+            sym = _NAMED.get(key, sp.Symbol(key, real=True))
+            if sym.name in taken:
+                sym = sp.Symbol(f"{key}_L", real=True)
+        out.append(("learner", key, sym))
+    return tuple(out)
+
+
+def hyper_values(order, hyper) -> list:
+    """The values of ``hyper`` ({"learner", "noise"}) in the order of ``hyper_symbols``."""
+    return [hyper[part][key] for part, key, _ in order]
+
+
+def symbolic_context(problem: Problem, law: StepLaw, part: str) -> CovarianceContext:
+    """The context with SymPy entries: H on Γ, its derivatives, θ and the hyperparameters as symbols."""
+    H = S.curvature_matrix(problem)
+    syms = {key: sym for p, key, sym in hyper_symbols(law) if p == part}
+    lsyms = {key: sym for p, key, sym in hyper_symbols(law) if p == "learner"}
     kappa = problem.kappa if problem.kappa is not None else sp.Rational(1, 2)
-    return {
-        "none": sp.Integer(0),
-        "update": SIGMA**2 / 4,
-        "gradient": ETA**2 * SIGMA**2 / 4,
-        "label": kappa * ETA**2 * SIGMA**2 / 2,
-        "uniform-label": kappa * ETA**2 * SIGMA**2 / 24,
-        "sed": ETA * SIGMA**2,
-    }[noise]
+    return CovarianceContext(
+        H=H, eye=sp.eye(problem.dim), eta=law.learner.lr(lsyms), kappa=kappa, hyper=syms,
+        J=S.jacobian(problem) if problem.has_residuals else None, theta=sp.Matrix(problem.symbols),
+        dH=[H.diff(s) for s in problem.symbols], backend="sympy")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedForm:
+    """C = a·I + b·H (when ``complete``), the learner's effective step ``eta`` and potential U."""
+
+    a: sp.Expr
+    b: sp.Expr
+    eta: sp.Expr
+    U: sp.Expr
+    complete: bool
+    note: str = ""
+
+
+def _as_matrix(C, d):
+    if C is None:
+        return None
+    M = sp.Matrix(C)
+    if M.shape != (d, d):
+        raise ValueError(f"covariance has shape {M.shape}, expected {(d, d)}")
+    return M
+
+
+def _split(C: sp.Matrix, H: sp.Matrix):
+    """(a, b) with C = aI + bH read off entries; verified by the caller."""
+    d = C.shape[0]
+    for i, j in itertools.product(range(d), range(d)):
+        if i != j and sp.cancel(H[i, j]) != 0:
+            b = sp.cancel(C[i, j] / H[i, j])
+            return sp.cancel(C[0, 0] - b * H[0, 0]), b
+    for i, j in itertools.combinations(range(d), 2):
+        gap = sp.cancel(H[i, i] - H[j, j])
+        if gap != 0:
+            b = sp.cancel((C[i, i] - C[j, j]) / gap)
+            return sp.cancel(C[i, i] - b * H[i, i]), b
+    return C[0, 0], sp.Integer(0)
+
+
+def _vanishes(problem, expr_matrix, order, tries: int = 3) -> bool:
+    """Whether every entry is 0, at a few pseudo-random points and hyperparameter values."""
+    from ._lambdify import lambdify_flat
+
+    exprs = [e for e in expr_matrix]
+    if all(sp.sympify(e) == 0 for e in exprs):
+        return True
+    f = lambdify_flat(problem.symbols, exprs, (len(exprs),), "numpy", extra=tuple(s for _, _, s in order))
+    rng = np.random.default_rng(7)
+    for _ in range(tries):
+        theta = rng.uniform(0.3, 1.7, problem.dim)
+        vals = rng.uniform(0.05, 0.5, len(order))
+        with np.errstate(all="ignore"):
+            out = f(theta, *vals)
+        if not np.all(np.isfinite(out)) or np.max(np.abs(out)) > 1e-9:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def closed_form(problem: Problem, law: StepLaw) -> ClosedForm:
+    """Recognise C = a·I + b·H from the law's declarations (see the module docstring)."""
+    d = problem.dim
+    order = hyper_symbols(law)
+    ctx_n = symbolic_context(problem, law, "noise")
+    ctx_l = symbolic_context(problem, law, "learner")
+    eta = sp.sympify(ctx_n.eta)
+    U = sp.Integer(0)
+    try:
+        if law.learner.potential is not None:
+            U = sp.sympify(law.learner.potential(ctx_l))
+        C = sp.zeros(d, d)
+        for fn, ctx in ((getattr(law.noise, "covariance", None), ctx_n), (law.learner.covariance, ctx_l)):
+            if fn is not None:
+                M = _as_matrix(fn(ctx), d)
+                if M is not None:
+                    C = C + M
+    except Exception as exc:  # a covariance written for arrays only: the general rule still predicts
+        return ClosedForm(sp.Integer(0), sp.Integer(0), eta, U, False,
+                          f"no closed form: the declared covariance cannot be evaluated symbolically ({exc})")
+    H = ctx_n.H
+    a, b = _split(C, H)
+    if not _vanishes(problem, C - a * sp.eye(d) - b * H, order):
+        return ClosedForm(sp.Integer(0), sp.Integer(0), eta, U, False,
+                          "no closed form: the declared covariance is not of the form a·I + b·H")
+    return ClosedForm(a, b, eta, U, True)
 
 
 def spectral_matrix(problem: Problem) -> sp.Matrix:
@@ -76,8 +188,7 @@ def det(M: sp.Matrix) -> sp.Expr:
 
 
 def elementary(A: sp.Matrix, k: int) -> sp.Expr:
-    """e_k of A's eigenvalues: the sum of its principal k×k minors (a characteristic
-    polynomial coefficient)."""
+    """e_k of A's eigenvalues: the sum of its principal k×k minors."""
     if k == 0:
         return sp.Integer(1)
     n = A.shape[0]
@@ -86,27 +197,13 @@ def elementary(A: sp.Matrix, k: int) -> sp.Expr:
 
 @functools.lru_cache(maxsize=256)
 def spectral_sums(problem: Problem, m: int) -> tuple:
-    """(pdet H, Π_{i≤m}(1 − ηλ_i/2), tr H) as expressions valid on Γ (rank m)."""
+    """(pdet H, Π_{i≤m}(1 − ηλ_i/2), tr H) as expressions valid on Γ (rank m), η = ``ETA``."""
     A = spectral_matrix(problem)
     if m > A.shape[0]:
         raise ValueError(f"rank {m} exceeds the size of the spectral matrix {A.shape[0]}")
     e = [elementary(A, k) for k in range(m + 1)]
     prod = sp.Add(*[(-ETA / 2) ** k * e[k] for k in range(m + 1)])
     return e[m], prod, A.trace()
-
-
-@functools.lru_cache(maxsize=256)
-def regularizer(problem: Problem, noise: str, m: int, finite_eta: bool = False) -> sp.Expr:
-    """R (or R_η) on Γ for ``noise`` at rank m."""
-    kind = KINDS[noise][0]
-    if kind is None:
-        return sp.Integer(0)
-    pdet, prod, tr = spectral_sums(problem, m)
-    if kind == "logdet":
-        return sp.log(pdet) - sp.log(prod) if finite_eta else sp.log(pdet)
-    if kind == "trace":
-        return -(2 / ETA) * sp.log(prod) if finite_eta else tr
-    return SIGMA**2 / 2 * tr
 
 
 @functools.lru_cache(maxsize=256)
@@ -120,30 +217,66 @@ def _spectral_gradients(problem: Problem, m: int) -> tuple:
     return grad_e[m], grad_prod, grad_tr
 
 
+def _require(cf: ClosedForm):
+    if not cf.complete:
+        raise UserError(cf.note)
+
+
 @functools.lru_cache(maxsize=256)
-def drift_gradient(problem: Problem, noise: str, m: int, finite_eta: bool = False) -> tuple:
-    """−coef ∇R (not yet projected), one expression per variable (∇R by the chain rule)."""
-    kind, coef = KINDS[noise][0], coefficient(problem, noise)
-    if kind is None:
-        return tuple(sp.Integer(0) for _ in problem.symbols)
+def regularizer(problem: Problem, law: StepLaw, m: int, finite_eta: bool = False) -> sp.Expr:
+    """Φ on Γ at rank m, with drift = −P_T ∇Φ per step (UserError without a closed form)."""
+    cf = closed_form(problem, law)
+    _require(cf)
+    pdet, prod, tr = spectral_sums(problem, m) if (cf.a != 0 or cf.b != 0) else (1, 1, 0)
+    prod = sp.sympify(prod).subs(ETA, cf.eta)
+    out = cf.eta * cf.U
+    if cf.a != 0:
+        out += cf.a / 4 * (sp.log(pdet) - (sp.log(prod) if finite_eta else 0))
+    if cf.b != 0:
+        out += cf.b / 4 * (-(2 / cf.eta) * sp.log(prod) if finite_eta else tr)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def drift_gradient(problem: Problem, law: StepLaw, m: int, finite_eta: bool = False) -> tuple:
+    """−∇Φ (not yet projected), one expression per variable, by the chain rule."""
+    cf = closed_form(problem, law)
+    _require(cf)
+    grad = [-cf.eta * S.d(cf.U, s) for s in problem.symbols]
+    if cf.a == 0 and cf.b == 0:
+        return tuple(grad)
     pdet, prod, _ = spectral_sums(problem, m)
     g_pdet, g_prod, g_tr = _spectral_gradients(problem, m)
-    if kind == "logdet":
-        grad = [gp / pdet - (gq / prod if finite_eta else 0) for gp, gq in zip(g_pdet, g_prod)]
-    elif kind == "trace":
-        grad = [-(2 / ETA) * gq / prod for gq in g_prod] if finite_eta else g_tr
-    else:
-        grad = [SIGMA**2 / 2 * g for g in g_tr]
-    return tuple(-coef * g for g in grad)
+    prod = prod.subs(ETA, cf.eta)
+    g_prod = [g.subs(ETA, cf.eta) for g in g_prod]
+    for i in range(problem.dim):
+        if cf.a != 0:
+            grad[i] -= cf.a / 4 * (g_pdet[i] / pdet - (g_prod[i] / prod if finite_eta else 0))
+        if cf.b != 0:
+            grad[i] -= cf.b / 4 * (-(2 / cf.eta) * g_prod[i] / prod if finite_eta else g_tr[i])
+    return tuple(grad)
 
 
 @functools.lru_cache(maxsize=256)
-def drift_gradient_function(problem: Problem, noise: str, m: int):
-    """NumPy function (θ, η, σ) -> (−coef ∇R, −coef ∇R_η), lambdified once."""
+def drift_gradient_function(problem: Problem, law: StepLaw, m: int):
+    """NumPy function (θ, *hyper values in ``hyper_symbols`` order) -> (−∇Φ, −∇Φ_η)."""
     from ._lambdify import lambdify_flat
 
-    exprs = list(drift_gradient(problem, noise, m, False)) + list(drift_gradient(problem, noise, m, True))
-    return lambdify_flat(problem.symbols, exprs, (2, problem.dim), "numpy", extra=(ETA, SIGMA))
+    exprs = list(drift_gradient(problem, law, m, False)) + list(drift_gradient(problem, law, m, True))
+    extra = tuple(s for _, _, s in hyper_symbols(law))
+    return lambdify_flat(problem.symbols, exprs, (2, problem.dim), "numpy", extra=extra)
+
+
+@functools.lru_cache(maxsize=256)
+def potential_gradient_function(problem: Problem, law: StepLaw, backend: str) -> Optional[object]:
+    """(θ, *hyper values) -> ∇U of the learner's potential, or None when it declares none."""
+    from ._lambdify import lambdify_flat
+
+    if law.learner.potential is None:
+        return None
+    U = sp.sympify(law.learner.potential(symbolic_context(problem, law, "learner")))
+    extra = tuple(s for _, _, s in hyper_symbols(law))
+    return lambdify_flat(problem.symbols, [S.d(U, s) for s in problem.symbols], (problem.dim,), backend, extra=extra)
 
 
 def tangent_projector(problem: Problem) -> sp.Matrix:
@@ -157,13 +290,13 @@ def tangent_projector(problem: Problem) -> sp.Matrix:
 
 
 @functools.lru_cache(maxsize=256)
-def symbolic_drift(problem: Problem, noise: str, finite_eta: bool = False) -> sp.Matrix:
-    """The closed-form drift −coef · P_T ∇R as a column of expressions in θ, η, σ.
+def symbolic_drift(problem: Problem, law: StepLaw, finite_eta: bool = False) -> sp.Matrix:
+    """The closed-form drift −P_T ∇Φ as a column of expressions in θ and the hyperparameters.
 
     Valid on Γ (substitute a parametrisation of Γ, e.g. y = 0, then simplify).
     Needs residuals whose number is the codimension m (JJᵀ invertible).
     """
     problem.require_residuals("a symbolic drift")
     m = len(problem.residual_exprs)
-    g = sp.Matrix(drift_gradient(problem, noise, m, finite_eta))
+    g = sp.Matrix(drift_gradient(problem, law, m, finite_eta))
     return tangent_projector(problem) * g

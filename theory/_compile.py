@@ -1,12 +1,14 @@
 """Predictions compiled to pure JAX, for evaluation along millions of simulated points.
 
-``compile_prediction(problem, noise, observable)`` returns
-``f(theta, eta, sigma) -> dict`` built from SymPy derivatives lambdified to JAX
-once (cached per problem, noise, observable and rank); inside it only array
-arithmetic and ``jnp.linalg.eigh`` run, so ``jit(vmap(f))`` works over θ, η and
-σ without retracing. The normal space is the top-m eigenspace of the curvature
-matrix (Gauss–Newton 2κJᵀJ when residuals exist, else ∇²L), m the rank on Γ,
-which stays meaningful slightly off Γ.
+``compile_prediction(problem, law, observable)`` returns ``f(theta, hyper) -> dict``
+built from SymPy derivatives lambdified to JAX once (cached per problem, law,
+observable and rank); ``hyper`` is ``{"learner": {...}, "noise": {...}}`` (the
+simulator's layout, every key present: see ``StepLaw.resolve``). Inside ``f``
+only array arithmetic, the components' declared covariances and
+``jnp.linalg.eigh`` run, so ``jit(vmap(f))`` works over θ and the
+hyperparameters without retracing. The normal space is the top-m eigenspace of
+the curvature matrix (Gauss–Newton 2κJᵀJ when residuals exist, else ∇²L), m the
+rank on Γ, which stays meaningful slightly off Γ.
 """
 from __future__ import annotations
 
@@ -14,32 +16,26 @@ import functools
 
 import numpy as np
 
-import flatland  # noqa: F401  (float64)
+import jax
 import jax.numpy as jnp
-from flatland.contracts import CovarianceContext
-from flatland.errors import UserError, unknown_name
+from flatland.errors import UserError
 
 from . import _rule
 from . import _symbolic as S
-from . import covariance as cov
+from ._closed import hyper_symbols, hyper_values, potential_gradient_function
+from ._declare import CovarianceContext, StepLaw
 from ._lambdify import lambdify_flat
 from ._parse import parse_expr
 from ._problem import Problem
 
-#: noise names the theory understands
-NOISES = tuple(cov.BY_NAME)
-LABEL_LIKE = ("label", "uniform-label")
 
 
-def check_noise(problem: Problem, noise: str) -> None:
-    """UserError for an unknown noise name, or label noise without residuals."""
-    if noise == "minibatch":
-        raise UserError("minibatch noise has no separate prediction: minibatch SGD with residual variance s² "
-                        "and batch size B acts as label noise with σ² = s²/B (use --noise label --sigma s/sqrt(B))")
-    if noise not in cov.BY_NAME:
-        raise unknown_name("noise model", noise, NOISES)
-    if noise in LABEL_LIKE:
-        problem.require_residuals(f"{noise} noise")
+def check_law(problem: Problem, law: StepLaw) -> None:
+    """UserError when the law cannot apply to the problem (e.g. label-like noise without residuals)."""
+    if not isinstance(law, StepLaw):
+        raise TypeError(f"expected a flatland.theory.StepLaw, got {type(law).__name__}")
+    if law.needs_residuals:
+        problem.require_residuals(f"{law.name} noise")
 
 
 def _xp(backend: str):
@@ -48,7 +44,7 @@ def _xp(backend: str):
 
 @functools.lru_cache(maxsize=256)
 def curvature_function(problem: Problem, backend: str = "jax"):
-    """A pure function θ -> (H, dH, J or None) with ``dH[k] = ∂_k H`` (JAX or NumPy)."""
+    """A pure function θ -> (H, dH, J or None): curvature H (Gauss–Newton with residuals), ``dH[k] = ∂_k∇²L``."""
     n, xp = problem.dim, _xp(backend)
     if problem.has_residuals:
         J_s, dJ_s = S.jacobian(problem), S.jacobian_derivs(problem)
@@ -100,59 +96,77 @@ def default_rank(problem: Problem) -> int:
     raise UserError("cannot find a point on the zero-loss manifold to read its codimension: pass rank=")
 
 
-def compile_prediction(problem: Problem, noise: str, observable=None, *, rank: int | None = None):
-    """A cached pure JAX function ``f(theta, eta, sigma) -> dict`` of per-step predictions.
+def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank: int | None = None):
+    """A cached pure JAX function ``f(theta, hyper) -> dict`` of per-step predictions.
 
-    Keys: ``drift_leading``, ``drift_finite_eta`` (shape (d,)) and, with an
+    Keys: ``drift_leading``, ``drift_finite_eta`` (the projected point's drift along Γ, shape (d,)),
+    ``drift_normal`` (its motion along the normal on a curved Γ, n_curv) and, with an
     observable (text in the safe grammar), ``observable_leading``,
     ``observable_finite_eta``, ``observable_without_ito`` (leading order),
-    ``observable_without_ito_finite_eta`` and ``observable_ito``. ``sigma`` is
-    the noise's scale: σ (update, label), σ_g (gradient), the width w
-    (uniform-label) or the probe std s (sed, with ``eta`` = μ). ``rank``
+    ``observable_without_ito_finite_eta`` and ``observable_ito``. ``rank``
     defaults to the rank of H on Γ (``default_rank``).
     """
-    check_noise(problem, noise)
+    check_law(problem, law)
     if observable is not None and not isinstance(observable, str):
         raise TypeError("observable must be an expression string")
     m = default_rank(problem) if rank is None else int(rank)
-    return build(problem, noise, observable, m, "jax")
+    return build(problem, law, observable, m, "jax")
+
+
+def total_covariance(law: StepLaw, ctx_noise: CovarianceContext, ctx_learner: CovarianceContext):
+    """C = the noise model's declared covariance + the learner's own (zero where none is declared)."""
+    C = 0 * ctx_noise.eye
+    if law.noise is not None:
+        Cn = law.noise.covariance(ctx_noise)
+        if Cn is None:
+            raise UserError(f"noise model {law.name!r} declares no covariance (its covariance(ctx) returns None): "
+                            "the theory has no prediction for it")
+        C = C + Cn
+    if law.learner.covariance is not None:
+        C = C + law.learner.covariance(ctx_learner)
+    return C
 
 
 @functools.lru_cache(maxsize=256)
-def build(problem: Problem, noise: str, observable, m: int, backend: str = "jax"):
+def build(problem: Problem, law: StepLaw, observable, m: int, backend: str = "jax"):
     """The prediction function of ``compile_prediction`` for backend "jax" or "numpy"."""
     xp = _xp(backend)
     curvature = curvature_function(problem, backend)
     obs = None if observable is None else observable_functions(problem, observable, backend)
-    cov_fn, key = cov.BY_NAME[noise], cov.SIGMA_KEY[noise]
+    grad_U = potential_gradient_function(problem, law, backend)
+    order = hyper_symbols(law)
     kappa = float(problem.kappa) if problem.kappa is not None else 0.5
     n = problem.dim
 
-    def f(theta, eta, sigma):
+    def f(theta, hyper):
         theta = xp.asarray(theta)
         H, dH, J = curvature(theta)
         eye = xp.eye(n)
-        C = cov_fn(CovarianceContext(H=H, eye=eye, eta=eta, kappa=kappa, hyper={key: sigma}, J=J))
+        eta = law.learner.lr(hyper["learner"])
+        ctx = dict(H=H, eye=eye, eta=eta, kappa=kappa, J=J, theta=theta, dH=dH, backend=backend)
+        C = total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
+                             CovarianceContext(hyper=hyper["learner"], **ctx))
         if m == 0:
-            v_lead = v_fin = xp.zeros(n)
+            v_lead = v_fin = n_curv = xp.zeros(n)
             P_T = eye
         else:
             lam_n, U_n, P_T = _rule.normal_split(xp, H, m)
-            if noise == "sed":
-                v_lead = v_fin = -(eta * sigma**4 / 2) * (P_T @ xp.einsum("kii->k", dH))
-            else:
-                S_lead = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, False)
-                S_fin = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, True)
-                v_lead = _rule.drift_from_s(xp, S_lead, dH, P_T, eta)
-                v_fin = _rule.drift_from_s(xp, S_fin, dH, P_T, eta)
-        out = {"drift_leading": v_lead, "drift_finite_eta": v_fin}
+            S_lead = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, False)
+            S_fin = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, True)
+            mixed, n_curv = _rule.projection_terms(xp, dH, C, lam_n, U_n, P_T)
+            v_lead = _rule.drift_from_s(xp, S_lead, dH, P_T, eta) + mixed
+            v_fin = _rule.drift_from_s(xp, S_fin, dH, P_T, eta) + mixed
+            if grad_U is not None:
+                bias = -eta * (P_T @ grad_U(theta, *hyper_values(order, hyper)))
+                v_lead, v_fin = v_lead + bias, v_fin + bias
+        out = {"drift_leading": v_lead, "drift_finite_eta": v_fin, "drift_normal": n_curv}
         if obs is not None:
             grad_c, hess_c = obs[0](theta), obs[1](theta)
             ito = _rule.ito_term(xp, hess_c, P_T, C)
-            out.update(observable_without_ito=grad_c @ v_lead, observable_without_ito_finite_eta=grad_c @ v_fin,
-                       observable_ito=ito, observable_leading=grad_c @ v_lead + ito,
-                       observable_finite_eta=grad_c @ v_fin + ito)
+            lead, fin = grad_c @ (v_lead + n_curv), grad_c @ (v_fin + n_curv)
+            out.update(observable_without_ito=lead, observable_without_ito_finite_eta=fin,
+                       observable_ito=ito, observable_leading=lead + ito, observable_finite_eta=fin + ito)
         return out
 
-    f.__doc__ = f"Per-step predictions for {problem!r} under {noise} noise (rank {m})."
+    f.__doc__ = f"Per-step predictions for {problem!r} under {law.name} (rank {m})."
     return f

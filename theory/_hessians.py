@@ -16,9 +16,11 @@ import functools
 import numpy as np
 import sympy as sp
 
-import flatland  # noqa: F401  (float64)
+
 import jax
 import jax.numpy as jnp
+
+jax.config.update("jax_enable_x64", True)  # float64: drift constants and eigenvalues near zero need it
 
 from . import _symbolic as S
 from ._lambdify import autograd_function, jax_function, prepare

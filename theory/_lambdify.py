@@ -15,9 +15,11 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-import flatland  # noqa: F401  (enables float64 in JAX)
+
 import jax
 import jax.numpy as jnp
+
+jax.config.update("jax_enable_x64", True)  # float64: drift constants and eigenvalues near zero need it
 
 from ._problem import Problem
 

@@ -1,9 +1,10 @@
 """``predict``: everything the theory says at one point of Γ, with its regime warnings.
 
-The drift comes from the general rule (the same compiled JAX function that
-simulations compare against) and is cross-checked against the closed form of
-THEORY.md's table (−coef · P_T ∇R, from SymPy); a disagreement becomes a
-warning, a non-finite closed form (a degenerate point) a UserError.
+The drift comes from the general rule applied to what the components declare
+(the same compiled function that simulations compare against) and is
+cross-checked against the closed form where the declared covariance has one
+(``_closed``); a disagreement becomes a warning, a non-finite drift (a
+degenerate point) a UserError.
 """
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
-from flatland.contracts import CovarianceContext
 from flatland.errors import UserError
 
 from . import _closed
 from . import _symbolic as S
-from . import covariance as cov
-from ._compile import build, check_noise, curvature_function
+from ._closed import hyper_symbols, hyper_values
+from ._compile import build, check_law, curvature_function, total_covariance
+from ._declare import CovarianceContext, StepLaw
 from ._lambdify import numpy_function
 from ._manifold import on_manifold, project as project_point, rank_and_basis
 from ._problem import Problem, parse_point
@@ -36,7 +37,7 @@ class Prediction:
     projected_from: Optional[list]
     noise: str
     eta: float
-    sigma: float
+    hyper: dict
     kappa: Optional[float]
     loss: str
     residuals: Optional[list]
@@ -54,6 +55,8 @@ class Prediction:
     drift_closed_form_finite_eta: list
     eta_lambda_max: float
     warnings: list
+    closed_form: bool = True
+    drift_normal: Optional[list] = None
     observable: Optional[str] = None
     observable_drift_leading: Optional[float] = None
     observable_drift_finite_eta: Optional[float] = None
@@ -70,15 +73,25 @@ def _number(name, value, positive=False):
         value = float(value)
     except (TypeError, ValueError):
         raise UserError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise UserError(f"{name} must be a finite {'positive' if positive else 'non-negative'} number, got {value}")
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise UserError(f"{name} must be a finite {'positive ' if positive else ''}number, got {value}")
     return value
 
 
-def _closed_form(problem, noise, m, theta, P_T, eta, sigma):
-    f = _closed.drift_gradient_function(problem, noise, m)
+def _hyper(law: StepLaw, hyper) -> dict:
+    try:
+        h = law.resolve(hyper)
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
+    h = {part: {k: _number(f"{part} hyperparameter {k}", v) for k, v in vals.items()} for part, vals in h.items()}
+    _number("the learner's effective step size", law.learner.lr(h["learner"]), positive=True)
+    return h
+
+
+def _closed_form(problem, law, m, theta, P_T, hyper):
+    f = _closed.drift_gradient_function(problem, law, m)
     with np.errstate(all="ignore"):
-        lead, fin = f(theta, eta, sigma)
+        lead, fin = f(theta, *hyper_values(hyper_symbols(law), hyper))
     return P_T @ lead + 0.0, P_T @ fin + 0.0
 
 
@@ -88,15 +101,16 @@ def _text(expr, problem, theta):
     return str(expr), sp.latex(expr, symbol_names=names)
 
 
-def predict(problem: Problem, point, noise: str, *, sigma, eta, observable: Optional[str] = None,
+def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Optional[str] = None,
             project: bool = True) -> Prediction:
     """Hessian, tangent space, regularizer and per-step drift at ``point`` (projected onto Γ).
 
-    ``sigma`` is the noise scale (σ; σ_g for gradient noise; the width w for
-    uniform-label; the probe std s for sed, whose μ is ``eta``).
+    ``law`` says what the learner and the noise model declare; ``hyper``
+    overrides their default hyperparameters, as ``{"learner": {...}, "noise": {...}}``.
     """
-    check_noise(problem, noise)
-    sigma, eta = _number("sigma", sigma), _number("eta", eta, positive=True)
+    check_law(problem, law)
+    hyper = _hyper(law, hyper)
+    eta = float(law.learner.lr(hyper["learner"]))
     theta0 = np.asarray(parse_point(point, problem.variables), float)
     warnings = []
     if project:
@@ -112,40 +126,55 @@ def predict(problem: Problem, point, noise: str, *, sigma, eta, observable: Opti
     # on Γ the Gauss–Newton matrix is the Hessian; off Γ (project=False) report ∇²L itself
     H = curv if on_manifold(problem, theta) else np.asarray(numpy_function(problem, "hessian")(theta))
     m, lam, U_n, U_t = rank_and_basis(curv)
-    f = build(problem, noise, observable, m, "numpy")
-    out = {k: np.asarray(v, float) + 0.0 for k, v in f(theta, eta, sigma).items()}
+    f = build(problem, law, observable, m, "numpy")
+    with np.errstate(all="ignore"):
+        out = {k: np.asarray(v, float) + 0.0 for k, v in f(theta, hyper).items()}
     P_T = np.eye(problem.dim) - U_n @ U_n.T
+    for label in ("leading", "finite_eta"):
+        if not np.all(np.isfinite(out[f"drift_{label}"])):
+            raise UserError(f"the predicted {label.replace('_eta', '-η')} drift under {law.name} noise is not finite "
+                            "at this point (a degenerate point of Γ, or ηλ = 2): choose a point where H has its "
+                            "generic rank")
 
     # the closed form at the generic rank: at a rank drop (a degenerate point) it tells whether
     # the drift is finite there at all
-    m_closed = max(m, S.generic_rank(problem, theta)) if problem.has_residuals else m
-    closed_lead, closed_fin = _closed_form(problem, noise, m_closed, theta, P_T, eta, sigma)
-    for label, general, closed in (("leading", out["drift_leading"], closed_lead),
-                                   ("finite-η", out["drift_finite_eta"], closed_fin)):
-        if not (np.all(np.isfinite(general)) and np.all(np.isfinite(closed))):
-            where = (f"a degenerate point of Γ (H has rank {m} here, {m_closed} generically)" if m < m_closed
-                     else "a degenerate point of Γ, or ηλ = 2")
-            raise UserError(f"the predicted {label} drift under {noise} noise is not finite at this point "
-                            f"({where}): choose a point where H has its generic rank")
-        scale = max(np.max(np.abs(closed)), np.max(np.abs(general)), 1e-300)
-        if m == m_closed and np.max(np.abs(general - closed)) > 1e-6 * scale:
-            warnings.append(f"general rule and closed form disagree ({label}): {general.tolist()} vs {closed.tolist()}")
+    cf = _closed.closed_form(problem, law)
+    if not cf.complete:
+        warnings.append(cf.note + "; the general rule alone predicts")
+        closed_lead, closed_fin = np.full(problem.dim, np.nan), np.full(problem.dim, np.nan)
+    else:
+        m_closed = max(m, S.generic_rank(problem, theta)) if problem.has_residuals else m
+        closed_lead, closed_fin = _closed_form(problem, law, m_closed, theta, P_T, hyper)
+        for label, general, closed in (("leading", out["drift_leading"], closed_lead),
+                                       ("finite-η", out["drift_finite_eta"], closed_fin)):
+            if not np.all(np.isfinite(closed)):
+                where = (f"a degenerate point of Γ (H has rank {m} here, {m_closed} generically)" if m < m_closed
+                         else "a degenerate point of Γ, or ηλ = 2")
+                raise UserError(f"the predicted {label} drift under {law.name} noise is not finite at this point "
+                                f"({where}): choose a point where H has its generic rank")
+            scale = max(np.max(np.abs(closed)), np.max(np.abs(general)), 1e-300)
+            if m == m_closed and np.max(np.abs(general - closed)) > 1e-6 * scale:
+                warnings.append(f"general rule and closed form disagree ({label}): {general.tolist()} vs "
+                                f"{closed.tolist()}")
 
     # regime warnings need S (normal fluctuations) and the derivatives of H
     kappa = float(problem.kappa) if problem.kappa is not None else 0.5
-    C = np.asarray(cov.BY_NAME[noise](CovarianceContext(
-        H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, hyper={cov.SIGMA_KEY[noise]: sigma}, J=J)))
-    eta_eff = eta * sigma**2 if noise == "sed" else eta
-    warnings += regime_warnings(problem, theta, noise, eta_eff, m, lam, U_n, C, dH)
+    ctx = dict(H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, J=J, theta=theta, dH=dH)
+    C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
+                                    CovarianceContext(hyper=hyper["learner"], **ctx)), float)
+    warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH)
 
-    R = _closed.regularizer(problem, noise, m, False)
-    R_eta = _closed.regularizer(problem, noise, m, True)
-    (r_txt, r_tex), (re_txt, re_tex) = _text(R, problem, theta), _text(R_eta, problem, theta)
+    if cf.complete:
+        R = _closed.regularizer(problem, law, m, False)
+        R_eta = _closed.regularizer(problem, law, m, True)
+        (r_txt, r_tex), (re_txt, re_tex) = _text(R, problem, theta), _text(R_eta, problem, theta)
+    else:
+        r_txt = re_txt = r_tex = re_tex = "(no closed form: general rule only)"
     lam_max = float(lam[-1]) if lam.size else 0.0
     pred = Prediction(
         variables=list(problem.variables), point=theta.tolist(),
         projected_from=None if np.array_equal(theta, theta0) else theta0.tolist(),
-        noise=noise, eta=eta, sigma=sigma, kappa=None if problem.kappa is None else float(problem.kappa),
+        noise=law.name, eta=eta, hyper=hyper, kappa=None if problem.kappa is None else float(problem.kappa),
         loss=str(problem.loss_expr),
         residuals=None if problem.residual_exprs is None else [str(r) for r in problem.residual_exprs],
         hessian=H.tolist(), eigenvalues=lam.tolist(), rank=m, tangent_basis=U_t.T.tolist(),
@@ -153,7 +182,8 @@ def predict(problem: Problem, point, noise: str, *, sigma, eta, observable: Opti
         regularizer_finite_eta_latex=re_tex,
         drift_leading=out["drift_leading"].tolist(), drift_finite_eta=out["drift_finite_eta"].tolist(),
         drift_closed_form_leading=closed_lead.tolist(), drift_closed_form_finite_eta=closed_fin.tolist(),
-        eta_lambda_max=eta_eff * lam_max, warnings=warnings,
+        eta_lambda_max=eta * lam_max, warnings=warnings, closed_form=cf.complete,
+        drift_normal=out["drift_normal"].tolist(),
     )
     if observable is not None:
         vals = {k: float(out[k]) for k in ("observable_leading", "observable_finite_eta", "observable_without_ito",

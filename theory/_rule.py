@@ -8,8 +8,14 @@ points slightly off Γ as met along simulated trajectories.
 
 1. S solves the discrete Lyapunov equation S − (I−ηH)S(I−ηH) = C_N; in H's
    eigenbasis S_ij = C_ij / (η(λ_i+λ_j) − η²λ_iλ_j); leading order drops η².
-2. drift v = −(η/2) P_T [tr(S ∂_k H)]_k.
-3. an observable c moves by E[Δc] = ∇c·v + ½ tr(∇²c · P_T C P_T).
+2. drift v = −(η/2) P_T [tr(S ∂_k H)]_k, plus, where C couples tangent and
+   normal directions (C_TN = P_T C P_N ≠ 0, e.g. multiplicative noise; zero for
+   C = aI + bH), the tangent motion of the projected point Φ from that coupling:
+   ½ ∂²Φ[C_TN + C_NT] = −½ P_T ∇³L[H⁺M + MH⁺], M = C_TN + C_NT.
+3. on a curved Γ the projected point also moves along the normal:
+   n_curv = ½ ∂²Φ[P_T C P_T] = −½ H⁺ ∇³L[P_T C P_T]; an observable c of Φ(θ)
+   moves by E[Δc] = ∇c·(v + n_curv) + ½ tr(∇²c · P_T C P_T).
+(∂²Φ of the gradient-flow projection: Li, Wang & Arora 2022, Lemma 4.3.)
 """
 from __future__ import annotations
 
@@ -39,6 +45,22 @@ def drift_from_s(xp, S, dH, P_T, eta):
     return -(eta / 2) * (P_T @ g)
 
 
+def projection_terms(xp, dH, C, lam_n, U_n, P_T):
+    """(mixed, n_curv) of rule 2–3: tangent drift from C's tangent–normal coupling, normal motion of Φ.
+
+    ``dH[k] = ∂_k ∇²L`` must be the full third derivative (not the Gauss–Newton one's) here.
+    """
+    d = P_T.shape[0]
+    H_pinv = U_n @ (U_n / lam_n[None, :]).T
+    P_N = xp.eye(d) - P_T
+    C_TT = P_T @ C @ P_T
+    M = P_T @ C @ P_N
+    M = M + M.T
+    n_curv = -0.5 * (H_pinv @ xp.einsum("kij,ij->k", dH, C_TT))
+    mixed = -0.5 * (P_T @ xp.einsum("kij,ij->k", dH, H_pinv @ M + M @ H_pinv))
+    return mixed, n_curv
+
+
 def general_drift(xp, H, dH, C, eta, m: int, finite_eta: bool = True):
     """Drift per step of the general rule at a point; returns (v, S, P_T)."""
     d = H.shape[0]
@@ -55,7 +77,12 @@ def ito_term(xp, hess_c, P_T, C):
 
 
 def gauss_newton_derivs(xp, J, dJ, kappa):
-    """(H, ∂_k H) of H = 2κJᵀJ from J (n×d) and ``dJ[k] = ∂_k J``."""
+    """(H, ∇³L) on Γ from J (n×d) and ``dJ[k] = ∂_k J``: H = 2κJᵀJ and the full third derivative.
+
+    ∂_k∇²L = 2κ Σ_r (∂_k J_ri J_rj + J_ri ∂_k J_rj + J_rk ∂_i∂_j r_r) + O(r): the last term is
+    not in ∂_k(2κJᵀJ); it points along the normal in k (so the drift v does not see it) but
+    bends Φ on a curved Γ (n_curv and the tangent–normal term need it).
+    """
     H = 2 * kappa * (J.T @ J)
     JtdJ = xp.einsum("ri,krj->kij", J, dJ)
-    return H, 2 * kappa * (JtdJ + xp.swapaxes(JtdJ, 1, 2))
+    return H, 2 * kappa * (JtdJ + xp.swapaxes(JtdJ, 1, 2) + xp.einsum("rk,irj->kij", J, dJ))

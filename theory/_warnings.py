@@ -87,17 +87,18 @@ def _kinks(problem: Problem, theta, Sigma) -> list[str]:
     return out
 
 
-def regime_warnings(problem: Problem, theta, noise: str, eta_eff: float, m: int, lam, U_n, C, dH) -> list[str]:
-    """All regime warnings at ``theta`` (``eta_eff`` is μs² for SED, η otherwise)."""
+def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m: int, lam, U_n, C, dH) -> list[str]:
+    """All regime warnings at ``theta`` (``eta_eff``: the learner's effective step size; ``finite_eta``:
+    whether its potential part has a finite-η form)."""
     lam_max = float(lam[-1]) if len(lam) else 0.0
     eta_lam = eta_eff * lam_max
     out = _stability(eta_lam)
     Sigma = None
-    if m and eta_lam < 2 and noise != "sed":
+    if m and eta_lam < 2:
         lam_n, U = lam[len(lam) - m:], U_n
         Sigma = _rule.stationary_covariance(np, lam_n, U, C, eta_eff, True)
     out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH)
     out += _kinks(problem, theta, Sigma)
-    if noise == "sed":
-        out.append("sed: no finite-η form is known; drift_finite_eta repeats the leading order")
+    if not finite_eta:
+        out.append("the learner's potential term has no known finite-η form; drift_finite_eta uses its leading order")
     return out
