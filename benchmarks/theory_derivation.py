@@ -40,7 +40,10 @@ def derive(loss) -> dict:
     times["rank_seconds"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    noises = ["update", "label"] if problem.has_residuals else ["update"]
+    reg = flatland.assemble().registry
+    gd = reg.create("learners", "gd")
+    noises = [flatland.step_law(reg.create("noise", n), gd)[0]
+              for n in (["update", "label"] if problem.has_residuals else ["update"])]
     for noise in noises:
         for finite in (False, True):
             _closed.regularizer(problem, noise, m, finite)

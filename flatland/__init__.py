@@ -11,14 +11,24 @@ _jax.config.update("jax_enable_x64", True)
 
 from .assembly import Assembly, BrokenPlugin, PluginInfo, assemble  # noqa: E402
 from .contracts import (  # noqa: E402
-    KINDS, Check, CheckResult, CovarianceContext, Learner, Loss, Metric, NoiseModel, Oracle,
+    KINDS, Check, CheckResult, CovarianceContext, Learner, LearnerTheory, Loss, Metric, NoiseModel, Oracle,
+    StepMoments,
 )
 from .errors import PluginError, UserError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .stepping import as_hyper, make_oracle, make_step, optax_learner  # noqa: E402
+from .simulate import ensemble, make_runner  # noqa: E402
+from .drift import DriftRun, measure_drift  # noqa: E402
+from .estimators import mean_se, missing_moments, ratio_along, step_moments  # noqa: E402
+from .laws import step_law  # noqa: E402
+from .lab import Lab, Measured  # noqa: E402
+from .verdicts import decisive, drift_ratio, failed, scalar  # noqa: E402
 
 __all__ = [
     "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckResult",
-    "CovarianceContext", "Learner", "Loss", "Metric", "NoiseModel", "Oracle", "PluginError",
+    "CovarianceContext", "Learner", "LearnerTheory", "StepMoments", "Loss", "Metric", "NoiseModel", "Oracle", "PluginError",
     "UserError", "hookimpl", "as_hyper", "make_oracle", "make_step", "optax_learner",
+    # simulating and measuring (for checks): the compiled loop, drift ensembles, estimators, verdicts
+    "ensemble", "make_runner", "DriftRun", "measure_drift", "mean_se", "missing_moments", "ratio_along",
+    "step_moments", "step_law", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
 ]

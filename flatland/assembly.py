@@ -1,7 +1,8 @@
 """Assembling the plugins: a fresh pluggy manager and registry per call.
 
 ``assemble()`` builds a new :class:`pluggy.PluginManager`, registers the
-built-in plugin modules from the explicit list in ``flatland_plugins.BUILTIN``,
+built-in plugin modules named (as strings, never imported by the engine's code)
+in ``BUILTIN``,
 loads third-party plugins from the entry-point group ``flatland``, and calls
 each plugin's hooks with a ``register`` callback bound to that plugin's origin.
 A plugin that fails to import, validate or register is recorded in
@@ -27,6 +28,22 @@ from .errors import PluginError
 from .registry import Registry
 
 ENTRY_POINT_GROUP = "flatland"
+
+#: The built-in plugin modules, in registration order. They are named, not imported: the engine
+#: loads them exactly as it loads a third party's entry point, so a plugin gets what a built-in gets.
+BUILTIN = (
+    "flatland_plugins.valleys",
+    "flatland_plugins.noise",
+    "flatland_plugins.learners",
+    "flatland_plugins.valley_checks",
+    "flatland_plugins.valley_checks_more",
+    "flatland_plugins.relu",
+    "flatland_plugins.geometry_task",
+    "flatland_plugins.geometry_noise",
+    "flatland_plugins.geometry_metrics",
+    "flatland_plugins.geometry_checks",
+    "flatland_plugins.geometry_penalty",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,15 +195,13 @@ def assemble(
 ) -> Assembly:
     """Build a fresh plugin manager and registry.
 
-    ``builtins`` defaults to ``flatland_plugins.BUILTIN``; ``entry_points``
+    ``builtins`` defaults to ``BUILTIN``; ``entry_points``
     defaults to the installed entry points of group ``flatland``; ``extra``
     registers ``(name, module_or_object)`` pairs directly (for tests and for
     plugin authors trying a plugin before packaging it).
     """
     asm = _Assembler(strict_from_env() if strict is None else strict)
-    if builtins is None:
-        from flatland_plugins import BUILTIN as builtins
-    _load_builtins(asm, builtins)
+    _load_builtins(asm, BUILTIN if builtins is None else builtins)
     if entry_points is None:
         entry_points = md.entry_points(group=ENTRY_POINT_GROUP)
     _load_entry_points(asm, entry_points)

@@ -23,6 +23,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from flatland.theory import CovarianceContext, LearnerTheory
 
 Params = Any
 Hyper = Mapping[str, Any]
@@ -78,41 +81,37 @@ class Loss:
         return jnp.asarray(self.point, dtype=jnp.result_type(float))
 
 
-@dataclasses.dataclass(frozen=True)
-class CovarianceContext:
-    """What a noise model may use to state its per-step covariance C(θ).
-
-    ``H`` is the Hessian of L at θ, ``J`` the residual Jacobian (or None),
-    ``eye`` the identity of the right size, ``eta`` the learning rate, ``kappa``
-    the loss prefactor and ``hyper`` the noise hyperparameters. Entries are
-    SymPy objects for symbolic work and arrays for numeric work, so a covariance
-    written with ``*``, ``+`` and ``**`` serves both.
-    """
-
-    H: Any
-    eye: Any
-    eta: Any
-    kappa: Any
-    hyper: Mapping[str, Any]
-    J: Any = None
-
-
 class NoiseModel:
-    """How a noise model perturbs one learner step, and its covariance.
+    """How a noise model perturbs one learner step, and what it declares about it.
 
     A step of the simulator is: the learner asks the oracle for the gradient of
     ``objective`` (label noise and minibatches act here); the gradient passes
     ``perturb_grad`` (gradient noise); the learner moves; the new params pass
-    ``perturb_params`` (update noise). Override what applies. ``covariance``
-    returns the per-step covariance C(θ) of the induced update noise for the
-    theory, or None where no closed form exists. ``hyper`` holds defaults.
-    ``requires`` names the ``loss.extras`` keys the model needs (a network's
-    noisy forward pass, its data); empty for models that work on any loss.
+    ``perturb_params`` (update noise). Override what applies.
+
+    Declarations (the engine and the theory ask these; nothing looks at ``name``):
+
+    * ``covariance(ctx)`` — the per-step covariance C(θ) of the parameter noise
+      this model causes in a gradient step of size ``ctx.eta`` (see
+      :class:`flatland.theory.CovarianceContext`); the theory's only source of
+      C. None: no prediction.
+    * ``grad_cov(loss, params, hyper)`` — exact covariance of the oracle's
+      gradient (its mean must be the exact ∇L), and ``param_cov(params, hyper)``
+      — covariance added to the params after the move: the conditional moments
+      the Rao–Blackwellised estimator needs. The defaults are exact zeros for
+      the parts a subclass does not override, None ("unknown") otherwise.
+    * ``needs_residuals`` — the model acts on residuals (label noise, minibatches).
+    * ``requires`` — the ``loss.extras`` keys it needs (a network's data).
+    * ``scale`` — the hyperparameter that a command line's ``--sigma`` sets.
+
+    ``hyper`` holds the default hyperparameters.
     """
 
     name: str = "none"
     hyper: Mapping[str, float] = {}
     requires: tuple[str, ...] = ()
+    needs_residuals: bool = False
+    scale: str = "sigma"
 
     def objective(self, loss: Loss, key: jax.Array, params: Params, hyper: Hyper) -> jax.Array:
         """The (possibly noisy) loss whose gradient the learner follows."""
@@ -127,8 +126,54 @@ class NoiseModel:
     def covariance(self, ctx: CovarianceContext) -> Any:
         return None
 
+    def overrides(self, method: str) -> bool:
+        """Whether this model overrides ``method`` of the base contract (e.g. "perturb_grad")."""
+        return getattr(type(self), method) is not getattr(NoiseModel, method)
+
+    def grad_cov(self, loss: Loss, params: Params, hyper: Hyper) -> Any:
+        if self.overrides("objective") or self.overrides("perturb_grad"):
+            return None
+        d = ravel_pytree(params)[0].shape[0]
+        return jnp.zeros((d, d))
+
+    def param_cov(self, params: Params, hyper: Hyper) -> Any:
+        if self.overrides("perturb_params"):
+            return None
+        d = ravel_pytree(params)[0].shape[0]
+        return jnp.zeros((d, d))
+
     def __repr__(self) -> str:
         return f"<noise {self.name} {dict(self.hyper)}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepMoments:
+    """A learner's exact conditional step moments, for the Rao–Blackwellised estimator.
+
+    Declare ``gradient_gain`` or ``own``. ``gradient_gain(hyper)``: the step is
+    affine in the oracle's gradient g, Δθ = Δθ(∇L) − gain·(g − ∇L), plus
+    zero-mean noise of the learner's own with covariance ``own_cov(params,
+    hyper)`` (None: no own noise); the engine takes the exact mean step from
+    ``step`` with the exact oracle — or, for a learner with own noise, from
+    ``mean_step(params, state, hyper, oracle) -> params`` (its step without
+    that noise) — and the covariance from the noise model's ``grad_cov``/``param_cov``. ``own(loss, params, state, hyper)``:
+    the learner computes (mean (d,), cov (d, d)) of its whole step itself, with
+    an exact objective (stochastic error descent by quadrature); it then
+    composes only with noise models that leave the objective and gradient alone.
+    """
+
+    gradient_gain: Optional[Callable[[Hyper], Any]] = None
+    own: Optional[Callable[..., tuple]] = None
+    own_cov: Optional[Callable[[Params, Hyper], Any]] = None
+    mean_step: Optional[Callable[..., Params]] = None
+
+    def __post_init__(self):
+        if (self.gradient_gain is None) == (self.own is None):
+            raise ValueError("StepMoments declares exactly one of gradient_gain and own")
+        if self.own is not None and (self.own_cov is not None or self.mean_step is not None):
+            raise ValueError("StepMoments: own moments already include the learner's own noise")
+        if self.own_cov is not None and self.mean_step is None:
+            raise ValueError("StepMoments: a learner with own_cov also declares mean_step (its step without that noise)")
 
 
 class Oracle(NamedTuple):
@@ -139,18 +184,25 @@ class Oracle(NamedTuple):
 
 
 class Learner(NamedTuple):
-    """An ``init``/``step`` pair in the optax/blackjax style.
+    """An ``init``/``step`` pair in the optax/blackjax style, with optional declarations.
 
     ``init(params, hyper) -> state``;
     ``step(key, params, state, hyper, oracle) -> (params, state, info)`` with
     ``info`` a dict of scalars. ``hyper`` holds default hyperparameters (at
     least ``lr``); the simulator passes them as array leaves.
+
+    ``theory`` (a :class:`flatland.theory.LearnerTheory`) tells the theory how
+    the learner moves near Γ (effective step, own noise, potential); None: no
+    prediction. ``moments`` (a :class:`StepMoments`) gives the estimator its
+    exact conditional step; None: drift is measured by raw displacement.
     """
 
     name: str
     init: Callable[[Params, Hyper], Any]
     step: Callable[..., tuple[Params, Any, dict]]
     hyper: Mapping[str, float]
+    theory: Optional[LearnerTheory] = None
+    moments: Optional[StepMoments] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,25 +94,21 @@ def _index(tree, g):
 def local_law(loss, noise, learner, hyper_g, point):
     """(A, C, H) of the linearised step at ``point``: θ' − θ* ≈ A(θ − θ*) + noise of covariance C.
 
-    Affine-in-gradient learners: A = I − ηH, C = η² Cov(g) + update covariance
-    (the noise model's exact moments). SED: A = I − μs²H, C from the theory's
-    SED covariance. Anything else: None (chains start on Γ, burn-in does the rest).
+    From the declared conditional moments (``estimators.step_moments``): A = I +
+    ∂m/∂θ of the mean step m, C its covariance, both at ``point`` with the
+    learner's initial state (gradient descent: A = I − ηH, C = η² Cov(g) + update
+    covariance). None where the moments are not declared (chains start on Γ and
+    burn-in does the rest).
     """
-    p0 = np.asarray(point, float)
-    H = np.asarray(_hessian(loss, len(p0))(jnp.asarray(p0)))
-    eye = np.eye(len(p0))
-    lr = float(hyper_g["learner"]["lr"])
-    if learner.name in E.LINEAR_IN_GRADIENT and hasattr(noise, "grad_cov"):
-        C = lr ** 2 * np.asarray(noise.grad_cov(loss, jnp.asarray(p0), hyper_g["noise"]))
-        return eye - lr * H, C + np.asarray(noise.param_cov(jnp.asarray(p0), hyper_g["noise"])), H
-    if learner.name == "sed" and noise.name == "none":
-        from flatland.contracts import CovarianceContext
-        from flatland.theory import covariance
-
-        s = float(hyper_g["learner"]["sigma"])
-        C = covariance.sed(CovarianceContext(H=H, eye=eye, eta=lr, kappa=loss.kappa, hyper={"sigma": s}))
-        return eye - lr * s * s * H, np.asarray(C), H
-    return None
+    p0 = jnp.asarray(point, float)
+    moments = E.step_moments(loss, noise, learner, p0)
+    if moments is None:
+        return None
+    h = jax.tree_util.tree_map(jnp.asarray, hyper_g)
+    state = learner.init(p0, h["learner"])
+    A = np.eye(p0.shape[0]) + np.asarray(jax.jacfwd(lambda p: moments(p, state, h)[0])(p0))
+    C = np.asarray(moments(p0, state, h)[1])
+    return A, C, np.asarray(_hessian(loss, p0.shape[0])(p0))
 
 
 _HESSIANS: dict = {}
@@ -194,7 +190,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     state = jax.vmap(lambda p, h: jax.vmap(lambda q: learner.init(q, h["learner"]))(p))(params, hyper)
 
     step = make_step(loss, noise, learner)
-    moments = E.step_moments(loss, noise, learner) if rao_blackwell else None
+    moments = E.step_moments(loss, noise, learner, template) if rao_blackwell else None
 
     def accumulate(p, s, h):
         out = {}

@@ -1,6 +1,8 @@
 """User-facing errors: one clear line, exit status 2, no traceback."""
 import difflib
 
+__all__ = ["UserError", "PluginError", "unknown_name"]
+
 
 class UserError(Exception):
     """A mistake in what the user asked for; the CLI prints it as one line."""

@@ -3,37 +3,23 @@
 ``Lab(registry)`` builds components by name (cached), the theory's
 :class:`~flatland.theory.Problem` of a loss, and ``measure(...)``: one drift
 ensemble (``flatland.drift.measure_drift``) whose in-loop prediction is the
-theory's ``compile_prediction`` for the right noise name and σ. Simulators are
-cached by (components, theory noise, observable), so checks that share them
-share one compilation. The suite's checks (``flatland_plugins.valley_checks``),
-the user's own valley (``flatland check --loss``) and the ReLU/geometry
-engineers' checks can all use it.
+theory's ``compile_prediction`` for the pair's :class:`~flatland.theory.StepLaw`
+(``flatland.laws.step_law``: what the learner and the noise model declare).
+A pair that declares too little is measured without a prediction, and
+``Measured.no_prediction`` says which declaration is missing. Simulators are
+cached by (components, law, observable), so checks that share them share one
+compilation.
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from .drift import DriftRun, measure_drift
-
-
-def theory_noise_of(noise, learner) -> Optional[str]:
-    """The theory's noise name for a (noise, learner) pair: SED is its own noise."""
-    if learner.name == "sed":
-        return "sed" if noise.name in ("none",) else None
-    return getattr(noise, "theory_noise", None) or (noise.name if noise.name in ("none", "update") else None)
-
-
-def theory_sigma_of(noise, learner, hyper) -> object:
-    """σ for the theory from one grid entry's hyper (SED: its probe s; else the noise's σ or width)."""
-    if learner.name == "sed":
-        return hyper["learner"]["sigma"]
-    if hasattr(noise, "theory_sigma"):
-        return noise.theory_sigma(hyper["noise"])
-    return hyper["noise"].get("sigma", 0.0)
+from .laws import step_law
 
 
 @dataclasses.dataclass
@@ -41,13 +27,14 @@ class Measured:
     """A drift run with what the theory said at its start point (per grid entry)."""
 
     run: DriftRun
-    predictions: list  # flatland.theory.Prediction per grid entry (at the start point)
+    predictions: list  # flatland.theory.Prediction per grid entry (at the start point); [] without a law
     problem: object
     field: Optional[object] = None  # flat θ -> predicted finite-η drift (first grid entry), for figures
+    no_prediction: Optional[str] = None  # why there is no prediction (a missing declaration)
 
     def warnings(self, g: Optional[int] = None) -> list:
         preds = self.predictions if g is None else [self.predictions[g]]
-        out = [w for p in preds for w in p.warnings]
+        out = [w for p in preds for w in p.warnings] + ([self.no_prediction] if self.no_prediction else [])
         if self.run.n_diverged:
             out.append(f"{self.run.n_diverged} of {self.run.diverged_at.size} chains diverged")
         return list(dict.fromkeys(out))
@@ -80,60 +67,58 @@ class Lab:
         return self._cache[key]
 
     def measure(self, loss, noise, learner, grid, point, *, chains: int, steps: int, burn: int, chunk: int,
-                seed: int, problem=None, theory_noise: Optional[str] = None, observable: Optional[str] = None,
-                observable_fn=None, starts=None, every: int = 50, key=None, sigma_of=None) -> Measured:
+                seed: int, problem=None, law=None, theory_hyper: Optional[Callable] = None,
+                observable: Optional[str] = None, observable_fn=None, starts=None, every: int = 50,
+                key=None) -> Measured:
         """Run ``measure_drift`` with the theory's finite-η and leading predictions averaged in-loop.
 
         ``loss``/``noise``/``learner`` are components; ``problem`` defaults to
         the loss's own (give another for a loss without expressions, e.g. the
-        noisy-target rows of Fig 5A); ``theory_noise`` defaults from the pair.
-        ``observable`` is text in the safe grammar (the theory's prediction
-        for it is accumulated too); ``observable_fn`` its JAX function.
-        ``key`` names the components for the simulator cache; ``sigma_of(hyper)``
-        overrides the σ handed to the theory (e.g. s/√B for minibatch noise).
+        noisy-target rows of Fig 5A); ``law`` defaults to the pair's declared
+        :class:`~flatland.theory.StepLaw` and ``theory_hyper(h)`` maps one grid
+        entry's ``{"learner", "noise"}`` to the law's hyperparameters (default:
+        the same). ``observable`` is text in the safe grammar (the theory's
+        prediction for it is accumulated too); ``observable_fn`` its JAX
+        function. ``key`` names the components for the simulator cache.
         """
+        kw = dict(chains=chains, steps=steps, burn=burn, chunk=chunk, seed=seed, problem=problem, law=law,
+                  theory_hyper=theory_hyper, observable=observable, observable_fn=observable_fn, every=every, key=key)
         if key is not None and starts is None:  # the same measurement asked twice (e.g. by two checks) runs once
-            memo = ("measured", key, repr(grid), tuple(point), chains, steps, burn, chunk, seed, theory_noise,
+            memo = ("measured", key, repr(grid), tuple(point), chains, steps, burn, chunk, seed, id(law),
                     observable, every)
             with self._locks.setdefault(memo, threading.Lock()):  # checks may run in threads
                 if memo not in self._cache:
-                    self._cache[memo] = self._measure(
-                        loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
-                        seed=seed, problem=problem, theory_noise=theory_noise, observable=observable,
-                        observable_fn=observable_fn, starts=None, every=every, key=key, sigma_of=sigma_of)
+                    self._cache[memo] = self._measure(loss, noise, learner, grid, point, starts=None, **kw)
                 return self._cache[memo]
-        return self._measure(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
-                             seed=seed, problem=problem, theory_noise=theory_noise, observable=observable,
-                             observable_fn=observable_fn, starts=starts, every=every, key=key, sigma_of=sigma_of)
+        return self._measure(loss, noise, learner, grid, point, starts=starts, **kw)
 
-    def _measure(self, loss, noise, learner, grid, point, *, chains, steps, burn, chunk, seed, problem,
-                 theory_noise, observable, observable_fn, starts, every, key, sigma_of) -> Measured:
+    def _measure(self, loss, noise, learner, grid, point, *, chains, steps, burn, chunk, seed, problem, law,
+                 theory_hyper, observable, observable_fn, starts, every, key) -> Measured:
         from flatland.theory import compile_prediction, predict
 
         problem = problem if problem is not None else self.problem(loss)
-        tnoise = theory_noise or theory_noise_of(noise, learner)
-        f = compile_prediction(problem, tnoise, observable)
-        sigma_of = sigma_of or (lambda h: theory_sigma_of(noise, learner, h))
-
-        def predicted(flat, h):
-            return f(flat, h["learner"]["lr"], sigma_of(h))
-
+        why = None
+        if law is None:
+            law, why = step_law(noise, learner)
+        theory_hyper = theory_hyper or (lambda h: h)
         grid = [grid] if isinstance(grid, dict) else list(grid)
-        on_gamma = self.projector(problem)
         if observable is not None and observable_fn is None:
             observable_fn = self.observable_fn(problem, observable)
-        cache_key = None if key is None else (key, tnoise, observable, id(problem))
+        cache_key = None if key is None else (key, id(law), observable, id(problem))
+        predicted = field = None
+        if law is not None:
+            f = compile_prediction(problem, law, observable)
+            predicted = lambda flat, h: f(flat, theory_hyper(h))  # noqa: E731
         run = measure_drift(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
                             seed=seed, predict=predicted, observable=observable_fn, starts=starts, every=every,
-                            cache_key=cache_key, project=on_gamma)
-        preds, hs = [], []
-        for g in range(len(grid)):
-            h = {k: {kk: float(np.asarray(v)[g]) for kk, v in run.settings["grid"][k].items()} for k in ("learner", "noise")}
-            hs.append(h)
-            preds.append(predict(problem, tuple(point), tnoise, sigma=float(sigma_of(h)),
-                                 eta=h["learner"]["lr"], observable=observable))
-        field = lambda flat, h=hs[0]: f(flat, h["learner"]["lr"], sigma_of(h))["drift_finite_eta"]
-        return Measured(run, preds, problem, field)
+                            cache_key=cache_key, project=self.projector(problem))
+        preds = []
+        if law is not None:
+            hs = [theory_hyper({k: {kk: float(np.asarray(v)[g]) for kk, v in run.settings["grid"][k].items()}
+                                for k in ("learner", "noise")}) for g in range(len(grid))]
+            preds = [predict(problem, tuple(point), law, hyper=h, observable=observable) for h in hs]
+            field = lambda flat, h=hs[0]: f(flat, h)["drift_finite_eta"]  # noqa: E731
+        return Measured(run, preds, problem, field, no_prediction=why)
 
     def theory_loss(self, problem):
         """The problem's own loss as a flatland.Loss of JAX functions (lambdified from its SymPy expressions)."""

@@ -61,10 +61,23 @@ def pooled(runs, attr):
     return None if xs[0] is None else np.concatenate([x[0] for x in xs], axis=0)
 
 
-def summary(runs, pred0, observable, tol):
-    """Pooled estimates over all batches → the JSON fields of the issue."""
+def summary(measured, pred0, observable, tol):
+    """Pooled estimates over all batches (``Lab.Measured`` list) → the JSON fields of the check."""
+    runs = [m.run for m in measured]
     rb = pooled(runs, "rb")
     raw = pooled(runs, "raw")
+    if measured[0].no_prediction:
+        meas = rb if rb is not None else raw
+        m, se = mean_se(meas)
+        out = {"measured": m.tolist(), "stderr": se.tolist(), "raw_measured": mean_se(raw)[0].tolist(),
+               "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol, "passed": False,
+               "estimator": "rao-blackwell" if rb is not None else "raw displacement",
+               "verdict": f"no prediction: {measured[0].no_prediction}"}
+        if observable is not None:
+            om = pooled(runs, "obs_rb")
+            om = om if om is not None else pooled(runs, "obs_raw")
+            out["observable_measured"], out["observable_stderr"] = (float(v) for v in mean_se(om))
+        return out
     pf = np.concatenate([r.pred["drift_finite_eta"][0] for r in runs])
     pl = np.concatenate([r.pred["drift_leading"][0] for r in runs])
     meas = rb if rb is not None else raw
@@ -128,19 +141,22 @@ def check_divergence(run, prediction):
             f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point — lower --eta or --sigma")
 
 
-def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, tnoise, observable, sigma_of,
-                prediction, tol):
-    """Batches of chains until decisive (adaptive) or one fixed batch; returns (runs, measured list)."""
+def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol):
+    """Batches of chains until decisive (adaptive) or one fixed batch; returns the ``Measured`` list.
+
+    Without a law (a missing declaration) one batch is measured and nothing is compared."""
     runs = []
-    key = ("user", id(problem), noise.name, learner.name, pl.chains)
+    key = ("user", id(problem), id(noise), id(learner), pl.chains)
     n_batches = 1 if not pl.adaptive else max(1, min(MAX_BATCHES, int(MAX_CHAIN_STEPS // (pl.chains * (pl.steps + pl.burn)))))
     for b in range(n_batches):
         m = lab.measure(loss, noise, learner, grid, point, chains=pl.chains, steps=pl.steps, burn=pl.burn,
-                        chunk=pl.chunk, seed=seed * 7919 + b, problem=problem, theory_noise=tnoise,
-                        observable=observable, sigma_of=sigma_of, key=key)
+                        chunk=pl.chunk, seed=seed * 7919 + b, problem=problem, law=law,
+                        observable=observable, key=key)
         check_divergence(m.run, prediction)
         runs.append(m)
-        s = summary([x.run for x in runs], prediction, observable, tol)
+        if m.no_prediction:
+            break
+        s = summary(runs, prediction, observable, tol)
         if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and (
                 observable is None or 3 * s["observable_ratio_stderr"] <= tol / 2 or s["observable_passed"]):
             break

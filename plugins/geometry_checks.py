@@ -66,7 +66,7 @@ def _log(msg):
 
 @functools.lru_cache(maxsize=2)
 def study(seed: int = 0):
-    from flatland.geometry.study import NOISE_TYPES, QUICK, run_study
+    from flatland.geometry import NOISE_TYPES, QUICK, run_study
 
     hypers = {n: {h: v} for n, (h, v, _) in NOISE_TYPES.items() if h is not None and n != "grad-additive"}
     return run_study(hypers=hypers, protocol=QUICK, runs=RUNS, seed=seed, match_to="node-dropout", log=_log)

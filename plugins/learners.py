@@ -3,16 +3,26 @@
 Every learner's hyperparameters are array leaves with the step size under
 ``lr``. Minibatch SGD is GD under the ``minibatch`` noise model (its batch size
 is that model's factory option): the oracle a learner sees is already the
-minibatch loss. ``gd`` and ``momentum`` move affinely in the oracle's gradient
-(coefficient −lr) and ``sed`` has a Gaussian perturbation, so
-flatland.estimators knows their exact conditional mean step; Adam and RMSprop
-do not have one (their drift is measured by raw displacement only).
+minibatch loss. Each learner declares what it can: ``gd`` its theory (plain
+gradient descent) and its exact moments (affine in the gradient, gain lr);
+``momentum`` its moments only; ``sed`` its theory (effective step μs², its
+probe noise's covariance, the potential (s²/2) tr H) and its moments by
+Gauss–Hermite quadrature. Adam and RMSprop declare nothing: no prediction, and
+their drift is measured by raw displacement.
 """
+import itertools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
-from flatland import Learner, hookimpl, optax_learner
+from flatland import Learner, LearnerTheory, StepMoments, hookimpl, optax_learner
+
+GD_THEORY = LearnerTheory()
+GAIN_LR = StepMoments(gradient_gain=lambda hyper: hyper["lr"])
+
 
 def gradient_descent() -> Learner:
     """θ ← θ − η g, with g from the (noisy) oracle."""
@@ -24,7 +34,7 @@ def gradient_descent() -> Learner:
         g = oracle.grad(key, params)
         return jax.tree_util.tree_map(lambda p, d: p - hyper["lr"] * d, params, g), state, {}
 
-    return Learner("gd", init, step, {"lr": 0.05})
+    return Learner("gd", init, step, {"lr": 0.05}, theory=GD_THEORY, moments=GAIN_LR)
 
 
 def momentum() -> Learner:
@@ -38,7 +48,8 @@ def momentum() -> Learner:
         v = jax.tree_util.tree_map(lambda v, d: hyper["beta"] * v - hyper["lr"] * d, state, g)
         return jax.tree_util.tree_map(jnp.add, params, v), v, {}
 
-    return Learner("momentum", init, step, {"lr": 0.05, "beta": 0.9})
+    # moments only: near Γ heavy-ball is not gradient descent with one effective step at finite η
+    return Learner("momentum", init, step, {"lr": 0.05, "beta": 0.9}, moments=GAIN_LR)
 
 
 def sed_scales(params, per_matrix: bool):
@@ -79,7 +90,64 @@ def stochastic_error_descent(per_matrix: bool = False) -> Learner:
         new = jax.tree_util.tree_map(lambda p, q: p - hyper["lr"] * q * delta, params, pi)
         return new, state, {"delta_loss": delta}
 
-    return Learner("sed", init, step, {"lr": 1.0, "sigma": 0.1})
+    if per_matrix:  # per-leaf probe scales: neither the theory nor the quadrature below describes them
+        return Learner("sed", init, step, {"lr": 1.0, "sigma": 0.1})
+    return Learner("sed", init, step, {"lr": 1.0, "sigma": 0.1}, theory=SED_THEORY,
+                   moments=StepMoments(own=sed_moments))
+
+
+def sed_covariance(ctx):
+    """Covariance of SED's step on Γ: −μ π (½ πᵀHπ) to leading order, π ~ N(0, s²I).
+
+    By Isserlis' theorem: μ² s⁶/4 [((tr H)² + 2 tr H²) I + 4 tr H · H + 8 H²]
+    (μ = ``lr``, s = ``sigma`` of the learner's hyperparameters).
+    """
+    mu, s = ctx.hyper["lr"], ctx.hyper["sigma"]
+    H = ctx.H
+    trH, H2 = ctx.trace(H), H @ H
+    return mu**2 * s**6 / 4 * ((trH**2 + 2 * ctx.trace(H2)) * ctx.eye + 4 * trH * H + 8 * H2)
+
+
+#: SED's mean step is −μs² ∇(L + (s²/2) tr H) + O(s⁶) (Stein's lemma on the smoothed loss), so its
+#: effective step is μs² and its potential (s²/2) tr H; its probe noise adds ``sed_covariance``.
+#: The potential part has no known finite-η form.
+SED_THEORY = LearnerTheory(lr=lambda h: h["lr"] * h["sigma"] ** 2, covariance=sed_covariance,
+                           potential=lambda ctx: ctx.hyper["sigma"] ** 2 / 2 * ctx.trace(ctx.H),
+                           uses_gradient=False, finite_eta=False)
+
+GH_MAX_DIM = 4
+GH_NODES = 6
+
+
+def gauss_hermite(dim: int, n: int):
+    """Tensor-product nodes z (n^dim, dim) and weights w (sum 1) for E f(z), z ~ N(0, I)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / w.sum()
+    z = np.array(list(itertools.product(x, repeat=dim)))
+    weights = np.prod(np.array(list(itertools.product(w, repeat=dim))), axis=1)
+    return z, weights
+
+
+def sed_moments(loss, params, state, hyper):
+    """Exact mean and covariance of one SED step at θ, by Gauss–Hermite quadrature over π.
+
+    With n nodes per coordinate the mean is exact for a polynomial loss of
+    degree ≤ 2n − 2 and the covariance for degree ≤ n − 2 (n = 6: quartic
+    valleys exactly). Tensor quadrature: small problems only (≤ 4 parameters).
+    """
+    flat, unravel = ravel_pytree(params)
+    d = flat.shape[0]
+    if d > GH_MAX_DIM:
+        raise ValueError(f"SED conditional moments by quadrature need ≤ {GH_MAX_DIM} parameters, got {d}")
+    z, w = gauss_hermite(d, GH_NODES)
+    s, mu = hyper["sigma"], hyper["lr"]
+    pi = s * jnp.asarray(z)
+    dl = jax.vmap(lambda q: loss(unravel(flat + q)))(pi) - loss(unravel(flat))
+    step = -mu * pi * dl[:, None]
+    w = jnp.asarray(w)
+    mean = w @ step
+    second = jnp.einsum("n,ni,nj->ij", w, step, step)
+    return mean, second - jnp.outer(mean, mean)
 
 
 def _adam(lr, b1, b2, eps):

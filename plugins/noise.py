@@ -1,21 +1,12 @@
 """Built-in noise models for learning near a zero-loss manifold.
 
-Each states how it perturbs a step (see ``flatland.contracts.NoiseModel``) and
-its per-step covariance C(θ) for ``flatland.theory`` (delegated to
-``flatland.theory.covariance`` where the theory has one). All act on any
-params pytree and on residuals of any shape (rows = data examples along the
-leading axis), so the ReLU network uses them unchanged.
-
-Beyond the contract, each model here also states the exact *conditional*
-moments of what it does to one step, for the Rao–Blackwellised estimators in
-``flatland.estimators`` (flattened params, small problems only):
-
-* ``grad_cov(loss, params, hyper)`` — covariance of the noisy gradient, whose
-  mean is the exact ∇L (every model here is unbiased); ``None`` if unknown;
-* ``param_cov(params, hyper)`` — covariance added to the params after the move.
-
-``theory_noise`` names the matching noise in ``flatland.theory`` and
-``theory_sigma(hyper)`` the σ it takes there.
+Each states how it perturbs a step (see ``flatland.NoiseModel``) and declares
+what the engine and the theory ask of it: ``covariance(ctx)``, the per-step
+parameter covariance C(θ) in a gradient step of size ``ctx.eta`` (Blanc et al.
+2020; Damian et al. 2021: isotropic noise σ²I, label noise 2κη²σ²H), and the
+exact conditional moments ``grad_cov``/``param_cov`` for the Rao–Blackwellised
+estimators. All act on any params pytree and on residuals of any shape (rows =
+data examples along the leading axis), so the ReLU network uses them unchanged.
 """
 import jax
 import jax.numpy as jnp
@@ -56,42 +47,21 @@ def _flat_jacobian(loss, params):
     return jax.jacfwd(lambda f: jnp.ravel(loss.residuals(unravel(f))))(flat)
 
 
-def _theory_covariance(name, ctx):
-    from flatland.theory import covariance  # imported lazily: the theory is optional at step time
-
-    return getattr(covariance, name)(ctx)
-
-
-class _Base(NoiseModel):
-    theory_noise = None
-
-    def grad_cov(self, loss, params, hyper):
-        return jnp.zeros((_dim(params),) * 2)
-
-    def param_cov(self, params, hyper):
-        return jnp.zeros((_dim(params),) * 2)
-
-    def theory_sigma(self, hyper):
-        return hyper.get("sigma", 0.0)
-
-
-class NoNoise(_Base):
+class NoNoise(NoiseModel):
     """Exact gradients: plain GD drifts nowhere once on Γ."""
 
     name = "none"
     hyper = {}
-    theory_noise = "none"
 
     def covariance(self, ctx):
         return 0 * ctx.eye
 
 
-class UpdateNoise(_IsotropicDraws, _Base):
+class UpdateNoise(_IsotropicDraws, NoiseModel):
     """θ ← θ + N(0, σ²I) after each learner step."""
 
     name = "update"
     hyper = {"sigma": 0.01}
-    theory_noise = "update"
 
     def perturb_params(self, key, params, hyper):
         draws = _normal_like(key, params, self.draw_dtype)
@@ -104,12 +74,11 @@ class UpdateNoise(_IsotropicDraws, _Base):
         return ctx.hyper["sigma"] ** 2 * ctx.eye
 
 
-class GradientNoise(_IsotropicDraws, _Base):
+class GradientNoise(_IsotropicDraws, NoiseModel):
     """The paper's convention: g ← ∇L + N(0, σ_g²I), so GD's parameter noise is ησ_g."""
 
     name = "gradient"
     hyper = {"sigma": 0.01}
-    theory_noise = "gradient"
 
     def perturb_grad(self, key, grad, hyper):
         draws = _normal_like(key, grad, self.draw_dtype)
@@ -119,10 +88,11 @@ class GradientNoise(_IsotropicDraws, _Base):
         return hyper["sigma"] ** 2 * jnp.eye(_dim(params))
 
     def covariance(self, ctx):
-        return _theory_covariance("gradient", ctx)
+        """C = η²σ_g²I: the gradient's noise, moved by the step size."""
+        return ctx.eta**2 * ctx.hyper["sigma"] ** 2 * ctx.eye
 
 
-class LabelNoise(_Base):
+class LabelNoise(NoiseModel):
     """Gaussian label noise: every step sees residuals r − ε, ε ~ N(0, σ²) per residual.
 
     This is exactly what fresh noisy targets do (r = f − y, y → y + ε), applied
@@ -131,7 +101,7 @@ class LabelNoise(_Base):
 
     name = "label"
     hyper = {"sigma": 0.1}
-    theory_noise = "label"
+    needs_residuals = True
 
     def _eps(self, key, r, hyper):
         return hyper["sigma"] * jax.random.normal(key, jnp.shape(r), jnp.result_type(r))
@@ -152,7 +122,8 @@ class LabelNoise(_Base):
         return 4 * loss.kappa ** 2 * self._var(hyper) * J.T @ J
 
     def covariance(self, ctx):
-        return _theory_covariance("label", ctx)
+        """C = η² Cov(g) = 2κη²Var(ε)·H on Γ (g = 2κJᵀ(r − ε), H = 2κJᵀJ)."""
+        return 2 * ctx.kappa * ctx.eta**2 * self._var(ctx.hyper) * ctx.H
 
 
 class UniformLabelNoise(LabelNoise):
@@ -160,7 +131,7 @@ class UniformLabelNoise(LabelNoise):
 
     name = "uniform-label"
     hyper = {"width": 0.3}
-    theory_noise = "uniform-label"
+    scale = "width"
 
     def _eps(self, key, r, hyper):
         u = jax.random.uniform(key, jnp.shape(r), jnp.result_type(r), -0.5, 0.5)
@@ -169,14 +140,8 @@ class UniformLabelNoise(LabelNoise):
     def _var(self, hyper):
         return hyper["width"] ** 2 / 12
 
-    def theory_sigma(self, hyper):
-        return hyper["width"]
 
-    def covariance(self, ctx):
-        return _theory_covariance("uniform_label", ctx)
-
-
-class MinibatchNoise(_Base):
+class MinibatchNoise(NoiseModel):
     """Minibatch SGD: each step fits B rows of the residuals drawn from the N rows.
 
     The objective is κ (N/B) Σ_{i∈batch} r_i², an unbiased estimate of L. Rows
@@ -189,7 +154,7 @@ class MinibatchNoise(_Base):
 
     name = "minibatch"
     hyper = {}
-    theory_noise = None
+    needs_residuals = True
 
     def __init__(self, batch: int = 8, replace: bool = True):
         if int(batch) < 1:
@@ -217,6 +182,13 @@ class MinibatchNoise(_Base):
         n = jnp.shape(r)[0]
         w = self.counts(key, n).astype(jnp.result_type(r)).reshape((n,) + (1,) * (jnp.ndim(r) - 1))
         return loss.kappa * (n / self.batch) * jnp.sum(w * r * r)
+
+    def covariance(self, ctx):
+        """C = 0 on Γ: where every residual row is zero, so is every row's gradient.
+
+        (With noisy targets the rows are not fitted exactly; that case is label
+        noise with σ² = s²/B, which the theory states as such.)"""
+        return 0 * ctx.eye
 
     def grad_cov(self, loss, params, hyper):
         flat, unravel = ravel_pytree(params)

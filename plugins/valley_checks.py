@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from flatland import Check, hookimpl
-from flatland.verdicts import drift_ratio, failed, scalar
+from flatland import Check, Lab, drift_ratio, failed, hookimpl, scalar, step_law
+from flatland.theory import predict
 
 SUITE = "valleys"
 CHAINS = 8000
@@ -30,8 +30,6 @@ SED_CHAINS, SED_STEPS = 1000, 600
 
 def lab_of(options):
     """The shared Lab of this `flatland check` run (or a fresh one)."""
-    from flatland.lab import Lab
-
     if options.get("lab") is None:
         options["lab"] = Lab(options.get("registry"))
     return options["lab"]
@@ -222,34 +220,32 @@ def minibatch_label(options):
     lab = lab_of(options)
     s, B = 0.2, 4
     problem = lab.problem(lab.component("losses", "fig5a"))
+    gd, label = lab.component("learners", "gd"), lab.component("noise", "label")
+    law, _ = step_law(label, gd)  # the prediction is label noise's, at σ = s/√B
     m = measure(options, "fig5a-targets", "minibatch", {"learner": {"lr": 0.05}}, FIG5A, k=50,
-                loss_opts={"n_rows": 16, "s": s}, noise_opts={"batch": B}, problem=problem, theory_noise="label",
-                sigma_of=lambda h: s / math.sqrt(B))
+                loss_opts={"n_rows": 16, "s": s}, noise_opts={"batch": B}, problem=problem, law=law,
+                theory_hyper=lambda h: {"learner": h["learner"], "noise": {"sigma": s / math.sqrt(B)}})
     return [ratio_row("minibatch-label", m, sigma_label=s / math.sqrt(B))]
 
 
 @guarded("sed-trace", "SED drifts like label noise (tr H)")
 def sed_trace(options):
-    """SED (μ = 0.5, s = 0.1) on ½x²y² at x = 1 vs the theory's SED drift −(μs⁴/2)P_T∇tr H (2%).
+    """SED (μ = 0.5, s = 0.1) on ½x²y² at x = 1 vs the theory's SED drift (2%).
 
-    The theory is leading order in μs²λ; SED's own probe noise adds a relative
-    correction ≈ (15/8)μs²λ ≈ 0.9% here (reported as a warning), inside the
-    tolerance. The direction is compared with label noise's (−∇ tr H).
+    SED declares its theory: effective step μs², potential (s²/2) tr H (its
+    mean step descends the Gaussian-smoothed loss) and the covariance of its
+    probes, whose drift (≈ (15/8)μs²λ ≈ 0.9% here) the general rule adds. The
+    direction is also compared with label noise's (−∇ tr H).
     """
     mu_, s = 0.5, 0.1
     grid = {"learner": {"lr": mu_, "sigma": s}}
     m = measure(options, "half-x2y2", "none", grid, FIG5A, learner="sed", k=60, steps=SED_STEPS, burn=400, chunk=200,
                 chains=SED_CHAINS, fig=True)
-    lam = 1.0
-    note = f"SED self-noise correction ≈ (15/8)μs²λ = {15 / 8 * mu_ * s * s * lam:.2%} is not in the leading-order prediction"
-    row = ratio_row("sed-trace", m, warnings=[note])
-    row.details.update(sed_self_noise(lab_of(options), m, mu_, s))
-    # the ratio against (theory + self-noise term), the term's relative size taken at the start point
-    row.details["ratio_with_self_noise"] = row.ratio / (1 + row.details["self_noise_relative"])
+    row = ratio_row("sed-trace", m)
     lab = lab_of(options)
-    from flatland.theory import predict
-
-    lbl = predict(lab.problem(lab.component("losses", "half-x2y2")), FIG5A, "label", sigma=0.1, eta=0.05)
+    label_law, _ = step_law(lab.component("noise", "label"), lab.component("learners", "gd"))
+    lbl = predict(lab.problem(lab.component("losses", "half-x2y2")), FIG5A, label_law,
+                  hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.1}})
     cos = float(np.dot(row.details["measured_vector"], lbl.drift_finite_eta)
                 / (np.linalg.norm(row.details["measured_vector"]) * np.linalg.norm(lbl.drift_finite_eta)))
     row.details["cosine_with_label_drift"] = cos
@@ -257,29 +253,6 @@ def sed_trace(options):
         row.passed = False
         row.details["verdict"] = f"direction differs from label noise's (cosine {cos:.3f})"
     return [row]
-
-
-def sed_self_noise(lab, m, mu_, s):
-    """The probe-noise part of SED's drift from the theory's general rule (C = SED covariance, η = μs²).
-
-    Not in the theory's SED prediction (leading order in μs²λ); reported so the
-    measured excess can be compared with it: drift_sed + this = a finer prediction.
-    """
-    import jax
-    import jax.numpy as jnp
-    from flatland.contracts import CovarianceContext
-    from flatland.theory import covariance, general_drift
-
-    loss = lab.theory_loss(m.problem)
-    p0 = jnp.asarray(m.run.settings["point"])
-    H = np.asarray(jax.hessian(loss)(p0))
-    dH = np.moveaxis(np.asarray(jax.jacfwd(jax.hessian(loss))(p0)), -1, 0)  # dH[k] = ∂_k H
-    C = covariance.sed(CovarianceContext(H=H, eye=np.eye(len(p0)), eta=mu_, kappa=loss.kappa, hyper={"sigma": s}))
-    m_rank = m.predictions[0].rank
-    v_self, _, _ = general_drift(np, H, dH, np.asarray(C), mu_ * s * s, m_rank, True)
-    v_sed = np.asarray(m.predictions[0].drift_finite_eta)
-    k = int(np.argmax(np.abs(v_sed)))
-    return {"self_noise_drift_at_start": v_self.tolist(), "self_noise_relative": float(v_self[k] / v_sed[k])}
 
 
 CHECKS = {

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flatland import hookimpl
-from flatland.estimators import mean_se, ratio_along
-from flatland.verdicts import scalar
+from flatland import hookimpl, mean_se, measure_drift, ratio_along, scalar, step_law
+from flatland.theory import compile_prediction, predict
 
 from .valley_checks import FIG5A, _run_info, guarded, lab_of, measure, register_suite, seed_of
 
@@ -25,8 +24,6 @@ from .valley_checks import FIG5A, _run_info, guarded, lab_of, measure, register_
 @guarded("gd-zero-drift", "plain GD drift after convergence")
 def gd_zero_drift(options):
     """GD (η = 0.05) from Γ + N(0, 0.05²) normal offsets on Fig 5A: after 400 steps the drift is ~0."""
-    from flatland.theory import predict
-
     lab = lab_of(options)
     loss = lab.component("losses", "fig5a")
     chains = 500
@@ -36,7 +33,9 @@ def gd_zero_drift(options):
     starts[0, :, 1] = 0.05 * rng.standard_normal(chains)
     m = measure(options, "fig5a", "none", {"learner": {"lr": 0.05}}, FIG5A, k=70, chains=chains, steps=400, burn=400,
                 starts=starts)
-    ref = abs(predict(lab.problem(loss), FIG5A, "update", sigma=0.01, eta=0.05).drift_finite_eta[0])
+    law, _ = step_law(lab.component("noise", "update"), lab.component("learners", "gd"))
+    ref = abs(predict(lab.problem(loss), FIG5A, law, hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.01}})
+              .drift_finite_eta[0])
     rb, se = mean_se(m.run.rb[0][:, 0])
     raw, raw_se = mean_se(m.run.raw[0][:, 0])
     moved = float(np.mean(m.run.start[0][:, 0] - FIG5A[0]))  # along Γ while converging (O(y₀²)), then nothing
@@ -73,16 +72,15 @@ def ito_curved(options):
                        "raw": float(raw), "raw_stderr": float(raw_se), "run": _run_info(m)})]
 
 
-def predicted_moments(problem, eta, sigma, n=512, ks=(1, 2)):
+def predicted_moments(problem, law, eta, sigma, n=512, ks=(1, 2)):
     """⟨cos kx⟩ under ρ(x) ∝ exp ∫₀ˣ 2v/σ², v the theory's drift along Γ (y = 0), finite-η and leading."""
     import jax
     import jax.numpy as jnp
-    from flatland.theory import compile_prediction
-
-    f = compile_prediction(problem, "update")
+    f = compile_prediction(problem, law)
     x = np.linspace(0, 2 * np.pi, n, endpoint=False)
     pts = jnp.stack([jnp.asarray(x), jnp.zeros(n)], axis=1)
-    out = jax.vmap(lambda p: f(p, eta, sigma))(pts)
+    hyper = {"learner": {"lr": eta}, "noise": {"sigma": sigma}}
+    out = jax.vmap(lambda p: f(p, hyper))(pts)
     res = {}
     for name in ("drift_finite_eta", "drift_leading"):
         v = np.asarray(out[name])[:, 0]
@@ -104,8 +102,6 @@ def stationary_periodic(options):
     """
     import jax.numpy as jnp
 
-    from flatland.drift import measure_drift
-
     lab = lab_of(options)
     loss, noise, gd = (lab.component("losses", "periodic"), lab.component("noise", "update"),
                        lab.component("learners", "gd"))
@@ -118,7 +114,8 @@ def stationary_periodic(options):
                         rao_blackwell=False,
                         track=lambda th: {"cos1": jnp.cos(th[0]), "cos2": jnp.cos(2 * th[0])},
                         cache_key=("periodic", "update", "gd", "track-cos", chains))
-    pred = predicted_moments(lab.problem(loss), eta, sigma)
+    law, _ = step_law(noise, gd)
+    pred = predicted_moments(lab.problem(loss), law, eta, sigma)
     rows = []
     for i, k in enumerate(("cos1", "cos2")):
         ms, se = mean_se(run.track[k][0])

@@ -24,8 +24,8 @@ import time
 
 from ..errors import UserError
 
-NOISE_HELP = ("noise model: none, update, gradient, label, uniform-label (--sigma is its width), or sed "
-              "(stochastic error descent: μ = --eta, probe std s = --sigma)")
+NOISE_HELP = ("any registered noise model (flatland list noise): none, update, gradient, label, uniform-label "
+              "(--sigma is its width), minibatch, or a plugin's")
 
 
 def add_parser(sub):
@@ -46,9 +46,12 @@ def add_parser(sub):
     p.add_argument("--vars", metavar="x,y", help="variable order (default: alphabetical)")
     p.add_argument("--at", metavar="x=1,y=0", help="a point on (or near) the zero-loss manifold")
     p.add_argument("--noise", metavar="NAME", help=NOISE_HELP)
-    p.add_argument("--sigma", type=float, default=0.01, help="noise scale (default 0.01)")
-    p.add_argument("--eta", type=float, default=0.05, help="learning rate η (μ for sed; default 0.05)")
-    p.add_argument("--learner", default="gd", help="learner (default gd; sed implies --noise sed)")
+    p.add_argument("--sigma", type=float, default=0.01,
+                   help="the noise model's scale (σ, or w for uniform-label); with --noise none, the learner's sigma; default 0.01")
+    p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed; default 0.05)")
+    p.add_argument("--learner", default="gd",
+                   help="any registered learner (default gd; sed: stochastic error descent, its probe std s = "
+                        "--sigma with --noise none); one that declares no theory is measured without a prediction")
     p.add_argument("--chains", type=int, help="chains (default: 4096 per batch, batches until decisive)")
     p.add_argument("--steps", type=int, help="measured steps per chain (default: from the relaxation time)")
     p.add_argument("--burn", type=int, help="burn-in steps (default: 10 relaxation times)")

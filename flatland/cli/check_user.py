@@ -46,31 +46,6 @@ def _problem_and_loss(args, registry):
     return problem, loss
 
 
-def _components(args, registry, problem):
-    """(noise, learner, theory noise name, grid hyper, σ for the theory)."""
-    noise_name, learner_name = args.noise, args.learner
-    if noise_name == "sed" or learner_name == "sed":
-        if noise_name not in ("sed", "none"):
-            raise UserError(f"--learner sed brings its own noise; use --noise sed (or none), not {noise_name!r}")
-        noise_name, learner_name, tnoise = "none", "sed", "sed"
-    else:
-        tnoise = noise_name
-    if ("noise", noise_name) not in registry:
-        raise unknown_name("noise model", noise_name, registry.names("noise") + ["sed"])
-    if ("learners", learner_name) not in registry:
-        raise unknown_name("learner", learner_name, registry.names("learners"))
-    from flatland.theory import NOISES
-
-    if tnoise not in NOISES:
-        from flatland.theory import validate_noise
-
-        validate_noise(problem, tnoise)  # raises the theory's explanation (e.g. minibatch)
-    noise, learner = registry.create("noise", noise_name), registry.create("learners", learner_name)
-    lr = {"lr": args.eta} | ({"sigma": args.sigma} if learner_name == "sed" else {})
-    nh = {k: args.sigma for k in noise.hyper}  # sigma, or width for uniform-label
-    return noise, learner, tnoise, {"learner": lr, "noise": nh}
-
-
 def _validate(args):
     for name in ("sigma", "eta", "tolerance"):
         v = getattr(args, name)
@@ -85,21 +60,29 @@ def _validate(args):
     if args.at is None:
         raise UserError("--at is required with --loss/--residuals (e.g. --at x=1,y=0)")
     if args.noise is None:
-        raise UserError("--noise is required with --loss/--residuals (none, update, gradient, label, uniform-label, sed)")
+        raise UserError("--noise is required with --loss/--residuals (any registered noise model: flatland list noise)")
 
 
 def run_user(args) -> int:
     from ..assembly import assemble
     from ..lab import Lab
+    from ..laws import step_law
     from ..results import ResultsFolder, jsonable
     from .. import usercheck as U
-    from flatland.theory import predict
+    from . import _components as C
+    from flatland.theory import GRADIENT_DESCENT, StepLaw, predict
 
     _validate(args)
     registry = assemble().registry
     problem, loss = _problem_and_loss(args, registry)
-    noise, learner, tnoise, grid = _components(args, registry, problem)
-    pred0 = predict(problem, args.at, tnoise, sigma=args.sigma, eta=args.eta, observable=args.observable)
+    noise, learner = C.components(registry, args.noise, args.learner)
+    grid = C.hyper(noise, learner, args.sigma, args.eta)
+    law, no_prediction = step_law(noise, learner)
+    if law is not None:
+        pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable)
+    else:  # no prediction: the point, its Hessian and the run's size come from plain gradient descent
+        pred0 = predict(problem, args.at, StepLaw(learner=GRADIENT_DESCENT, name="none"),
+                        hyper={"learner": {"lr": args.eta}})
     point = np.asarray(pred0.point, float)
     if pred0.projected_from is not None:
         moved = float(np.linalg.norm(point - np.asarray(pred0.projected_from)))
@@ -111,25 +94,22 @@ def run_user(args) -> int:
         raise UserError("H vanishes at this point (rank 0): there are no normal directions, so no drift to measure")
     if pred0.eta_lambda_max >= 2:
         raise UserError(f"unstable: ηλ_max = {pred0.eta_lambda_max:.3g} ≥ 2 at this point — GD leaves Γ; lower --eta")
-    eta_eff = args.eta * args.sigma**2 if tnoise == "sed" else args.eta
-    pl = U.plan(pred0, eta_eff, args.chains, args.steps, args.burn)
+    pl = U.plan(pred0, pred0.eta, args.chains, args.steps, args.burn)
     lab = Lab(registry)
-    sigma_of = lambda h: h["learner"]["sigma"] if tnoise == "sed" else h["noise"].get("sigma", h["noise"].get("width", 0.0))
-    if tnoise == "none":
-        sigma_of = lambda h: 0.0
-    runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, tnoise,
-                         args.observable, sigma_of, pred0, args.tolerance)
-    s = U.summary([m.run for m in runs], pred0, args.observable, args.tolerance)
+    runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, law,
+                         args.observable, pred0, args.tolerance)
+    s = U.summary(runs, pred0, args.observable, args.tolerance)
     chains = sum(m.run.settings["chains"] for m in runs)
-    result = {"variables": list(problem.variables), "point": pred0.point, "noise": tnoise, "learner": learner.name,
-              "eta": args.eta, "sigma": args.sigma, **s, "chains": chains, "batches": len(runs),
-              "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "warnings": pred0.warnings,
-              "regularizer": pred0.regularizer}
+    warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
+    result = {"variables": list(problem.variables), "point": pred0.point, "noise": noise.name, "learner": learner.name,
+              "eta": args.eta, "sigma": args.sigma, "hyper": grid, **s, "chains": chains, "batches": len(runs),
+              "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "warnings": warnings,
+              "regularizer": pred0.regularizer if law is not None else None, "no_prediction": no_prediction}
     if args.observable:
         result["observable"] = args.observable
     out = ResultsFolder(args.out)
     out.start({"mode": "user valley", "loss": str(problem.loss_expr), "residuals": pred0.residuals,
-               "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": tnoise, "learner": learner.name,
+               "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": noise.name, "learner": learner.name,
                "eta": args.eta, "sigma": args.sigma, "chains_per_batch": pl.chains, "batches": len(runs),
                "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance,
                "observable": args.observable, "adaptive": pl.adaptive})
@@ -139,17 +119,26 @@ def run_user(args) -> int:
     out.bars(rows)
     out.finish(rows, json.dumps(jsonable(result), indent=2), {"user_check": result})
     result["out"] = str(out.path)
-    passed = result["passed"] and (not args.observable or result["observable_passed"])
+    passed = result["passed"] and (not args.observable or result.get("observable_passed"))
     if args.json:
         print(json.dumps(jsonable(result), indent=2, ensure_ascii=False))
     else:
         _print_human(result)
+    if no_prediction:  # measured, nothing to compare with: not a failure of the theory, not a pass either
+        return 0
     return 0 if passed else 1
 
 
 def _row(res):
     from ..contracts import CheckResult
 
+    if res.get("no_prediction"):
+        k = int(np.argmax(np.abs(res["measured"])))
+        nan = float("nan")
+        return CheckResult(name="user-valley", statistic=f"per-step drift along {res['variables'][k]} "
+                           f"({res['estimator']})", predicted=nan, measured=res["measured"][k],
+                           stderr=res["stderr"][k], tolerance="(no prediction)", passed=False,
+                           warnings=res["warnings"], details={"verdict": res["verdict"]})
     k = int(np.argmax(np.abs(res["predicted"])))
     return CheckResult(name="user-valley", statistic=f"per-step drift along {res['variables'][k]} ({res['estimator']})",
                        predicted=res["predicted"][k], measured=res["measured"][k], stderr=res["stderr"][k],
@@ -166,6 +155,11 @@ def _print_human(r):
     print(f"point on Γ ({', '.join(r['variables'])}): {_vec(r['point'])}   noise {r['noise']}, learner {r['learner']}, "
           f"η = {r['eta']:g}, σ = {r['sigma']:g}")
     print(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
+    if r.get("no_prediction"):
+        print(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
+        print(f"no prediction: {r['no_prediction']}")
+        print(f"results in {r['out']}")
+        return
     print(f"predicted drift per step (finite-η, along the trajectories): {_vec(r['predicted'])}")
     print(f"predicted drift per step (leading order):                    {_vec(r['predicted_leading'])}")
     print(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")

@@ -16,11 +16,13 @@ import re
 from ..errors import UserError, unknown_name
 
 NOISE_HELP = (
-    "noise model: none, update (θ += N(0,σ²I)), gradient (N(0,σ²) added to the gradient), "
-    "label (N(0,σ²) on each residual; needs residuals), uniform-label (uniform of width w = --sigma on each "
-    "residual), sed (stochastic error descent, μ = --eta, probe std s = --sigma). Minibatch SGD with residual "
-    "variance s² and batch B: use label with σ = s/sqrt(B)"
+    "any registered noise model (flatland list noise): none, update (θ += N(0,σ²I)), gradient (N(0,σ²) added "
+    "to the gradient), label (N(0,σ²) on each residual; needs residuals), uniform-label (width w = --sigma), "
+    "minibatch (zero on Γ for exactly fitted data), or a plugin's. Minibatch SGD with residual variance s² and "
+    "batch B acts as label noise with σ = s/sqrt(B)"
 )
+LEARNER_HELP = ("any registered learner that declares its theory (flatland list learners): gd (default), sed "
+                "(stochastic error descent: μ = --eta, probe std s = --sigma with --noise none), or a plugin's")
 
 
 def add_parser(sub):
@@ -34,9 +36,11 @@ def add_parser(sub):
                      help="residual expressions, comma separated: L = κ Σ r_i² (κ from --kappa)")
     p.add_argument("--at", required=True, metavar="x=1,y=0", help="the point (projected onto Γ if off it)")
     p.add_argument("--noise", required=True, metavar="NAME", help=NOISE_HELP)
+    p.add_argument("--learner", default="gd", metavar="NAME", help=LEARNER_HELP)
     p.add_argument("--sigma", type=float, default=0.01,
-                   help="noise scale: σ (update, label), σ_g (gradient), width w (uniform-label), s (sed); default 0.01")
-    p.add_argument("--eta", type=float, default=0.05, help="learning rate η (μ for sed); default 0.05")
+                   help="the noise model's scale: σ (update, label), σ_g (gradient), width w (uniform-label); "
+                        "with --noise none, the learner's sigma (sed's s); default 0.01")
+    p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed); default 0.05")
     p.add_argument("--kappa", type=float, default=None, help="κ in L = κ Σ r² with --residuals (default 0.5)")
     p.add_argument("--observable", metavar="EXPR",
                    help="an observable c(θ): also print E[Δc] per step, with the Itô term")
@@ -48,7 +52,7 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-def _problem(args):
+def _problem(args, registry):
     from flatland.theory import Problem
 
     if args.residuals is not None:
@@ -57,9 +61,6 @@ def _problem(args):
     if args.kappa is not None:
         raise UserError("--kappa goes with --residuals (a --loss carries its own constant)")
     text = args.loss.strip()
-    from ..assembly import assemble
-
-    registry = assemble().registry
     if ("losses", text) in registry:
         loss = registry.entry("losses", text).factory()
         problem = Problem.from_loss(loss)
@@ -83,7 +84,8 @@ def _print_human(pred, latex: bool) -> None:
                                             if pred.residuals else ""))
     print(f"point on Γ {', '.join(f'{n}={v:.6g}' for n, v in zip(names, pred.point))}"
           + (f"   (projected from {_vector(pred.projected_from)})" if pred.projected_from else ""))
-    print(f"noise      {pred.noise}   σ = {pred.sigma:g}   η = {pred.eta:g}   ηλ_max = {pred.eta_lambda_max:.4g}")
+    hyper = "  ".join(f"{part}.{k} = {v:g}" for part, vals in pred.hyper.items() for k, v in vals.items())
+    print(f"noise      {pred.noise}   {hyper}   effective η = {pred.eta:g}   ηλ_max = {pred.eta_lambda_max:.4g}")
     print("Hessian on Γ:")
     for row in pred.hessian:
         print("  " + "  ".join(f"{v:12.6g}" for v in row))
@@ -92,8 +94,8 @@ def _print_human(pred, latex: bool) -> None:
                                else "  ".join(_vector(t) for t in pred.tangent_basis)))
     reg, reg_eta = ((pred.regularizer_latex, pred.regularizer_finite_eta_latex) if latex
                     else (pred.regularizer, pred.regularizer_finite_eta))
-    print(f"regularizer R   = {reg}")
-    print(f"finite-η  R_η   = {reg_eta}")
+    print(f"regularizer Φ   = {reg}   (drift per step = −P_T ∇Φ)")
+    print(f"finite-η  Φ_η   = {reg_eta}")
     print(f"drift per step, leading order  ({', '.join(names)}): {_vector(pred.drift_leading)}")
     print(f"drift per step, finite η       ({', '.join(names)}): {_vector(pred.drift_finite_eta)}")
     if pred.observable is not None:
@@ -106,8 +108,14 @@ def _print_human(pred, latex: bool) -> None:
 def run(args) -> int:
     from flatland.theory import predict
 
-    problem = _problem(args)
-    pred = predict(problem, args.at, args.noise, sigma=args.sigma, eta=args.eta,
+    from ..assembly import assemble
+    from . import _components as C
+
+    registry = assemble().registry
+    problem = _problem(args, registry)
+    noise, learner = C.components(registry, args.noise, args.learner)
+    law = C.law_or_error(noise, learner)
+    pred = predict(problem, args.at, law, hyper=C.hyper(noise, learner, args.sigma, args.eta),
                    observable=args.observable, project=args.project)
     if args.json:
         print(json.dumps(pred.to_json(), ensure_ascii=False))

@@ -10,7 +10,9 @@ groups, repeats, neurons), from a simulation or a recording:
   :func:`pc_resolved` and :func:`linear_fit`, :func:`angle_deg`;
 * classifiers: :func:`session_separability`, :func:`pair_classifier`,
   :func:`relative_cross_accuracy`;
-* everything at once, with resampling controls (Δt = 0): :func:`measure`.
+* everything at once, with resampling controls (Δt = 0): :func:`measure`;
+* the simulated study behind the drift-geometry checks: :func:`run_study`
+  (protocols ``QUICK``/``DEFAULT``, noise types ``NOISE_TYPES``).
 """
 from ._classify import LinearClassifier, PairClassifier, pair_classifier, relative_cross_accuracy, session_separability
 from ._drift import (
@@ -19,10 +21,13 @@ from ._drift import (
 )
 from ._pca import GroupPCA, group_pca, participation_ratio, variance_along
 from .analysis import Measurement, measure, split_half, validate_responses
+from .experiment import DEFAULT
+from .study import NOISE_TYPES, QUICK, run_study
 
 __all__ = [
     "GroupPCA", "group_pca", "participation_ratio", "variance_along", "drift_vector", "gamma",
     "gamma_chance", "overlap", "overlap_chance", "pc_resolved", "PCResolved", "linear_fit", "LinearFit",
     "angle_deg", "relative_drift", "LinearClassifier", "PairClassifier", "pair_classifier", "relative_cross_accuracy",
     "session_separability", "Measurement", "measure", "split_half", "validate_responses",
+    "DEFAULT", "NOISE_TYPES", "QUICK", "run_study",
 ]

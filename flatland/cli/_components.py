@@ -1,0 +1,47 @@
+"""Resolving ``--noise``/``--learner``/``--sigma``/``--eta`` into registered components.
+
+Shared by ``flatland theory`` and ``flatland check``: any registered noise model
+and learner is accepted, a plugin's exactly like a built-in. ``--eta`` sets the
+learner's ``lr``; ``--sigma`` sets the noise model's declared ``scale``
+hyperparameter (σ, or w for uniform label noise) or, for a noise model without
+hyperparameters, the learner's ``sigma`` if it has one (the probe std of
+stochastic error descent).
+"""
+from __future__ import annotations
+
+from ..errors import UserError, unknown_name
+
+
+def components(registry, noise_name: str, learner_name: str):
+    """(noise, learner) built from the registry; an unknown name lists the known ones."""
+    if ("noise", noise_name) not in registry:
+        if ("learners", noise_name) in registry:
+            raise UserError(f"{noise_name!r} is a learner, not a noise model: use --learner {noise_name} "
+                            f"(with --noise none for its own noise only)")
+        raise unknown_name("noise model", noise_name, registry.names("noise"))
+    if ("learners", learner_name) not in registry:
+        raise unknown_name("learner", learner_name, registry.names("learners"))
+    return registry.create("noise", noise_name), registry.create("learners", learner_name)
+
+
+def hyper(noise, learner, sigma: float, eta: float) -> dict:
+    """The simulator's ``{"learner": ..., "noise": ...}`` overrides from --sigma and --eta."""
+    if "lr" not in learner.hyper:
+        raise UserError(f"learner {learner.name!r} has no 'lr' hyperparameter for --eta to set")
+    out = {"learner": {"lr": eta}, "noise": {}}
+    scale = getattr(noise, "scale", "sigma")
+    if scale in noise.hyper:
+        out["noise"][scale] = sigma
+    elif not noise.hyper and "sigma" in learner.hyper:
+        out["learner"]["sigma"] = sigma
+    return out
+
+
+def law_or_error(noise, learner):
+    """The pair's StepLaw; a UserError naming the missing declaration when there is none."""
+    from ..laws import step_law
+
+    law, why = step_law(noise, learner)
+    if law is None:
+        raise UserError(why)
+    return law
