@@ -68,7 +68,8 @@ def simulator(noise_name):
 
 
 def check_drift(drawn, x, noise_name, sigma, eta, seed):
-    from flatland.theory import Problem, predict
+    from flatland.theory import Problem
+    from named_laws import predict_named as predict
 
     noise, sim = simulator(noise_name)
     coefs = jnp.asarray(drawn.extras["coefficients"])

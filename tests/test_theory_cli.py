@@ -19,7 +19,7 @@ def test_acceptance_fig5a_update_noise(capsys):
     assert out["variables"] == ["x", "y"] and out["point"] == [1.0, 0.0]
     assert out["drift_leading"][0] == pytest.approx(-0.01**2 / 2, rel=1e-12)  # −σ²/(2x)
     assert out["drift_leading"][1] == 0
-    assert out["regularizer"] == "log(2*x**2 + 2*y**2)"
+    assert out["regularizer"] == "σ**2*log(2*x**2 + 2*y**2)/4"  # Φ = (σ²/4) log pdet H, drift −P_T∇Φ
 
 
 def test_acceptance_residuals_label_noise(capsys):
@@ -44,7 +44,7 @@ def test_human_output(capsys):
     assert main(["theory", "--loss", "0.5*(1+x**2)**2*y**2", "--at", "x=1,y=0.01", "--noise", "update",
                  "--latex"]) == 0
     out = capsys.readouterr().out
-    for text in ("Hessian on Γ", "eigenvalues", "tangent space", "regularizer R", "leading order", "finite η",
+    for text in ("Hessian on Γ", "eigenvalues", "tangent space", "regularizer Φ", "leading order", "finite η",
                  "warning: the point was not on Γ", r"\log"):
         assert text in out, text
 

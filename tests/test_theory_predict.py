@@ -6,7 +6,8 @@ import pytest
 
 import flatland  # noqa: F401
 from flatland.errors import UserError
-from flatland.theory import Problem, predict, project
+from flatland.theory import Problem, project
+from named_laws import predict_named as predict
 
 FIG5A = Problem.from_expr("(x*y)**2")
 STRETCHED = Problem.from_expr("0.5*(1+x**2)**2*y**2")
@@ -35,7 +36,8 @@ def test_prediction_json_has_the_promised_keys_and_numbers():
     ("update", 0.1, -(0.1**2) * 1.5 / (1 + 1.5**2)),             # −σ²x/(1+x²)
     ("gradient", 0.1, -(0.05 * 0.1) ** 2 * 1.5 / (1 + 1.5**2)),  # update with σ = ησ_g
     ("uniform-label", 0.3, -(0.05**2) * (0.09 / 12) * 1.5 * (1 + 1.5**2)),  # σ² = w²/12
-    ("sed", 0.1, -(0.05 * 0.1**4 / 2) * 2 * (1 + 1.5**2) * 2 * 1.5),        # −(μs⁴/2) ∂x (1+x²)²
+    # SED: −(μs⁴/2) ∂x (1+x²)² from its potential, times 1 + (15/8)μs²λ from its probe noise (λ = (1+x²)²)
+    ("sed", 0.1, -(0.05 * 0.1**4 / 2) * 2 * (1 + 1.5**2) * 2 * 1.5 * (1 + 15 / 8 * 0.05 * 0.1**2 * (1 + 1.5**2) ** 2)),
 ])
 def test_leading_drift_on_the_stretched_valley(noise, sigma, expected):
     pred = predict(STRETCHED, [1.5, 0.0], noise, sigma=sigma, eta=0.05)
@@ -80,7 +82,7 @@ def test_regime_warnings_edge_of_stability_and_degenerate_points():
 
 
 def test_bad_numbers_are_user_errors():
-    with pytest.raises(UserError, match="eta"):
+    with pytest.raises(UserError, match="step size"):
         predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.0)
     with pytest.raises(UserError, match="sigma"):
         predict(FIG5A, [1.0, 0.0], "update", sigma=float("nan"), eta=0.05)

@@ -5,6 +5,7 @@ import sympy as sp
 import flatland
 from flatland.errors import UserError
 from flatland.theory import ETA, SIGMA, Problem, regularizer, symbolic_drift
+from named_laws import law
 from flatland.theory._parse import symbol
 from flatland.theory._problem import parse_point
 
@@ -83,7 +84,7 @@ WORKED = [
 
 @pytest.mark.parametrize("text, noise, expected", WORKED)
 def test_worked_examples_exactly(text, noise, expected):
-    v = symbolic_drift(Problem.from_expr(text), noise).subs(y, 0)
+    v = symbolic_drift(Problem.from_expr(text), law(noise)).subs(y, 0)
     assert sp.simplify(v[0] - expected) == 0
     assert sp.simplify(v[1]) == 0
 
@@ -95,22 +96,24 @@ def test_worked_examples_exactly(text, noise, expected):
     ("0.5*(1+x**2)**2*y**2", "label", -2 * ETA**2 * SIGMA**2 * x * (1 + x**2) / (2 - ETA * (1 + x**2) ** 2)),
 ])
 def test_worked_examples_finite_eta_exactly(text, noise, expected):
-    v = symbolic_drift(Problem.from_expr(text), noise, finite_eta=True).subs(y, 0)
+    v = symbolic_drift(Problem.from_expr(text), law(noise), finite_eta=True).subs(y, 0)
     assert sp.simplify(v[0] - expected) == 0
 
 
 def test_regularizers_never_use_eigenvalues():
     p = Problem.from_expr("0.5*((x*y)**2 + ((3 - x)*z)**2)")
-    R = regularizer(p, "update", 2)
+    # Φ with drift = −P_T∇Φ: (σ²/4) log pdet H for update noise, (κη²σ²/2) tr H for label noise
+    R = regularizer(p, law("update"), 2) / (SIGMA**2 / 4)
     assert sp.simplify(R.subs({y: 0, z: 0}) - sp.log(x**2 * (3 - x) ** 2)) == 0
-    assert sp.simplify(regularizer(p, "label", 2).subs({y: 0, z: 0}) - (x**2 + (3 - x) ** 2)) == 0
+    trace = regularizer(p, law("label"), 2) / (ETA**2 * SIGMA**2 / 4)
+    assert sp.simplify(trace.subs({y: 0, z: 0}) - (x**2 + (3 - x) ** 2)) == 0
     assert not R.has(sp.RootOf, sp.CRootOf)
 
 
 def test_opposite_valley_drifts_opposite_ways_for_update_and_label():
     p = Problem.from_expr("0.5*((x*y)**2 + ((3 - x)*z)**2)")
     at = {x: 1, y: 0, z: 0}
-    update = symbolic_drift(p, "update").subs(at)[0]
-    label = symbolic_drift(p, "label").subs(at)[0]
+    update = symbolic_drift(p, law("update")).subs(at)[0]
+    label = symbolic_drift(p, law("label")).subs(at)[0]
     assert sp.simplify(update + SIGMA**2 / 4) == 0          # −σ²/4 (2/x − 2/(3−x)) at x = 1
     assert sp.simplify(label - ETA**2 * SIGMA**2 / 2) == 0   # −(η²σ²/4)(2x − 2(3−x)) at x = 1

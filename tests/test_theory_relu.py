@@ -10,7 +10,8 @@ import numpy as np
 import sympy as sp
 
 import flatland  # noqa: F401
-from flatland.theory import Problem, hessian_autograd, hessian_jax, hessian_sympy, predict
+from flatland.theory import Problem, hessian_autograd, hessian_jax, hessian_sympy
+from named_laws import predict_named as predict
 from flatland.theory import _symbolic as S
 
 DATA = [((1.0, 0.5), 1.0), ((-0.5, 1.0), 0.8)]

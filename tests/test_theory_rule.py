@@ -11,9 +11,10 @@ import sympy as sp
 from hypothesis import assume, given, settings, strategies as st
 
 import flatland  # noqa: F401
-from flatland.contracts import CovarianceContext
-from flatland.theory import Problem, covariance, general_drift
+from flatland.theory import CovarianceContext, Problem, general_drift
 from flatland.theory import _closed
+from flatland_plugins.learners import sed_covariance
+from named_laws import law, registry
 from flatland.theory._compile import curvature_function
 from flatland.theory._lambdify import numpy_function
 
@@ -37,7 +38,9 @@ def _tangent_projector(problem, theta):
 
 
 def _closed_forms(problem, noise, theta, P_T, eta, sigma):
-    lead, fin = _closed.drift_gradient_function(problem, noise, M)(theta, eta, sigma)
+    L = law(noise)
+    values = _closed.hyper_values(_closed.hyper_symbols(L), {"learner": {"lr": eta}, "noise": {"sigma": sigma}})
+    lead, fin = _closed.drift_gradient_function(problem, L, M)(theta, *values)
     return P_T @ lead, P_T @ fin
 
 
@@ -89,9 +92,8 @@ def test_closed_forms_on_drawn_numeric_valleys(g, p, q, x):
     H, dH, J = curvature_function(problem, "numpy")(theta)
     eta = 0.05
     for noise, sigma in (("update", 0.1), ("label", 0.1)):  # (gradient/uniform-label rescale these)
-        key = covariance.SIGMA_KEY[noise]
-        C = covariance.BY_NAME[noise](CovarianceContext(H=H, eye=np.eye(3), eta=eta, kappa=0.5,
-                                                         hyper={key: sigma}, J=J))
+        C = law(noise).noise.covariance(CovarianceContext(H=H, eye=np.eye(3), eta=eta, kappa=0.5,
+                                                          hyper={"sigma": sigma}, J=J))
         for finite in (False, True):
             v, _, _ = general_drift(np, H, dH, C, eta, M, finite)
             _close(v, _closed_forms(problem, noise, theta, P_T, eta, sigma)[finite], C, eta)
@@ -104,18 +106,26 @@ def test_closed_forms_on_drawn_numeric_valleys(g, p, q, x):
 
 
 def test_covariances_serve_sympy_and_arrays_alike():
+    """Every built-in noise model's declared C(θ), and SED's, is the same formula for SymPy and arrays."""
     H_s = sp.Matrix([[2, 1], [1, 3]])
     H_n = np.array([[2.0, 1.0], [1.0, 3.0]])
-    for name, fn in covariance.BY_NAME.items():
-        hyper = {covariance.SIGMA_KEY[name]: sp.Rational(1, 10)}
-        C_s = fn(CovarianceContext(H=H_s, eye=sp.eye(2), eta=sp.Rational(1, 20), kappa=sp.Rational(1, 2), hyper=hyper))
-        C_n = fn(CovarianceContext(H=H_n, eye=np.eye(2), eta=0.05, kappa=0.5, hyper={k: 0.1 for k in hyper}))
-        np.testing.assert_allclose(np.array(C_s.tolist(), dtype=float), C_n, rtol=1e-14, err_msg=name)
+    fns = {name: registry().create("noise", name).covariance for name in registry().names("noise")
+           if registry().create("noise", name).overrides("covariance")}
+    fns["sed"] = sed_covariance
+    assert {"none", "update", "gradient", "label", "uniform-label", "minibatch"} <= set(fns)
+    for name, fn in fns.items():
+        hyper_s = {"sigma": sp.Rational(1, 10), "width": sp.Rational(6, 10), "lr": sp.Rational(7, 10)}
+        C_s = fn(CovarianceContext(H=H_s, eye=sp.eye(2), eta=sp.Rational(1, 20), kappa=sp.Rational(1, 2),
+                                   hyper=hyper_s, theta=sp.Matrix([1, 2]), backend="sympy"))
+        C_n = fn(CovarianceContext(H=H_n, eye=np.eye(2), eta=0.05, kappa=0.5, theta=np.array([1.0, 2.0]),
+                                   hyper={k: float(v) for k, v in hyper_s.items()}))
+        np.testing.assert_allclose(np.array(sp.Matrix(C_s).tolist(), dtype=float), C_n, rtol=1e-14, err_msg=name)
     ctx = CovarianceContext(H=H_n, eye=np.eye(2), eta=0.05, kappa=0.5, hyper={"sigma": 0.1, "width": 0.6})
-    np.testing.assert_allclose(covariance.update(ctx), 0.01 * np.eye(2))
-    np.testing.assert_allclose(covariance.gradient(ctx), 0.05**2 * 0.01 * np.eye(2))
-    np.testing.assert_allclose(covariance.label(ctx), 2 * 0.5 * 0.05**2 * 0.01 * H_n)
-    np.testing.assert_allclose(covariance.uniform_label(ctx), 2 * 0.5 * 0.05**2 * (0.36 / 12) * H_n)
+    np.testing.assert_allclose(fns["update"](ctx), 0.01 * np.eye(2))
+    np.testing.assert_allclose(fns["gradient"](ctx), 0.05**2 * 0.01 * np.eye(2))
+    np.testing.assert_allclose(fns["label"](ctx), 2 * 0.5 * 0.05**2 * 0.01 * H_n)
+    np.testing.assert_allclose(fns["uniform-label"](ctx), 2 * 0.5 * 0.05**2 * (0.36 / 12) * H_n)
+    np.testing.assert_allclose(fns["minibatch"](ctx), 0 * H_n)
 
 
 def test_sed_covariance_matches_monte_carlo():
@@ -126,5 +136,6 @@ def test_sed_covariance_matches_monte_carlo():
     pi = s * rng.standard_normal((400_000, 3))
     step = mu * pi * (0.5 * np.einsum("ni,ij,nj->n", pi, H, pi))[:, None]
     C_mc = step.T @ step / len(step)
-    C = covariance.sed(CovarianceContext(H=H, eye=np.eye(3), eta=mu, kappa=0.5, hyper={"sigma": s}))
+    C = sed_covariance(CovarianceContext(H=H, eye=np.eye(3), eta=mu * s * s, kappa=0.5,
+                                         hyper={"lr": mu, "sigma": s}))
     np.testing.assert_allclose(C_mc, C, atol=0.02 * np.max(np.abs(C)))

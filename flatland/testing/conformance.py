@@ -8,7 +8,9 @@ component and the broken property:
 * jit-able, and vmap-able over keys and over hyperparameters;
 * no recompilation on a second call with new keys and hyperparameter values;
 * pytree structure and dtypes preserved by a step;
-* no NaN/inf on a small smoke problem.
+* no NaN/inf on a small smoke problem;
+* declarations (covariances, step moments) true to the component's behaviour
+  (:mod:`flatland.testing.declarations`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 
 from ..contracts import Learner, Loss, Metric, NoiseModel
 from ..stepping import as_hyper, make_step
+from .declarations import check_learner_declarations, check_noise_declarations
 
 # The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
 # that steps are exercised on a real pytree with two leaf shapes.
@@ -83,25 +86,33 @@ def check_step(name: str, loss: Loss, noise: NoiseModel, learner: Learner, n_cha
         assert leaf.shape[0] == 3, f"{name}: vmap over a hyperparameter grid lost its axis"
 
 
-def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
-    """A learner's contract, run with no noise on the smoke problem (or ``loss``)."""
-    from flatland_plugins.noise import NoNoise
+def reference_gd() -> Learner:
+    """Plain gradient descent, the kit's reference learner for checking noise models."""
 
+    def step(key, params, state, hyper, oracle):
+        g = oracle.grad(key, params)
+        return jax.tree_util.tree_map(lambda p, d: p - hyper["lr"] * d, params, g), state, {}
+
+    return Learner("reference-gd", lambda params, hyper: (), step, {"lr": 0.05})
+
+
+def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
+    """A learner's contract and declarations, run with exact gradients on the smoke problem (or ``loss``)."""
     assert isinstance(learner, Learner), f"learner factory returned {type(learner).__name__}, not flatland.Learner"
-    check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoNoise(), learner)
+    check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoiseModel(), learner)
+    check_learner_declarations(learner, loss or smoke_loss())
 
 
 def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | None = None) -> None:
-    """A noise model's contract, run under plain GD on the smoke problem (or ``loss``)."""
-    from flatland_plugins.learners import gradient_descent
-
+    """A noise model's contract and declarations, run under plain GD on the smoke problem (or ``loss``)."""
     assert isinstance(noise, NoiseModel), f"noise factory returned {type(noise).__name__}, not flatland.NoiseModel"
     if loss is None and noise.requires:
         raise AssertionError(f"noise {noise.name} requires loss extras {', '.join(noise.requires)}: pass a loss that provides them")
     if loss is not None:
         missing = [k for k in noise.requires if k not in loss.extras]
         assert not missing, f"noise {noise.name}: loss {loss.name} lacks extras {', '.join(missing)}"
-    check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or gradient_descent())
+    check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or reference_gd())
+    check_noise_declarations(noise, loss or smoke_loss())
 
 
 def check_loss(loss: Loss) -> None:

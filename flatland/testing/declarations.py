@@ -1,0 +1,139 @@
+"""Conformance of what a component declares: covariances and step moments must be true.
+
+A noise model's ``grad_cov``/``param_cov`` and a learner's ``StepMoments`` feed
+the Rao–Blackwellised estimator, and ``covariance(ctx)``/``LearnerTheory`` feed
+the theory, so a wrong declaration gives a wrong prediction with a small error
+bar. These checks compare declarations with the component's own behaviour on
+the smoke problem:
+
+* declared covariances are (d, d), finite, symmetric and positive semi-definite;
+* ``grad_cov``/``param_cov`` equal the sample covariance of the oracle's gradient
+  and of the update noise over ``DRAWS`` keys (every entry within 5 standard
+  errors, the s.e. estimated from the draws themselves; mean within 5 s.e.);
+* a learner with ``gradient_gain`` moves affinely in the gradient with that gain;
+* a ``LearnerTheory`` has a finite positive effective step.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ..contracts import Learner, Loss, NoiseModel, Oracle
+from ..stepping import as_hyper, make_oracle
+
+DRAWS = 4000
+Z = 5.0
+MAX_DIM = 64  # declared d × d covariances are checked on problems up to this size (a network's are not)
+
+
+def _hyper(component, params):
+    dtype = jnp.result_type(jax.tree_util.tree_leaves(params)[0])
+    return as_hyper(component.hyper, dtype=dtype)
+
+
+def _psd(name, C, d):
+    C = np.asarray(C, float)
+    assert C.shape == (d, d), f"{name}: shape {C.shape}, expected {(d, d)}"
+    assert np.all(np.isfinite(C)), f"{name}: non-finite entries"
+    assert np.allclose(C, C.T, rtol=1e-10, atol=1e-14 * max(1.0, np.abs(C).max())), f"{name}: not symmetric"
+    w = np.linalg.eigvalsh(0.5 * (C + C.T))
+    assert w.min() >= -1e-9 * max(abs(w).max(), 1e-300), f"{name}: not positive semi-definite (eigenvalue {w.min():.3g})"
+
+
+def _matches_samples(name, samples, mean, cov):
+    """Sample mean and covariance of ``samples`` (n, d) equal the declared ones within Z s.e. per entry."""
+    x = np.asarray(samples, float)
+    n = x.shape[0]
+    m = x.mean(0)
+    m_se = x.std(0, ddof=1) / np.sqrt(n)
+    bad = np.abs(m - mean) > Z * m_se + 1e-12 * (1 + np.abs(mean))
+    assert not bad.any(), f"{name}: sample mean {m[bad]} differs from the declared {np.asarray(mean)[bad]}"
+    dx = x - m
+    prods = dx[:, :, None] * dx[:, None, :]
+    c = prods.mean(0) * n / (n - 1)
+    c_se = prods.std(0, ddof=1) / np.sqrt(n)
+    scale = max(np.abs(cov).max(), np.abs(c).max(), np.abs(x).max() ** 2, 1e-300)  # round-off floor
+    bad = np.abs(c - cov) > Z * c_se + 1e-9 * scale
+    assert not bad.any(), (f"{name}: sample covariance differs from the declared one "
+                           f"(largest gap {np.abs(c - cov).max():.3g}, declared scale {np.abs(cov).max():.3g})")
+
+
+def check_noise_declarations(noise: NoiseModel, loss: Loss) -> None:
+    """grad_cov/param_cov against samples, and the theory covariance's shape and sign, on ``loss``."""
+    params = loss.initial_params(jax.random.PRNGKey(0))
+    flat, unravel = ravel_pytree(params)
+    d = flat.shape[0]
+    if d > MAX_DIM:
+        return
+    hyper = _hyper(noise, params)
+    keys = jax.random.split(jax.random.PRNGKey(11), DRAWS)
+    gcov = noise.grad_cov(loss, params, hyper)
+    if gcov is not None:
+        _psd(f"noise {noise.name}: grad_cov", gcov, d)
+        oracle = make_oracle(loss, noise, hyper)
+        g = jax.jit(jax.vmap(lambda k: ravel_pytree(oracle.grad(k, params))[0]))(keys)
+        exact = ravel_pytree(jax.grad(loss)(params))[0]
+        _matches_samples(f"noise {noise.name}: oracle gradient vs grad_cov (mean must be ∇L)", g, exact, gcov)
+    pcov = noise.param_cov(params, hyper)
+    if pcov is not None:
+        _psd(f"noise {noise.name}: param_cov", pcov, d)
+        moved = jax.jit(jax.vmap(lambda k: ravel_pytree(noise.perturb_params(k, params, hyper))[0]))(keys)
+        _matches_samples(f"noise {noise.name}: update noise vs param_cov", moved, flat, pcov)
+    if noise.overrides("covariance") and loss.residuals is not None:
+        from flatland.theory import CovarianceContext
+
+        J = jax.jacfwd(lambda f: jnp.ravel(loss.residuals(unravel(f))))(flat)
+        H = 2 * loss.kappa * J.T @ J
+        dH = jnp.moveaxis(jax.jacfwd(lambda f: 2 * loss.kappa * jax.jacfwd(
+            lambda q: jnp.ravel(loss.residuals(unravel(q))))(f).T @ jax.jacfwd(
+            lambda q: jnp.ravel(loss.residuals(unravel(q))))(f))(flat), -1, 0)
+        ctx = CovarianceContext(H=np.asarray(H), eye=np.eye(d), eta=0.05, kappa=loss.kappa,
+                                hyper={k: float(v) for k, v in hyper.items()}, J=np.asarray(J),
+                                theta=np.asarray(flat), dH=np.asarray(dH))
+        C = noise.covariance(ctx)
+        if C is not None:
+            _psd(f"noise {noise.name}: covariance(ctx)", C, d)
+
+
+def check_learner_declarations(learner: Learner, loss: Loss) -> None:
+    """StepMoments.gradient_gain is the step's true gain; LearnerTheory's step is finite and positive."""
+    params = loss.initial_params(jax.random.PRNGKey(0))
+    flat, unravel = ravel_pytree(params)
+    hyper = _hyper(learner, params)
+    if learner.theory is not None:
+        lr = float(learner.theory.lr(hyper))
+        assert np.isfinite(lr) and lr > 0, f"learner {learner.name}: LearnerTheory.lr gives {lr}, not a positive step"
+    m = learner.moments
+    if m is not None and m.gradient_gain is not None:
+        state = learner.init(params, hyper)
+        delta = 1e-3 * jnp.linspace(1.0, -1.0, flat.shape[0])
+
+        def moved(shift):
+            oracle = Oracle(value=lambda k, p: loss(p),
+                            grad=lambda k, p: unravel(ravel_pytree(jax.grad(loss)(p))[0] + shift))
+            if m.mean_step is not None:
+                return ravel_pytree(m.mean_step(params, state, hyper, oracle))[0]
+            new, _, _ = learner.step(jax.random.PRNGKey(0), params, state, hyper, oracle)
+            return ravel_pytree(new)[0]
+
+        got = np.asarray(moved(delta) - moved(0 * delta))
+        want = -float(m.gradient_gain(hyper)) * np.asarray(delta)
+        assert np.allclose(got, want, rtol=1e-6, atol=1e-12), (
+            f"learner {learner.name}: declares gradient_gain {float(m.gradient_gain(hyper)):g}, but a gradient "
+            f"shift δ moved the params by {got} instead of −gain·δ = {want}")
+    if m is not None and m.own_cov is not None and flat.shape[0] <= MAX_DIM:
+        # the learner's own noise: step − mean_step over many keys has the declared covariance
+        state = learner.init(params, hyper)
+        exact = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
+        mean = ravel_pytree(m.mean_step(params, state, hyper, exact))[0]
+        keys = jax.random.split(jax.random.PRNGKey(12), DRAWS)
+        steps = jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys)
+        _psd(f"learner {learner.name}: own_cov", m.own_cov(params, hyper), flat.shape[0])
+        _matches_samples(f"learner {learner.name}: steps vs mean_step and own_cov", steps, mean,
+                         m.own_cov(params, hyper))
+    if m is not None and m.own is not None and flat.shape[0] <= 4:
+        mean, cov = m.own(loss, params, learner.init(params, hyper), hyper)
+        assert np.shape(mean) == (flat.shape[0],), f"learner {learner.name}: own moments' mean has shape {np.shape(mean)}"
+        _psd(f"learner {learner.name}: own moments' covariance", cov, flat.shape[0])
