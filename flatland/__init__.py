@@ -16,9 +16,13 @@ from .contracts import (  # noqa: E402
 from .errors import PluginError, UserError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .stepping import as_hyper, make_oracle, make_step, optax_learner  # noqa: E402
+from .simulate import ensemble, make_runner  # noqa: E402
+from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
+from .run_files import read_csv  # noqa: E402
 
 __all__ = [
     "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckResult",
     "CovarianceContext", "Learner", "Loss", "Metric", "NoiseModel", "Oracle", "PluginError",
     "UserError", "hookimpl", "as_hyper", "make_oracle", "make_step", "optax_learner",
+    "ensemble", "make_runner", "RunContext", "RunExtension", "Snapshot", "read_csv",
 ]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 Params = Any
 Hyper = Mapping[str, Any]
-KINDS = ("losses", "noise", "learners", "metrics", "checks")
+KINDS = ("losses", "noise", "learners", "metrics", "checks", "run_extensions")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,9 +20,7 @@ SMALL = """
 [task]
 name = "corridor"
 seed = 1
-[network]
 n_hid = 12
-[rate_maps]
 n_shuffles = 2
 [learner]
 name = "gd"
@@ -37,6 +35,8 @@ seed = 5
 log_every = 50
 snapshot_every = 250
 checkpoint_every = 500
+metrics = ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells"]
+[relu]
 hessian = "off"
 """
 
@@ -55,7 +55,10 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     for text, word in [(SMALL.format(steps=1000).replace('name = "gd"', 'name = "gdd"'), "gdd"),
                        (SMALL.format(steps=1000).replace("lr = 0.4", "lrr = 0.4"), "lrr"),
                        (SMALL.format(steps=1000).replace("n_hid = 12", "n_hid = -3"), "n_hid"),
-                       (SMALL.format(steps=1001), "multiple"),
+                       (SMALL.format(steps=1000).replace("checkpoint_every = 500", "checkpoint_every = 510"),
+                        "multiple"),
+                       (SMALL.format(steps=0), "steps"),
+                       (SMALL.format(steps=1000).replace('hessian = "off"', 'hessian = "of"'), "hessian"),
                        ("[task\nname=", "TOML")]:
         p = _write(tmp_path, "b.toml", text)
         assert main(["run", str(p), "--out", str(tmp_path / "o2")]) == 2
@@ -162,7 +165,7 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     text = SMALL.format(steps=500)
     out = {}
     for mode in ("loop", "vmap"):
-        cfg = load(_write(tmp_path, f"{mode}.toml", text.replace('hessian = "off"', f'hessian = "off"\nensemble = "{mode}"')))
+        cfg = load(_write(tmp_path, f"{mode}.toml", text.replace('[relu]', f'ensemble = "{mode}"\n[relu]')))
         setup = runner.build(cfg)
         params, state = runner.initial_state(setup)
         tr = setup.chunk(runner.chunk_keys(setup, 0), params, state, jnp.asarray(0, jnp.int64))
@@ -171,6 +174,6 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     np.testing.assert_allclose(out["loop"][0], out["vmap"][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(out["loop"][1], out["vmap"][1], rtol=1e-9)
     assert not np.allclose(out["loop"][0][0], out["loop"][0][1])  # the two seeds differ
-    bad = _write(tmp_path, "bad.toml", text.replace('hessian = "off"', 'hessian = "off"\nensemble = "pmap"'))
+    bad = _write(tmp_path, "bad.toml", text.replace('[relu]', 'ensemble = "pmap"\n[relu]'))
     with pytest.raises(UserError, match="ensemble must be one of loop, vmap"):
         load(bad)
