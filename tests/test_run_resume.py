@@ -90,6 +90,30 @@ def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path):
         assert np.array_equal(p_ref[k], p_cut[k])
 
 
+def test_steps_not_a_multiple_of_snapshot_every_resume_bit_for_bit(tmp_path):
+    """1,130 steps with snapshot_every 250 and log_every 50: the last chunk is 130 steps, its last
+    record lands on step 1,130; a run stopped after two chunks and resumed writes the same bytes."""
+    cfg_path = _write(tmp_path, "odd.toml", SMALL.format(steps=1130))
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    runner.run(load(cfg_path), ref, progress=False, figures=False)
+    assert runner.run(load(cfg_path), cut, progress=False, figures=False, stop_after=2) == {"stopped_at": 500}
+    runner.run(load(cfg_path), cut, resume=True, progress=False, figures=False)
+    assert (cut / "metrics.csv").read_bytes() == (ref / "metrics.csv").read_bytes()
+    m = runner.read_csv(ref / "metrics.csv")
+    assert m["step"].tolist()[-2:] == [1130, 1130] and sorted(set(m["step"].tolist()))[-3:] == [1050, 1100, 1130]
+    p_ref, m_ref = _final_params(ref)
+    p_cut, m_cut = _final_params(cut)
+    assert m_ref["step"] == m_cut["step"] == 1130
+    for k in p_ref:
+        assert np.array_equal(p_ref[k], p_cut[k])
+    # the uninterrupted 1,130-step trajectory is the first 1,130 steps of a longer run
+    longer = tmp_path / "longer"
+    runner.run(load(_write(tmp_path, "long.toml", SMALL.format(steps=1250))), longer, progress=False, figures=False)
+    rows = (longer / "metrics.csv").read_text().splitlines()
+    ref_rows = (ref / "metrics.csv").read_text().splitlines()
+    assert rows[:len(ref_rows) - 2] == ref_rows[:-2]  # identical up to step 1,100 (1,130 is not logged there)
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
     steps = 10_000
