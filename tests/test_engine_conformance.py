@@ -8,9 +8,23 @@ REGISTRY = flatland.assemble().registry
 ENTRIES = list(REGISTRY.entries())
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e.kind}:{e.name}" for e in ENTRIES])
+# The kit (flatland.testing) has no branch for run extensions yet; until it calls
+# flatland.extensions.check_run_extension they are checked here, and the kit's verdict is a strict xfail.
+_PENDING = pytest.mark.xfail(strict=True, raises=AssertionError, reason="kit: no run_extensions branch yet")
+PARAMS = [pytest.param(e, marks=_PENDING) if e.kind == "run_extensions" else e for e in ENTRIES]
+
+
+@pytest.mark.parametrize("entry", PARAMS, ids=[f"{e.kind}:{e.name}" for e in ENTRIES])
 def test_component_conforms(entry):
     check_component(entry, registry=REGISTRY)
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.kind == "run_extensions"],
+                         ids=lambda e: f"run_extensions:{e.name}")
+def test_run_extension_conforms(entry):
+    from flatland.extensions import check_run_extension
+
+    check_run_extension(entry.factory())
 
 
 def test_kit_catches_a_learner_that_recompiles():
