@@ -10,7 +10,9 @@ true — checks that the task provides what each metric and noise model
 Initial params: ``loss.init(key)`` per seed when the loss has one; otherwise
 every seed starts at ``[task] start`` or at the loss's ``point``. A metric's
 output becomes CSV columns when every leaf is a scalar (``name`` or
-``name.key`` for a dict); otherwise its records go to ``records/*.npz``.
+``name.key`` for a dict); otherwise its records go to ``records/*.npz``. All
+metrics are logged every ``[run] log_every`` steps, in one record callback
+(a Metric's own ``every`` is its default for other users, not used here).
 """
 from __future__ import annotations
 
