@@ -12,7 +12,7 @@ What it measures, in one run on this machine:
    (torch is not a flatland dependency);
 4. the Hessian functionals at P = 18,000 (all units active) and on a sparse
    layer (10% of units active), in seconds;
-5. the sparse step (``[run] step = "sparse"``) against the dense step on an
+5. the sparse step (``[relu] step = "sparse"``) against the dense step on an
    emulated sparsified layer (90% of units silenced with bias −10³), with exact
    and with float32 noise draws; and the dense step with XLA's ``rbg`` generator
    (slower than threefry on this CPU);
@@ -47,13 +47,14 @@ from flatland.config import from_dict
 from flatland import runner
 
 FIG2 = {
-    "task": {"name": "corridor", "seed": 0},
-    "network": {"n_hid": 500, "dtype": "float64"},
+    "task": {"name": "corridor", "seed": 0, "n_hid": 500, "dtype": "float64"},
     "learner": {"name": "gd", "lr": 0.1},
     "noise": {"name": "gradient", "sigma": 0.013894954943731374},
-    "run": {"log_every": 100, "hessian": "off"},
+    "run": {"log_every": 100},
+    "relu": {"hessian": "off"},
 }
 LOGGED = ["loss_norm", "active_fraction", "active_units"]
+ALL_RELU = ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells"]
 
 
 def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense", draws="exact",
@@ -63,8 +64,8 @@ def _cfg(steps_per_chunk, seeds=1, dtype="float64", metrics=LOGGED, prng="threef
         d["noise"] = {"name": "none"}
     if draws != "exact":
         d["noise"]["draws"] = draws  # the gradient noise's factory option (plugins/noise.py)
-    d["run"]["step"] = step
-    d["network"]["dtype"] = dtype
+    d["relu"]["step"] = step
+    d["task"]["dtype"] = dtype
     d["run"] |= {"steps": steps_per_chunk, "snapshot_every": steps_per_chunk, "checkpoint_every": steps_per_chunk,
                  "seeds": seeds, "metrics": metrics, "prng": prng, "ensemble": ensemble}
     return from_dict(d)
@@ -233,7 +234,7 @@ def main():
     print("flatland float64 single", res["flatland_f64"])
     res["flatland_f64_f32draws"] = flatland_rate(args.steps, draws="float32")
     print("flatland float64 single, float32 noise draws", res["flatland_f64_f32draws"])
-    res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=list(runner.RUN_METRICS_DEFAULT))
+    res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=ALL_RELU)
     print("flatland float64 single, all default metrics", res["flatland_f64_all_metrics"])
     if "float32" not in args.skip:
         res["flatland_f32"] = flatland_rate(args.steps, dtype="float32")

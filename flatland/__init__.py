@@ -23,6 +23,8 @@ from .estimators import mean_se, missing_moments, ratio_along, step_moments  # n
 from .laws import step_law  # noqa: E402
 from .lab import Lab, Measured  # noqa: E402
 from .verdicts import decisive, drift_ratio, failed, scalar  # noqa: E402
+from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
+from .run_files import read_csv  # noqa: E402
 
 __all__ = [
     "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckResult",
@@ -31,4 +33,6 @@ __all__ = [
     # simulating and measuring (for checks): the compiled loop, drift ensembles, estimators, verdicts
     "ensemble", "make_runner", "DriftRun", "measure_drift", "mean_se", "missing_moments", "ratio_along",
     "step_moments", "step_law", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
+    # long runs: run extensions (snapshots, reports, figures of a task family) and their files
+    "RunContext", "RunExtension", "Snapshot", "read_csv",
 ]

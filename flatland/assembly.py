@@ -35,6 +35,7 @@ BUILTIN = (
     "flatland_plugins.valleys",
     "flatland_plugins.noise",
     "flatland_plugins.learners",
+    "flatland_plugins.metrics",
     "flatland_plugins.valley_checks",
     "flatland_plugins.valley_checks_more",
     "flatland_plugins.relu",

@@ -1,23 +1,24 @@
 """Run configurations: a TOML file → a validated, fully resolved ``RunConfig``.
 
-What: ``load(path)`` reads a TOML file (``tomllib``), checks every section and
-key, fills defaults and returns a :class:`RunConfig`; ``to_toml`` writes the
-resolved settings back (saved beside the results so a run folder says exactly
-what ran). Any mistake — unknown section or key, wrong type, out-of-range value
-— is a :class:`~flatland.errors.UserError` with one line naming the key.
-
-Why here: ``flatland run`` and the relu checks share it, and later sweeps
-(DESIGN.md) need one folder per run with its resolved settings.
+What: ``load(path)`` reads a TOML file (``tomllib``), checks the core sections
+and their keys, fills defaults and returns a :class:`RunConfig`; ``to_toml``
+writes the resolved settings back (saved beside the results so a run folder
+says exactly what ran). Any mistake — unknown key, wrong type, out-of-range
+value — is a :class:`~flatland.errors.UserError` with one line naming the key.
 
 Sections::
 
-    [task]      name = loss plugin (corridor, circular-track, …) + its options
-    [network]   n_hid, activation, regime, dtype, alpha
-    [rate_maps] n_bins, n_shuffles, shuffle_seed, place_threshold
+    [task]      name = a registered loss + its factory's options (n_hid, seed, point, …);
+                start = [..] starts a loss with a point (1-D params) there
     [learner]   name + hyperparameters (lr, …) + factory options (per_matrix, …)
     [noise]     name + hyperparameters (sigma, width, …) + factory options (batch, …)
     [run]       steps, seeds, seed, log_every, snapshot_every, checkpoint_every,
-                hessian_every, hessian, metrics, prng, step, ensemble
+                metrics, prng, ensemble
+    [<other>]   a run extension's table (e.g. [relu]); kept as given here and
+                checked by :mod:`flatland.runner` against the extensions that apply
+
+Why extension tables pass through: which tables exist depends on the installed
+plugins, which only the assembled registry knows.
 """
 from __future__ import annotations
 
@@ -28,10 +29,9 @@ from pathlib import Path
 
 from .errors import UserError
 
-SECTIONS = ("task", "network", "rate_maps", "learner", "noise", "run")
-HESSIAN_METHODS = ("gauss-newton", "full", "lanczos", "off")
+SECTIONS = ("task", "learner", "noise", "run")
 PRNGS = ("threefry", "rbg", "unsafe_rbg")
-STEPS = ("dense", "sparse")
+TASK_RUN_KEYS = ("name", "start")   # [task] keys the runner reads; the rest go to the loss factory
 ENSEMBLES = ("loop", "vmap")  # several seeds: one compiled single-seed chunk per seed, or one vmapped chunk
 
 RUN_DEFAULTS = {
@@ -41,11 +41,8 @@ RUN_DEFAULTS = {
     "log_every": 100,
     "snapshot_every": 10_000,
     "checkpoint_every": 50_000,
-    "hessian_every": 0,          # 0: at the first and last snapshot only
-    "hessian": "gauss-newton",
-    "metrics": ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells"],
+    "metrics": ["loss"],         # registered metric names (`flatland list metrics`)
     "prng": "threefry",
-    "step": "dense",
     "ensemble": "loop",
 }
 
@@ -55,19 +52,20 @@ class RunConfig:
     """Resolved settings of one run (every section as a plain dict)."""
 
     task: dict
-    network: dict
-    rate_maps: dict
     learner: dict
     noise: dict
     run: dict
+    extensions: dict = dataclasses.field(default_factory=dict)   # {table name: {key: value}}
 
     def loss_options(self) -> dict:
-        """Options for the loss factory: task options, network and rate-map settings."""
-        opts = {k: v for k, v in self.task.items() if k != "name"}
-        return opts | self.network | self.rate_maps
+        """Options for the loss factory: the task table without ``name`` and ``start``."""
+        return {k: v for k, v in self.task.items() if k not in TASK_RUN_KEYS}
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The TOML document as a dict: core tables, then extension tables (``from_dict`` reads it back)."""
+        d = {s: dict(getattr(self, s)) for s in SECTIONS}
+        d["run"]["metrics"] = list(d["run"]["metrics"])
+        return d | {k: dict(v) for k, v in sorted(self.extensions.items())}
 
 
 def _int(section, key, v, minimum=0):
@@ -76,8 +74,15 @@ def _int(section, key, v, minimum=0):
     return v
 
 
-def _check_value(section, key, v):
-    """TOML values allowed in component sections: numbers, strings, booleans (finite)."""
+def _check_value(section, key, v, lists=False):
+    """TOML values allowed in component sections: numbers, strings, booleans (finite);
+    with ``lists``, also a list of numbers (a point such as ``start = [1.0, 0.0]``)."""
+    if lists and isinstance(v, list):
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise UserError(f"[{section}] {key} must be a list of numbers, got {v!r}")
+            _check_value(section, key, x)
+        return v
     if isinstance(v, float) and not math.isfinite(v):
         raise UserError(f"[{section}] {key} must be finite, got {v!r}")
     if not isinstance(v, (int, float, str, bool)):
@@ -87,24 +92,25 @@ def _check_value(section, key, v):
 
 def from_dict(raw: dict) -> RunConfig:
     """Validate a parsed TOML document and fill defaults."""
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise UserError(f"unknown config section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
-    sections = {}
+    sections, extensions = {}, {}
+    for s in raw:
+        if not isinstance(raw[s], dict):
+            raise UserError(f"[{s}] must be a table" if s in SECTIONS else f"{s} must be a [table] (a config section)")
     for s in SECTIONS:
-        sec = raw.get(s, {})
-        if not isinstance(sec, dict):
-            raise UserError(f"[{s}] must be a table")
-        sections[s] = dict(sec)
+        sections[s] = dict(raw.get(s, {}))
+    for s in sorted(set(raw) - set(SECTIONS)):
+        extensions[s] = dict(raw[s])
+        for k, v in extensions[s].items():
+            _check_value(s, k, v, lists=True)
     for s in ("task", "learner", "noise"):
         name = sections[s].get("name")
         if s == "noise" and name is None:
             sections[s]["name"] = name = "none"
         if not isinstance(name, str) or not name:
             raise UserError(f"[{s}] needs name = \"…\" (a registered component; see `flatland list`)")
-    for s in ("task", "network", "rate_maps", "learner", "noise"):
+    for s in ("task", "learner", "noise"):
         for k, v in sections[s].items():
-            _check_value(s, k, v)
+            _check_value(s, k, v, lists=(s == "task"))
     run = dict(RUN_DEFAULTS)
     bad = sorted(set(sections["run"]) - set(RUN_DEFAULTS))
     if bad:
@@ -115,19 +121,22 @@ def from_dict(raw: dict) -> RunConfig:
     _int("run", "seed", run["seed"], 0)
     for k in ("log_every", "snapshot_every", "checkpoint_every"):
         _int("run", k, run[k], 1)
-    _int("run", "hessian_every", run["hessian_every"], 0)
     if run["snapshot_every"] % run["log_every"]:
         raise UserError(f"[run] snapshot_every ({run['snapshot_every']}) must be a multiple of log_every ({run['log_every']})")
-    for k in ("checkpoint_every", "hessian_every", "steps"):
-        if run[k] % run["snapshot_every"]:
-            raise UserError(f"[run] {k} ({run[k]}) must be a multiple of snapshot_every ({run['snapshot_every']})")
-    for k, allowed in (("hessian", HESSIAN_METHODS), ("prng", PRNGS), ("step", STEPS), ("ensemble", ENSEMBLES)):
+    if run["checkpoint_every"] % run["snapshot_every"]:
+        raise UserError(f"[run] checkpoint_every ({run['checkpoint_every']}) must be a multiple of "
+                        f"snapshot_every ({run['snapshot_every']})")
+    for k, allowed in (("prng", PRNGS), ("ensemble", ENSEMBLES)):
         if run[k] not in allowed:
             raise UserError(f"[run] {k} must be one of {', '.join(allowed)}, got {run[k]!r}")
-    if not isinstance(run["metrics"], list) or not all(isinstance(m, str) for m in run["metrics"]):
-        raise UserError("[run] metrics must be a list of metric names")
+    if (not isinstance(run["metrics"], list) or not run["metrics"]
+            or not all(isinstance(m, str) for m in run["metrics"])):
+        raise UserError("[run] metrics must be a non-empty list of metric names (see `flatland list metrics`)")
+    if len(set(run["metrics"])) != len(run["metrics"]):
+        raise UserError(f"[run] metrics lists a name twice: {run['metrics']}")
+    run["metrics"] = list(run["metrics"])
     sections["run"] = run
-    return RunConfig(**sections)
+    return RunConfig(**sections, extensions=extensions)
 
 
 def load(path) -> RunConfig:
@@ -159,9 +168,9 @@ def _toml_value(v) -> str:
 def to_toml(cfg: RunConfig) -> str:
     """The resolved configuration as TOML text (round-trips through :func:`from_dict`)."""
     lines = []
-    for s in SECTIONS:
+    for s, table in cfg.to_dict().items():
         lines.append(f"[{s}]")
-        for k, v in getattr(cfg, s).items():
+        for k, v in table.items():
             lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from flatland.theory import CovarianceContext, LearnerTheory
 
 Params = Any
 Hyper = Mapping[str, Any]
-KINDS = ("losses", "noise", "learners", "metrics", "checks")
+KINDS = ("losses", "noise", "learners", "metrics", "checks", "run_extensions")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Each hook is called once per plugin while assembling, with a ``register``
 callback ``register(name, factory, summary)``. ``factory(**options)`` builds
 the component (a :class:`~flatland.contracts.Loss`, ``NoiseModel``,
-``Learner``, ``Metric`` or ``Check``). Hooks never return a component, and
+``Learner``, ``Metric``, ``Check`` or
+:class:`~flatland.extensions.RunExtension`). Hooks never return a component, and
 ``firstresult`` is never used to choose one: the registry decides, and rejects
 duplicate names.
 """
@@ -20,6 +21,7 @@ HOOK_KINDS = {
     "flatland_learners": "learners",
     "flatland_metrics": "metrics",
     "flatland_checks": "checks",
+    "flatland_run_extensions": "run_extensions",
 }
 
 
@@ -46,3 +48,13 @@ def flatland_metrics(register):
 @hookspec
 def flatland_checks(register):
     """Register checks: ``register(name, factory, summary)``; factory -> Check."""
+
+
+@hookspec
+def flatland_run_extensions(register):
+    """Register run extensions: ``register(name, factory, summary)``; factory -> RunExtension.
+
+    ``flatland run`` asks every registered extension whether it ``applies`` to the
+    run's loss; those that do add their config section, step, snapshots, report
+    and figures (see :mod:`flatland.extensions`).
+    """

@@ -87,4 +87,5 @@ _SINGULAR = {
     "learners": "learner",
     "metrics": "metric",
     "checks": "check",
+    "run_extensions": "run extension",
 }

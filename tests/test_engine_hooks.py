@@ -8,7 +8,7 @@ import types
 import pytest
 
 import flatland
-from flatland import Check, Metric, hookimpl, hookspecs
+from flatland import Check, Metric, RunExtension, hookimpl, hookspecs
 from flatland_plugins.learners import gradient_descent
 from flatland_plugins.noise import UpdateNoise
 
@@ -18,6 +18,7 @@ HOOK_TESTS = {
     "flatland_learners": ("learners", gradient_descent),
     "flatland_metrics": ("metrics", lambda: Metric("smoke-loss", lambda p, loss: loss(p), every=10)),
     "flatland_checks": ("checks", lambda: Check("smoke", lambda options: [], suite="test")),
+    "flatland_run_extensions": ("run_extensions", RunExtension),
 }
 
 
@@ -45,6 +46,16 @@ def test_hook_registers_a_conforming_component(hook):
     entry = asm.registry.entry(kind, "via-" + hook)
     assert entry.kind == hookspecs.HOOK_KINDS[hook] and "solo" in entry.origin
     flatland.testing.check_component(entry)
+
+
+def test_run_extension_hook_registers_a_conforming_extension():
+    from flatland.extensions import check_run_extension
+
+    plugin = types.SimpleNamespace(flatland_run_extensions=hookimpl(
+        lambda register: register("via-hook", RunExtension, "registered through flatland_run_extensions")))
+    asm = flatland.assemble(builtins=[], entry_points=[], extra=[("solo", plugin)])
+    assert not asm.broken
+    check_run_extension(asm.registry.create("run_extensions", "via-hook"))
 
 
 def test_hookspecs_never_use_firstresult():

@@ -20,9 +20,7 @@ SMALL = """
 [task]
 name = "corridor"
 seed = 1
-[network]
 n_hid = 12
-[rate_maps]
 n_shuffles = 2
 [learner]
 name = "gd"
@@ -37,6 +35,8 @@ seed = 5
 log_every = 50
 snapshot_every = 250
 checkpoint_every = 500
+metrics = ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells"]
+[relu]
 hessian = "off"
 """
 
@@ -55,7 +55,10 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     for text, word in [(SMALL.format(steps=1000).replace('name = "gd"', 'name = "gdd"'), "gdd"),
                        (SMALL.format(steps=1000).replace("lr = 0.4", "lrr = 0.4"), "lrr"),
                        (SMALL.format(steps=1000).replace("n_hid = 12", "n_hid = -3"), "n_hid"),
-                       (SMALL.format(steps=1001), "multiple"),
+                       (SMALL.format(steps=1000).replace("checkpoint_every = 500", "checkpoint_every = 510"),
+                        "multiple"),
+                       (SMALL.format(steps=0), "steps"),
+                       (SMALL.format(steps=1000).replace('hessian = "off"', 'hessian = "of"'), "hessian"),
                        ("[task\nname=", "TOML")]:
         p = _write(tmp_path, "b.toml", text)
         assert main(["run", str(p), "--out", str(tmp_path / "o2")]) == 2
@@ -85,6 +88,30 @@ def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path):
     p_cut, _ = _final_params(cut)
     for k in p_ref:
         assert np.array_equal(p_ref[k], p_cut[k])
+
+
+def test_steps_not_a_multiple_of_snapshot_every_resume_bit_for_bit(tmp_path):
+    """1,130 steps with snapshot_every 250 and log_every 50: the last chunk is 130 steps, its last
+    record lands on step 1,130; a run stopped after two chunks and resumed writes the same bytes."""
+    cfg_path = _write(tmp_path, "odd.toml", SMALL.format(steps=1130))
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    runner.run(load(cfg_path), ref, progress=False, figures=False)
+    assert runner.run(load(cfg_path), cut, progress=False, figures=False, stop_after=2) == {"stopped_at": 500}
+    runner.run(load(cfg_path), cut, resume=True, progress=False, figures=False)
+    assert (cut / "metrics.csv").read_bytes() == (ref / "metrics.csv").read_bytes()
+    m = runner.read_csv(ref / "metrics.csv")
+    assert m["step"].tolist()[-2:] == [1130, 1130] and sorted(set(m["step"].tolist()))[-3:] == [1050, 1100, 1130]
+    p_ref, m_ref = _final_params(ref)
+    p_cut, m_cut = _final_params(cut)
+    assert m_ref["step"] == m_cut["step"] == 1130
+    for k in p_ref:
+        assert np.array_equal(p_ref[k], p_cut[k])
+    # the uninterrupted 1,130-step trajectory is the first 1,130 steps of a longer run
+    longer = tmp_path / "longer"
+    runner.run(load(_write(tmp_path, "long.toml", SMALL.format(steps=1250))), longer, progress=False, figures=False)
+    rows = (longer / "metrics.csv").read_text().splitlines()
+    ref_rows = (ref / "metrics.csv").read_text().splitlines()
+    assert rows[:len(ref_rows) - 2] == ref_rows[:-2]  # identical up to step 1,100 (1,130 is not logged there)
 
 
 @pytest.mark.slow
@@ -162,7 +189,7 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     text = SMALL.format(steps=500)
     out = {}
     for mode in ("loop", "vmap"):
-        cfg = load(_write(tmp_path, f"{mode}.toml", text.replace('hessian = "off"', f'hessian = "off"\nensemble = "{mode}"')))
+        cfg = load(_write(tmp_path, f"{mode}.toml", text.replace('[relu]', f'ensemble = "{mode}"\n[relu]')))
         setup = runner.build(cfg)
         params, state = runner.initial_state(setup)
         tr = setup.chunk(runner.chunk_keys(setup, 0), params, state, jnp.asarray(0, jnp.int64))
@@ -171,6 +198,6 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     np.testing.assert_allclose(out["loop"][0], out["vmap"][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(out["loop"][1], out["vmap"][1], rtol=1e-9)
     assert not np.allclose(out["loop"][0][0], out["loop"][0][1])  # the two seeds differ
-    bad = _write(tmp_path, "bad.toml", text.replace('hessian = "off"', 'hessian = "off"\nensemble = "pmap"'))
+    bad = _write(tmp_path, "bad.toml", text.replace('[relu]', 'ensemble = "pmap"\n[relu]'))
     with pytest.raises(UserError, match="ensemble must be one of loop, vmap"):
         load(bad)

@@ -1,23 +1,25 @@
-"""``flatland run CONFIG.toml [--steps N] [--out DIR] [--resume]``: a long run with checkpoints and figures.
+"""``flatland run CONFIG.toml [--steps N] [--out DIR] [--resume]``: a long run of any task, with checkpoints and figures.
 
 Writes into DIR (default ``runs/<config name>``): ``config.toml`` (resolved
-settings), ``metrics.csv`` (step, seed, metrics — pandas reads it),
-``hessian.csv``, ``snapshots/`` (rate maps, per-unit SI, Hessian spectra),
-``checkpoint.npz`` (atomic, every ``checkpoint_every`` steps), ``summary.json``
-(final metrics, timescale fit, phases) and ``figures/*.png``. ``--resume``
-continues a killed run exactly as if it had not stopped. Exit status 0 when the
-run finishes, 1 when it diverged (NaN/inf; the step is reported and every
-logged metric kept), 2 for bad input.
+settings), ``versions.json`` (Python, packages, plugin distributions),
+``metrics.csv`` (step, seed, the registered metrics of ``[run] metrics`` —
+pandas reads it), ``checkpoint.npz`` (atomic, every ``checkpoint_every``
+steps), ``summary.json`` (final seed means, extension reports) and
+``figures/metrics.png``; run extensions that apply to the task add their own
+files (for the relu tasks: ``hessian.csv``, ``snapshots/``, timescale and
+phases, Fig 2 figures). ``--resume`` continues a killed run exactly as if it
+had not stopped. Exit status 0 when the run finishes, 1 when it diverged
+(NaN/inf; the step is reported and every logged metric kept), 2 for bad input.
 """
 import sys
 from pathlib import Path
 
 
 def add_parser(sub):
-    p = sub.add_parser("run", help="run a configuration (long runs, checkpoints, figures)",
+    p = sub.add_parser("run", help="run a configuration of any task (long runs, checkpoints, figures)",
                        description=__doc__.splitlines()[0])
     p.add_argument("config", metavar="CONFIG.toml", help="run configuration (see examples/)")
-    p.add_argument("--steps", type=int, metavar="N", help="total steps (overrides [run] steps; may extend a resumed run)")
+    p.add_argument("--steps", type=int, metavar="N", help="total steps, any N ≥ 1 (overrides [run] steps; may extend a resumed run)")
     p.add_argument("--out", metavar="DIR", help="results folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -44,10 +46,8 @@ def run(args) -> int:
     print(f"flatland run: {summary['steps_done']:,} steps in {summary['wall_seconds']:.1f} s → {out}")
     if line:
         print(f"  final (seed mean): {line}")
-    ts = summary.get("timescale")
-    if ts:
-        print("  sparsification timescale: " + (f"τ = {ts['tau']:.4g} steps (R² {ts['r2']:.2f})" if ts["ok"]
-                                                else f"fit failed: {ts['reason']}"))
+    for note in summary.get("notes", []):
+        print(f"  {note}")
     if summary.get("diverged"):
         d = summary["diverged"]
         print(f"flatland run: diverged (non-finite params) at step {d['step']} in seed {d['seed']}; "

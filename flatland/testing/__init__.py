@@ -55,6 +55,10 @@ def check_component(entry, registry=None, **options) -> None:
         check_learner(component)
     elif entry.kind == "metrics":
         check_metric(component, loss=_loss_for(entry, component, registry))
+    elif entry.kind == "run_extensions":
+        from ..extensions import check_run_extension
+
+        check_run_extension(component)
     elif entry.kind == "checks":
         assert isinstance(component, Check), f"check factory {entry.name} returned {type(component).__name__}"
         assert callable(component.run) and component.suite, f"check {entry.name}: needs run() and a suite"

@@ -3,10 +3,12 @@
 Losses (tasks × network): ``corridor`` (the Fig 2 task), ``circular-track``,
 ``random-mapping``, ``smoothed-mapping`` — each ``create("losses", name,
 seed=…, n_hid=…, dtype=…, …)``. Metrics: normalised loss, active fraction,
-active units, SI, shuffle-corrected SI, place cells and the Gauss–Newton
-Hessian functionals, all pure JAX for in-loop logging. Checks: the ``relu``
-suite (see :mod:`.checks`). Modules: tasks, network, model, metrics, hessian,
-phases, checks, sparse.
+active units, SI, shuffle-corrected SI, place cells, tr H and the Gauss–Newton
+Hessian functionals, all pure JAX for in-loop logging (place-field metrics
+require ``extras["place"]``, a task with positions). Run extension ``relu``
+(:mod:`.extension`): what ``flatland run`` adds for these tasks. Checks: the
+``relu`` suite (see :mod:`.checks`). Modules: tasks, network, model, metrics,
+hessian, phases, checks, sparse, extension, figures.
 """
 from flatland import Metric, hookimpl
 
@@ -34,7 +36,7 @@ def _metric(name, fn, every=100, needs_place=False):
             if needs_place and ctx["place"] is None:
                 raise ValueError(f"metric {name} needs positions; task {loss.name!r} has none")
             return fn(params, ctx)
-        return Metric(name, f, every, requires=("relu",))
+        return Metric(name, f, every, requires=("relu", "place") if needs_place else ("relu",))
     return factory
 
 
@@ -50,22 +52,30 @@ def flatland_losses(register):
              "Gaussian-smoothed random mapping, ReLU network")
 
 
+METRICS = {  # name: (needs positions, summary); functions are metrics.FUNCS[name]
+    "loss_norm": (False, "relu net: MSE / Var(Y)"),
+    "active_fraction": (False, "relu net: mean of the inputs×units matrix [pre-activation > 0]"),
+    "active_units": (False, "relu net: fraction of hidden units active on at least one input"),
+    "si": (True, "relu net: mean Skaggs spatial information (bits) over place cells (SI > 0.01)"),
+    "si_corrected": (True, "relu net: mean over active units of SI minus its mean under time shuffles"),
+    "place_cells": (True, "relu net: number of units with SI > 0.01 bits"),
+    "hess_trace": (False, "relu net: tr H = 2κ‖J‖²_F from the network's structure (exact for ReLU), no eigensolve"),
+}
+
+
 @hookimpl
 def flatland_metrics(register):
     from .hessian import gn_functionals
-    register("loss_norm", _metric("loss_norm", M.loss_norm), "relu net: MSE / Var(Y)")
-    register("active_fraction", _metric("active_fraction", M.active_fraction),
-             "relu net: mean of the inputs×units matrix [pre-activation > 0]")
-    register("active_units", _metric("active_units", M.active_units),
-             "relu net: fraction of hidden units active on at least one input")
-    register("si", _metric("si", M.si, needs_place=True),
-             "relu net: mean Skaggs spatial information (bits) over place cells (SI > 0.01)")
-    register("si_corrected", _metric("si_corrected", M.si_corrected, needs_place=True),
-             "relu net: mean over active units of SI minus its mean under time shuffles")
-    register("place_cells", _metric("place_cells", M.place_cells, needs_place=True),
-             "relu net: number of units with SI > 0.01 bits")
+    for name, (needs_place, summary) in METRICS.items():
+        register(name, _metric(name, M.FUNCS[name], needs_place=needs_place), summary)
     register("hessian_gn", _metric("hessian_gn", gn_functionals, every=10000),
              "relu net: Gauss–Newton Hessian trace, #zero eigenvalues, Σlog nonzero, λmax (exact eigh)")
+
+
+@hookimpl
+def flatland_run_extensions(register):
+    from .extension import ReluRun
+    register("relu", ReluRun, "relu net runs: [relu] step/hessian, rate maps, Hessian rows, phases, Fig 2 figures")
 
 
 @hookimpl

@@ -43,7 +43,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from flatland.contracts import Check, CheckResult
+from flatland import Check, CheckResult
 
 WIDTH, SEEDS, LR, LOG_EVERY, CONVERGE = 50, 4, 0.4, 500, 5000
 NAMES = ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "hess_trace")
@@ -60,8 +60,7 @@ CONDITIONS = {
 @functools.lru_cache(maxsize=2)
 def _lab(seed: int):
     """Registry, loss and the converged starting params (cached per process and seed)."""
-    from flatland import assemble, as_hyper, make_step
-    from flatland.simulate import ensemble, make_runner
+    from flatland import as_hyper, assemble, ensemble, make_runner, make_step
     from . import metrics as M
 
     reg = assemble().registry
@@ -79,8 +78,7 @@ def _lab(seed: int):
 @functools.lru_cache(maxsize=8)
 def _condition(seed: int, name: str):
     """Run one condition from the converged start; records (S, n_logs) per metric, start values (S,)."""
-    from flatland import as_hyper, make_step
-    from flatland.simulate import ensemble, make_runner
+    from flatland import as_hyper, ensemble, make_runner, make_step
 
     reg, loss, ctx, start, record = _lab(seed)
     noise_name, nh, learner_name, lopts, lh, steps = CONDITIONS[name]

@@ -37,7 +37,7 @@ def _load_snapshots(out: Path):
 
 
 def curves(out: Path, plt):
-    from flatland.runner import read_csv
+    from flatland import read_csv
     m = read_csv(out / "metrics.csv")
     if not m or m["step"].size == 0:
         return None
@@ -109,7 +109,7 @@ def correlation(snaps, plt):
 
 
 def spectra(snaps, out: Path, plt):
-    from flatland.runner import read_csv
+    from flatland import read_csv
     hs = [s for s in snaps if "eigenvalues_0" in s]
     if not hs:
         return None

@@ -3,7 +3,7 @@
 What: every function takes ``(params, ctx)`` with ``ctx = loss.extras["relu"]``
 (inputs, targets, positions, bin indices, shuffles — all fixed at assembly) and
 returns a scalar or an array; ``make_record(ctx, names)`` bundles a chosen set
-into the ``record`` callback of :func:`flatland.simulate.make_runner`, so they are
+into the ``record`` callback of :func:`flatland.make_runner`, so they are
 computed inside the compiled loop every k steps. ``ratemap_correlation`` works on
 stored rate-map snapshots (Fig 2E) on the host.
 

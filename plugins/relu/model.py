@@ -8,8 +8,9 @@ parameters (see :mod:`.tasks`), network parameters (``n_hid``, ``activation``,
 (T, d_out), κ = 1/(T·d_out) (mean squared error, the paper's loss),
 ``init(key)`` drawing the paper's initialisation, and
 ``extras["relu"]`` — the context every relu metric, Hessian functional and the
-runner read: spec, X, Y (as arrays of the run's dtype), kappa, var_y, positions
-and binning. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
+run extension read: spec, X, Y (as arrays of the run's dtype), kappa, var_y,
+positions and binning — and, for a task with positions, ``extras["place"]``
+(the binning), which the place-field metrics declare in ``requires``. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
 option is passed to the task where the task takes it.
 """
 from __future__ import annotations
@@ -19,8 +20,7 @@ import inspect
 import jax.numpy as jnp
 import numpy as np
 
-from flatland.contracts import Loss
-from flatland.errors import UserError
+from flatland import Loss, UserError
 
 from . import metrics as M
 from .network import NetSpec, forward, init_params
@@ -65,5 +65,5 @@ def make_loss(task_name: str, **options) -> Loss:
         residuals=residuals,
         kappa=kappa,
         init=lambda key: init_params(spec, key),
-        extras={"relu": ctx},
+        extras={"relu": ctx} | ({"place": ctx["place"]} if ctx["place"] is not None else {}),
     )

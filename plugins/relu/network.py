@@ -31,7 +31,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from flatland.errors import UserError
+from flatland import UserError
 
 ACTIVATIONS = ("relu", "leaky-relu", "softplus", "tanh")
 REGIMES = ("lazy", "rich")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from flatland.errors import UserError
+from flatland import UserError
 
 
 def _compact_grad(params, z, X, Y, kappa, k):

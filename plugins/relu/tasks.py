@@ -41,7 +41,7 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
-from flatland.errors import UserError
+from flatland import UserError
 
 
 @dataclasses.dataclass(frozen=True)
