@@ -90,6 +90,22 @@ def _check_value(section, key, v, lists=False):
     return v
 
 
+def _check_composed_noise(section: dict) -> None:
+    """``[noise] name = ["a", "b"]`` with each member's settings in its own ``[noise.a]`` table."""
+    names = section["name"]
+    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) < len(names):
+        raise UserError("[noise] name must be a noise model's name or a list of distinct names, got "
+                        f"{names!r}")
+    for k, v in section.items():
+        if k == "name":
+            continue
+        if k not in names or not isinstance(v, dict):
+            raise UserError(f"[noise] {k}: with several noise models, each one's settings go in its own table "
+                            f"[noise.NAME] (NAME one of {', '.join(names)})")
+        for kk, vv in v.items():
+            _check_value(f"noise.{k}", kk, vv)
+
+
 def from_dict(raw: dict) -> RunConfig:
     """Validate a parsed TOML document and fill defaults."""
     sections, extensions = {}, {}
@@ -106,9 +122,14 @@ def from_dict(raw: dict) -> RunConfig:
         name = sections[s].get("name")
         if s == "noise" and name is None:
             sections[s]["name"] = name = "none"
+        if s == "noise" and isinstance(name, list):
+            _check_composed_noise(sections[s])
+            continue
         if not isinstance(name, str) or not name:
             raise UserError(f"[{s}] needs name = \"…\" (a registered component; see `flatland list`)")
     for s in ("task", "learner", "noise"):
+        if s == "noise" and isinstance(sections[s]["name"], list):
+            continue
         for k, v in sections[s].items():
             _check_value(s, k, v, lists=(s == "task"))
     run = dict(RUN_DEFAULTS)
@@ -162,6 +183,8 @@ def _toml_value(v) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # a composed noise member's settings, as an inline table
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 

@@ -106,6 +106,22 @@ def _create(reg, kind, section: dict, dtype):
     return comp, hyper
 
 
+def _create_noise(reg, section: dict, dtype):
+    """The noise model of ``[noise]``: one, or several composed (``name = [...]``, settings in ``[noise.NAME]``)."""
+    names = section["name"]
+    if isinstance(names, str):
+        return _create(reg, "noise", section, dtype)
+    from .composition import compose_noise
+
+    made = [_create(reg, "noise", {"name": n, **section.get(n, {})}, dtype) for n in names]
+    try:
+        noise = compose_noise([m for m, _ in made])
+    except ValueError as exc:
+        raise UserError(f"[noise] {exc}") from None
+    hyper = {f"{m.name}.{k}": v for m, h in made for k, v in h.items()}
+    return noise, hyper
+
+
 def _loss(reg, cfg: RunConfig):
     name = cfg.task["name"]
     reg.entry("losses", name)  # unknown task: one line listing the known ones
@@ -219,8 +235,8 @@ def build_setup(cfg: RunConfig) -> Setup:
     loss = _loss(reg, cfg)
     init = _init_fn(cfg, loss)
     dtype = _dtype(init)
-    noise, nh = _create(reg, "noise", cfg.noise, dtype)
-    _require(f"[noise] {cfg.noise['name']!r}", getattr(noise, "requires", ()), loss, cfg.task["name"])
+    noise, nh = _create_noise(reg, cfg.noise, dtype)
+    _require(f"[noise] {noise.name!r}", getattr(noise, "requires", ()), loss, cfg.task["name"])
     learner, lh = _create(reg, "learners", cfg.learner, dtype)
     names, record, columns, column_of, arrays = _metrics(reg, cfg, loss, init)
     extensions, contexts, resolved = _extensions(reg, cfg, loss)

@@ -8,6 +8,8 @@ exact conditional moments ``grad_cov``/``param_cov`` for the Rao–Blackwellised
 estimators. All act on any params pytree and on residuals of any shape (rows =
 data examples along the leading axis), so the ReLU network uses them unchanged.
 """
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -106,12 +108,16 @@ class LabelNoise(NoiseModel):
     def _eps(self, key, r, hyper):
         return hyper["sigma"] * jax.random.normal(key, jnp.shape(r), jnp.result_type(r))
 
-    def objective(self, loss, key, params, hyper):
+    def transform(self, loss, key, hyper):
+        """The loss with noisy targets: residuals r − ε, ε drawn afresh for this step."""
         if loss.residuals is None:
             raise ValueError(f"label noise needs a loss with residuals; {loss.name!r} has only a value")
-        r = loss.residuals(params)
-        e = r - self._eps(key, r, hyper)
-        return loss.kappa * jnp.sum(e * e)
+
+        def residuals(params):
+            r = loss.residuals(params)
+            return r - self._eps(key, r, hyper)
+
+        return dataclasses.replace(loss, residuals=residuals, value=None)
 
     def _var(self, hyper):
         return hyper["sigma"] ** 2
@@ -175,13 +181,18 @@ class MinibatchNoise(NoiseModel):
         # one-hot counts rather than a gather: its gradient is dense, not a scatter (much faster under vmap)
         return jax.nn.one_hot(rows, n, dtype=float).sum(0)
 
-    def objective(self, loss, key, params, hyper):
+    def transform(self, loss, key, hyper):
+        """The minibatch loss κ (N/B) Σ_rows w_i r_i², as residuals √(N w_i / B)·r_i (w: row counts)."""
         if loss.residuals is None:
             raise ValueError(f"minibatch noise needs a loss with residual rows; {loss.name!r} has only a value")
-        r = loss.residuals(params)
-        n = jnp.shape(r)[0]
-        w = self.counts(key, n).astype(jnp.result_type(r)).reshape((n,) + (1,) * (jnp.ndim(r) - 1))
-        return loss.kappa * (n / self.batch) * jnp.sum(w * r * r)
+
+        def residuals(params):
+            r = loss.residuals(params)
+            n = jnp.shape(r)[0]
+            w = self.counts(key, n).astype(jnp.result_type(r)).reshape((n,) + (1,) * (jnp.ndim(r) - 1))
+            return jnp.sqrt(w * (n / self.batch)) * r
+
+        return dataclasses.replace(loss, residuals=residuals, value=None)
 
     def covariance(self, ctx):
         """C = 0 on Γ: where every residual row is zero, so is every row's gradient.

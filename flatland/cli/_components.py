@@ -3,7 +3,8 @@
 Shared by ``flatland theory`` and ``flatland check``: any registered noise model
 and learner is accepted, a plugin's exactly like a built-in. ``--eta`` sets the
 learner's ``lr``; ``--sigma`` sets the noise model's declared ``scale``
-hyperparameter (σ, or w for uniform label noise) or, for a noise model without
+hyperparameter (σ, or w for uniform label noise; every member's with ``--noise a+b``) or, for a
+noise model without
 hyperparameters, the learner's ``sigma`` if it has one (the probe std of
 stochastic error descent).
 """
@@ -12,16 +13,27 @@ from __future__ import annotations
 from ..errors import UserError, unknown_name
 
 
-def components(registry, noise_name: str, learner_name: str):
-    """(noise, learner) built from the registry; an unknown name lists the known ones."""
-    if ("noise", noise_name) not in registry:
-        if ("learners", noise_name) in registry:
-            raise UserError(f"{noise_name!r} is a learner, not a noise model: use --learner {noise_name} "
+def _noise(registry, name: str):
+    if ("noise", name) not in registry:
+        if ("learners", name) in registry:
+            raise UserError(f"{name!r} is a learner, not a noise model: use --learner {name} "
                             f"(with --noise none for its own noise only)")
-        raise unknown_name("noise model", noise_name, registry.names("noise"))
+        raise unknown_name("noise model", name, registry.names("noise"))
+    return registry.create("noise", name)
+
+
+def components(registry, noise_name: str, learner_name: str):
+    """(noise, learner) built from the registry; ``a+b`` composes noise models; unknown names list the known ones."""
+    from ..composition import compose_noise
+
+    members = [_noise(registry, n.strip()) for n in noise_name.split("+")]
     if ("learners", learner_name) not in registry:
         raise unknown_name("learner", learner_name, registry.names("learners"))
-    return registry.create("noise", noise_name), registry.create("learners", learner_name)
+    try:
+        noise = compose_noise(members)
+    except ValueError as exc:
+        raise UserError(f"--noise {noise_name}: {exc}") from None
+    return noise, registry.create("learners", learner_name)
 
 
 def hyper(noise, learner, sigma: float, eta: float) -> dict:
@@ -29,10 +41,10 @@ def hyper(noise, learner, sigma: float, eta: float) -> dict:
     if "lr" not in learner.hyper:
         raise UserError(f"learner {learner.name!r} has no 'lr' hyperparameter for --eta to set")
     out = {"learner": {"lr": eta}, "noise": {}}
-    scale = getattr(noise, "scale", "sigma")
-    if scale in noise.hyper:
-        out["noise"][scale] = sigma
-    elif not noise.hyper and "sigma" in learner.hyper:
+    scales = [k for k in getattr(noise, "scales", (getattr(noise, "scale", "sigma"),)) if k in noise.hyper]
+    for k in scales:  # composed noise: --sigma sets every member's scale
+        out["noise"][k] = sigma
+    if not noise.hyper and "sigma" in learner.hyper:
         out["learner"]["sigma"] = sigma
     return out
 

@@ -1,0 +1,126 @@
+"""Several noise models in one run: ``compose_noise([a, b, ...])``.
+
+A composed model applies its members in the listed order, each with its own
+key: members that change the objective through ``transform`` (label noise,
+minibatches) are chained — the next member sees the loss the previous one
+made, so ``["label", "minibatch"]`` draws a minibatch of noisy targets — and
+at most one member may change the objective without a ``transform``; gradient
+perturbations are chained; update perturbations are drawn independently at
+the same params and added, so their covariances add exactly.
+
+Declarations: the covariance for the theory is the sum of the members'
+(exact where their noises are independent — e.g. update noise with label
+noise — and a first approximation otherwise); ``param_cov`` is the sum;
+``grad_cov`` is known where at most one member changes the gradient.
+Hyperparameters are the members', named ``member.key`` (``label.sigma``).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from .contracts import NoiseModel
+
+_OBJECTIVE = ("objective", "transform")
+
+
+class ComposedNoise(NoiseModel):
+    """Members applied in order (see the module docstring)."""
+
+    def __init__(self, members):
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError("compose_noise needs at least two noise models")
+        names = [m.name for m in members]
+        if len(set(names)) < len(names):
+            raise ValueError(f"a noise model is listed twice in {names}")
+        plain = [m.name for m in members if m.overrides("objective") and not m.overrides("transform")]
+        changers = [m.name for m in members if any(m.overrides(x) for x in _OBJECTIVE)]
+        if plain and len(changers) > 1:
+            raise ValueError(f"cannot compose {', '.join(changers)}: {plain[0]} changes the objective without "
+                             "declaring transform(loss, key, hyper), so another objective change cannot be chained")
+        self.members = members
+        self.name = "+".join(names)
+        self.hyper = {f"{m.name}.{k}": v for m in members for k, v in m.hyper.items()}
+        self.requires = tuple(dict.fromkeys(k for m in members for k in m.requires))
+        self.needs_residuals = any(getattr(m, "needs_residuals", False) for m in members)
+        scaled = [f"{m.name}.{m.scale}" for m in members if m.scale in m.hyper]
+        self.scales = tuple(scaled)
+        self.scale = scaled[0] if scaled else "sigma"
+
+    def __repr__(self):
+        return f"<noise {self.name}>"
+
+    def overrides(self, method: str) -> bool:
+        """A member's override counts; ``covariance`` only when every member declares one."""
+        if method == "covariance":
+            return all(m.overrides("covariance") for m in self.members)
+        return any(m.overrides(method) for m in self.members)
+
+    def part(self, member, hyper):
+        """One member's hyperparameters out of the composed ``hyper``."""
+        return {k: hyper[f"{member.name}.{k}"] for k in member.hyper}
+
+    def _keys(self, key):
+        return jax.random.split(key, len(self.members))
+
+    def objective(self, loss, key, params, hyper):
+        own = None
+        for m, k in zip(self.members, self._keys(key)):
+            if m.overrides("transform"):
+                loss = m.transform(loss, k, self.part(m, hyper))
+            elif m.overrides("objective"):
+                own = (m, k)
+        if own is not None:
+            m, k = own
+            return m.objective(loss, k, params, self.part(m, hyper))
+        return loss(params)
+
+    def perturb_grad(self, key, grad, hyper):
+        for m, k in zip(self.members, self._keys(key)):
+            grad = m.perturb_grad(k, grad, self.part(m, hyper))
+        return grad
+
+    def perturb_params(self, key, params, hyper):
+        moved = params
+        for m, k in zip(self.members, self._keys(key)):
+            if m.overrides("perturb_params"):
+                new = m.perturb_params(k, params, self.part(m, hyper))
+                moved = jax.tree_util.tree_map(lambda acc, n, p: acc + (n - p), moved, new, params)
+        return moved
+
+    def covariance(self, ctx):
+        total = None
+        for m in self.members:
+            C = m.covariance(dataclasses.replace(ctx, hyper=self.part(m, ctx.hyper)))
+            if C is None:
+                return None
+            total = C if total is None else total + C
+        return total
+
+    def grad_cov(self, loss, params, hyper):
+        changing = [m for m in self.members if m.overrides("perturb_grad") or any(m.overrides(x) for x in _OBJECTIVE)]
+        if len(changing) > 1:
+            return None  # their gradient noises interact (a minibatch of noisy targets): not stated
+        if not changing:
+            d = ravel_pytree(params)[0].shape[0]
+            return jnp.zeros((d, d))
+        return changing[0].grad_cov(loss, params, self.part(changing[0], hyper))
+
+    def param_cov(self, params, hyper):
+        total = None
+        for m in self.members:
+            C = m.param_cov(params, self.part(m, hyper))
+            if C is None:
+                return None
+            total = C if total is None else total + C
+        return total
+
+
+def compose_noise(members) -> NoiseModel:
+    """One noise model from several (a single model is returned as it is)."""
+    members = list(members)
+    return members[0] if len(members) == 1 else ComposedNoise(members)

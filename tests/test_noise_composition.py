@@ -1,0 +1,89 @@
+"""Several noise models in one run: ``compose_noise``, ``--noise a+b``, ``[noise] name = [...]``."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flatland
+from flatland import compose_noise, step_law
+from flatland.cli import main
+from flatland.testing import check_noise
+from flatland.theory import Problem, predict
+
+REG = flatland.assemble(entry_points=[]).registry
+FIG5A = Problem.from_expr("(x*y)**2")
+
+
+def _pred(noise, hyper):
+    law, why = step_law(noise, REG.create("learners", "gd"))
+    assert law is not None, why
+    return predict(FIG5A, "x=1.3,y=0", law, hyper={"learner": {"lr": 0.05}, "noise": hyper})
+
+
+def test_covariances_add_so_predicted_drifts_add():
+    """Update noise with label noise: independent, so the drift is the sum (the rule is linear in C)."""
+    both = compose_noise([REG.create("noise", "update"), REG.create("noise", "label")])
+    assert both.name == "update+label" and set(both.hyper) == {"update.sigma", "label.sigma"}
+    p = _pred(both, {"update.sigma": 0.01, "label.sigma": 0.2})
+    u = _pred(REG.create("noise", "update"), {"sigma": 0.01})
+    lab = _pred(REG.create("noise", "label"), {"sigma": 0.2})
+    for key in ("drift_leading", "drift_finite_eta"):
+        np.testing.assert_allclose(getattr(p, key), np.add(getattr(u, key), getattr(lab, key)), rtol=1e-12)
+    assert p.closed_form  # C = aI + bH: the regularizer has both terms
+    assert "log" in p.regularizer and "η**2" in p.regularizer
+
+
+def test_label_then_minibatch_is_a_minibatch_of_noisy_targets():
+    loss = REG.create("losses", "fig5a-targets", n_rows=6, s=0.2)
+    label, mb = REG.create("noise", "label"), REG.create("noise", "minibatch", batch=3)
+    both = compose_noise([label, mb])
+    h = {"label.sigma": jnp.asarray(0.1)}
+    key = jax.random.PRNGKey(4)
+    k1, k2 = jax.random.split(key)
+    params = jnp.array([1.1, 0.3])
+    by_hand = mb.transform(label.transform(loss, k1, {"sigma": h["label.sigma"]}), k2, {})(params)
+    assert both.objective(loss, key, params, h) == pytest.approx(float(by_hand), rel=1e-14)
+    assert both.needs_residuals and both.grad_cov(loss, params, h) is None  # interacting: not stated
+
+
+def test_composed_declarations_pass_the_kit():
+    """update + gradient: param_cov from one, grad_cov from the other — checked against samples."""
+    check_noise(compose_noise([REG.create("noise", "update"), REG.create("noise", "gradient")]))
+
+
+def test_two_plain_objective_changes_cannot_compose():
+    class Plain(flatland.NoiseModel):
+        name = "plain"
+
+        def objective(self, loss, key, params, hyper):
+            return loss(params)
+
+    with pytest.raises(ValueError, match="without declaring transform"):
+        compose_noise([Plain(), REG.create("noise", "label")])
+    with pytest.raises(ValueError, match="listed twice"):
+        compose_noise([REG.create("noise", "label"), REG.create("noise", "label")])
+
+
+def test_cli_theory_accepts_a_plus_b(capsys):
+    assert main(["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update+label", "--sigma", "0.01",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hyper"]["noise"] == {"update.sigma": 0.01, "label.sigma": 0.01}
+    assert main(["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update+lable"]) == 2
+    assert "did you mean 'label'" in capsys.readouterr().err
+
+
+def test_run_config_with_several_noise_models(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[task]\nname = "fig5a-targets"\nn_rows = 8\n[learner]\nname = "gd"\nlr = 0.05\n'
+                   '[noise]\nname = ["label", "minibatch"]\n[noise.label]\nsigma = 0.1\n[noise.minibatch]\nbatch = 4\n'
+                   '[run]\nsteps = 300\nlog_every = 50\nsnapshot_every = 100\ncheckpoint_every = 300\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    settings = (tmp_path / "r" / "config.toml").read_text()
+    assert 'name = ["label", "minibatch"]' in settings and "label = {sigma = 0.1}" in settings
+    assert "loss" in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0]
+    bad = tmp_path / "b.toml"
+    bad.write_text(cfg.read_text().replace("[noise.label]\nsigma = 0.1\n", "sigma = 0.1\n"))
+    assert main(["run", str(bad), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
