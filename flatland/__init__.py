@@ -11,7 +11,7 @@ _jax.config.update("jax_enable_x64", True)
 
 from .assembly import Assembly, BrokenPlugin, PluginInfo, assemble  # noqa: E402
 from .contracts import (  # noqa: E402
-    KINDS, Check, CheckResult, CovarianceContext, Learner, LearnerTheory, Loss, Metric, NoiseModel, Oracle,
+    KINDS, Check, CheckContext, CheckResult, CovarianceContext, Learner, LearnerTheory, Loss, Metric, NoiseModel, Oracle,
     StepMoments,
 )
 from .errors import PluginError, UserError  # noqa: E402
@@ -21,18 +21,19 @@ from .simulate import ensemble, make_runner  # noqa: E402
 from .drift import DriftRun, measure_drift  # noqa: E402
 from .estimators import mean_se, missing_moments, ratio_along, step_moments  # noqa: E402
 from .laws import step_law  # noqa: E402
+from .composition import ComposedNoise, compose_noise  # noqa: E402
 from .lab import Lab, Measured  # noqa: E402
 from .verdicts import decisive, drift_ratio, failed, scalar  # noqa: E402
 from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
 from .run_files import read_csv  # noqa: E402
 
 __all__ = [
-    "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckResult",
+    "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckContext", "CheckResult",
     "CovarianceContext", "Learner", "LearnerTheory", "StepMoments", "Loss", "Metric", "NoiseModel", "Oracle", "PluginError",
     "UserError", "hookimpl", "as_hyper", "make_oracle", "make_step", "optax_learner",
     # simulating and measuring (for checks): the compiled loop, drift ensembles, estimators, verdicts
     "ensemble", "make_runner", "DriftRun", "measure_drift", "mean_se", "missing_moments", "ratio_along",
-    "step_moments", "step_law", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
+    "step_moments", "step_law", "ComposedNoise", "compose_noise", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
     # long runs: run extensions (snapshots, reports, figures of a task family) and their files
     "RunContext", "RunExtension", "Snapshot", "read_csv",
 ]

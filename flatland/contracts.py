@@ -87,7 +87,11 @@ class NoiseModel:
     A step of the simulator is: the learner asks the oracle for the gradient of
     ``objective`` (label noise and minibatches act here); the gradient passes
     ``perturb_grad`` (gradient noise); the learner moves; the new params pass
-    ``perturb_params`` (update noise). Override what applies.
+    ``perturb_params`` (update noise). Override what applies. A model that
+    changes the objective by changing the loss for one step (noisy targets,
+    a minibatch of rows) should override ``transform(loss, key, hyper) -> Loss``
+    rather than ``objective``: transforms chain, so such models compose
+    (``flatland.compose_noise``).
 
     Declarations (the engine and the theory ask these; nothing looks at ``name``):
 
@@ -113,9 +117,13 @@ class NoiseModel:
     needs_residuals: bool = False
     scale: str = "sigma"
 
+    def transform(self, loss: Loss, key: jax.Array, hyper: Hyper) -> Loss:
+        """The loss as this step sees it (default: unchanged)."""
+        return loss
+
     def objective(self, loss: Loss, key: jax.Array, params: Params, hyper: Hyper) -> jax.Array:
-        """The (possibly noisy) loss whose gradient the learner follows."""
-        return loss(params)
+        """The (possibly noisy) loss whose gradient the learner follows: the transformed loss at params."""
+        return self.transform(loss, key, hyper)(params)
 
     def perturb_grad(self, key: jax.Array, grad: Params, hyper: Hyper) -> Params:
         return grad
@@ -131,7 +139,7 @@ class NoiseModel:
         return getattr(type(self), method) is not getattr(NoiseModel, method)
 
     def grad_cov(self, loss: Loss, params: Params, hyper: Hyper) -> Any:
-        if self.overrides("objective") or self.overrides("perturb_grad"):
+        if self.overrides("objective") or self.overrides("transform") or self.overrides("perturb_grad"):
             return None
         d = ravel_pytree(params)[0].shape[0]
         return jnp.zeros((d, d))
@@ -246,12 +254,33 @@ class CheckResult:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass
+class CheckContext:
+    """What a check receives: the run's ``seed``, its results folder ``out``
+    (a ``flatland.results.ResultsFolder`` with ``landscape``/figure helpers, or
+    None), the ``registry`` of this assembly and a shared :class:`flatland.Lab`
+    (``lab``, built on first use), so checks in one suite share components and
+    compiled simulators."""
+
+    seed: int = 0
+    out: Any = None
+    registry: Any = None
+    _lab: Any = None
+
+    @property
+    def lab(self):
+        if self._lab is None:
+            from .lab import Lab
+
+            self._lab = Lab(self.registry)
+        return self._lab
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """A named check in a suite: ``run(options) -> list[CheckResult]``.
+    """A named check in a suite: ``run(ctx: CheckContext) -> list[CheckResult]``.
 
-    ``options`` is a dict with at least ``seed`` and ``out`` (a results folder
-    or None); ``suite`` groups checks for ``flatland check --suite NAME``.
+    ``suite`` groups checks for ``flatland check --suite NAME``.
     """
 
     name: str

@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import UserError
 from .estimators import mean_se, ratio_along
+from .verdicts import decisive
 
 TOLERANCE = 0.02
 DEFAULT_CHAINS = 4096
@@ -94,20 +95,11 @@ def summary(measured, pred0, observable, tol):
         ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300))
         out["verdict"] = "zero drift predicted; measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
     else:
-        ok = math.isfinite(r["ratio"]) and abs(r["ratio"] - 1) <= tol and 3 * r["ratio_stderr"] <= tol
-        out["verdict"] = _verdict(r["ratio"], r["ratio_stderr"], tol)
+        ok, out["verdict"] = decisive(r["ratio"] - 1, r["ratio_stderr"], tol)  # the one verdict rule
     out["passed"] = bool(ok)
     if observable is not None:
         out.update(observable_summary(runs, tol))
     return out
-
-
-def _verdict(R, se, tol):
-    if not math.isfinite(R):
-        return "no prediction to compare with (zero predicted drift)"
-    if 3 * se > tol:
-        return f"inconclusive: 3 s.e. = {3 * se:.2%} exceeds the tolerance {tol:.0%} (more chains or steps)"
-    return "within tolerance" if abs(R - 1) <= tol else f"off by {R - 1:+.2%} (tolerance {tol:.0%})"
 
 
 def observable_summary(runs, tol):
@@ -123,12 +115,12 @@ def observable_summary(runs, tol):
     m, se = mean_se(meas)
     diff, dse = mean_se(meas - pf)
     scale = max(abs(pf.mean()), abs(ito.mean()), 1e-300)
-    ok = abs(diff) <= tol * scale and 3 * dse <= tol * scale
+    ok, why = decisive(float(diff), float(dse), tol * scale)
     R = ratio_along(meas, pf)
     return {"observable_predicted": float(pf.mean()), "observable_predicted_leading": float(pl.mean()),
             "observable_predicted_without_ito": float(wo.mean()), "observable_ito_term": float(ito.mean()),
             "observable_measured": float(m), "observable_stderr": float(se), "observable_ratio": R["ratio"],
-            "observable_ratio_stderr": R["ratio_stderr"], "observable_passed": bool(ok),
+            "observable_ratio_stderr": R["ratio_stderr"], "observable_passed": bool(ok), "observable_verdict": why,
             "observable_tolerance": f"|measured − predicted| ≤ {tol:.0%} × max(|predicted|, |Itô term|) "
                                     f"= {tol * scale:.3g}, 3 s.e. inside it"}
 

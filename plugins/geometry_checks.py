@@ -75,7 +75,7 @@ def study(seed: int = 0):
 def check_known_answers(options):
     from flatland.geometry import angle_deg, gamma, gamma_chance, group_pca, overlap, pair_classifier
 
-    rng = np.random.default_rng(options.get("seed", 0))
+    rng = np.random.default_rng(options.seed)
     n = 20
     sd = np.r_[5.0, 4.0, 3.0, np.full(n - 3, 0.1)]
     p = group_pca(10 + rng.normal(size=(500, n)) * sd)
@@ -101,7 +101,7 @@ def check_known_answers(options):
 
 
 def check_drift_beyond_control(options):
-    res = study(options.get("seed", 0))
+    res = study(options.seed)
     out = []
     for name, r in res.items():
         m, acc = r.measurement, r.data.accuracy
@@ -123,7 +123,7 @@ def check_drift_beyond_control(options):
 
 
 def check_gamma_above_chance(options):
-    res = study(options.get("seed", 0))
+    res = study(options.seed)
     out = []
     for name, r in res.items():
         m = r.measurement
@@ -138,7 +138,7 @@ def check_gamma_above_chance(options):
 
 
 def check_dropout_turnover(options):
-    res = study(options.get("seed", 0))
+    res = study(options.seed)
     drop, sgd = res["node-dropout"].measurement, res["sgd-minibatch"].measurement
     dmax = max(drop.dts())
     out = []
@@ -160,7 +160,7 @@ def check_dropout_turnover(options):
 
 
 def check_readout(options):
-    res = study(options.get("seed", 0))
+    res = study(options.seed)
     drop, grad = res["node-dropout"], res["grad-additive"]
     dmax = max(drop.measurement.dts())
     a, sa = drop.measurement.summary("readout_angle", dmax)[:2]

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from flatland import Check, Lab, drift_ratio, failed, hookimpl, scalar, step_law
+from flatland import Check, drift_ratio, failed, hookimpl, scalar, step_law
 from flatland.theory import predict
 
 SUITE = "valleys"
@@ -29,14 +29,12 @@ SED_CHAINS, SED_STEPS = 1000, 600
 
 
 def lab_of(options):
-    """The shared Lab of this `flatland check` run (or a fresh one)."""
-    if options.get("lab") is None:
-        options["lab"] = Lab(options.get("registry"))
-    return options["lab"]
+    """The shared Lab of this `flatland check` run."""
+    return options.lab
 
 
 def seed_of(options, k: int) -> int:
-    return int(options.get("seed", 0)) * 1009 + k
+    return int(options.seed) * 1009 + k
 
 
 def measure(options, loss, noise, grid, point, *, learner="gd", k=0, chains=CHAINS, steps=400, burn=100,
@@ -56,7 +54,7 @@ def measure(options, loss, noise, grid, point, *, learner="gd", k=0, chains=CHAI
 
 
 def figure(options, tag, loss, m):
-    out = options.get("out")
+    out = options.out
     if out is not None and hasattr(out, "landscape"):
         out.landscape(tag, loss, m)
 

@@ -53,7 +53,7 @@ def test_relu_suite_passes():
         c = reg.create("checks", n)
         if c.suite != "relu":
             continue
-        for r in c.run({"seed": 0, "out": None}):
+        for r in c.run(flatland.CheckContext(seed=0)):
             if not r.passed:
                 failed.append((r.name, r.measured, r.stderr, r.tolerance, r.details))
     assert not failed, failed

@@ -123,7 +123,7 @@ def format_table(rows) -> str:
 
 def run_suite(args) -> int:
     from ..assembly import assemble
-    from ..contracts import Check
+    from ..contracts import Check, CheckContext
     from ..lab import Lab
     from ..results import ResultsFolder
 
@@ -146,7 +146,7 @@ def run_suite(args) -> int:
     out = ResultsFolder(args.out)
     out.start({"command": ["flatland", "check"] + sys.argv[2:] if sys.argv[1:2] == ["check"] else None,
                "suite": args.suite, "seed": args.seed, "checks": [c.name for c in checks], "out": str(out.path)})
-    options = {"seed": args.seed, "out": out, "registry": asm.registry, "lab": Lab(asm.registry)}
+    options = CheckContext(seed=args.seed, out=out, registry=asm.registry, _lab=Lab(asm.registry))
     jobs = args.jobs if args.jobs is not None else (2 if args.suite == "valleys" else 1)
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")

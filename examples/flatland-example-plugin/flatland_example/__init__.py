@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from flatland import (Check, Lab, Learner, LearnerTheory, Loss, Metric, NoiseModel, StepMoments, drift_ratio,
+from flatland import (Check, Learner, LearnerTheory, Loss, Metric, NoiseModel, StepMoments, drift_ratio,
                       hookimpl)
 
 
@@ -115,19 +115,19 @@ def radius() -> Metric:
     return Metric("radius", lambda params, loss: jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(params))))
 
 
-def multiplicative_tilted(options):
+def multiplicative_tilted(ctx):
     """Multiplicative noise (σ = 0.02) with noisy-gd (η = 0.05, s = 0.005) on the tilted valley at x = 1.
 
     C(θ) = σ² diag(θ²) + s²I has a normal part that changes along Γ: the drift is the
     general rule's, with no closed form. Rao–Blackwellised drift of 8192 chains × 300
     steps against the prediction averaged along the same trajectories, within 2%.
     """
-    lab = options.get("lab") or Lab(options.get("registry"))
+    lab = ctx.lab
     loss, noise = lab.component("losses", "tilted"), lab.component("noise", "multiplicative")
     learner = lab.component("learners", "noisy-gd")
     grid = {"learner": {"lr": 0.05, "sigma": 0.005}, "noise": {"sigma": 0.02}}
     m = lab.measure(loss, noise, learner, grid, (1.0, 1.5), chains=8192, steps=300, burn=100, chunk=100,
-                    seed=int(options.get("seed", 0)) * 1009 + 7)
+                    seed=ctx.seed * 1009 + 7)
     r = m.run.grid(0)
     return [drift_ratio("multiplicative-tilted", r.rb[0], r.pred["drift_finite_eta"][0], r.pred["drift_leading"][0],
                         tol=0.02, estimator="Rao–Blackwellised", variables=m.problem.variables,
