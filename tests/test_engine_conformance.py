@@ -8,7 +8,19 @@ REGISTRY = flatland.assemble().registry
 ENTRIES = list(REGISTRY.entries())
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e.kind}:{e.name}" for e in ENTRIES])
+def _on_a_network(entry) -> bool:
+    """Components checked on a network task (a loss with task extras, or one needing them): 5–30 s of
+    compilation each on two cores, so they run in the slow stage (`pytest -m slow`, CI's second stage)."""
+    if entry.kind not in ("losses", "noise", "metrics"):
+        return False
+    component = entry.factory()
+    return bool(getattr(component, "requires", ())) or bool(getattr(component, "extras", None))
+
+
+PARAMS = [pytest.param(e, marks=pytest.mark.slow) if _on_a_network(e) else e for e in ENTRIES]
+
+
+@pytest.mark.parametrize("entry", PARAMS, ids=[f"{e.kind}:{e.name}" for e in ENTRIES])
 def test_component_conforms(entry):
     check_component(entry, registry=REGISTRY)
 

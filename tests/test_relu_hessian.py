@@ -28,6 +28,7 @@ def test_gram_and_jacobian_match_autodiff(small):
     assert float(HS.gn_trace(p, ctx["X"], spec, ctx["kappa"])) == pytest.approx(2 * ctx["kappa"] * np.sum(J * J))
 
 
+@pytest.mark.slow  # a long scientific comparison: CI's second stage runs it
 def test_full_hessian_dense_reference(small):
     loss, ctx, p = small
     spec = ctx["spec"]
@@ -83,6 +84,7 @@ def test_gram_path_equals_small_side_path():
     assert f["sum_log"] == pytest.approx(np.sum(np.log(e[e > f["tol"]])), rel=1e-8)
 
 
+@pytest.mark.slow  # Lanczos against dense eigh on the network: CI's second stage runs it
 def test_lanczos_lambda_max(small):
     loss, ctx, p = small
     spec = ctx["spec"]

@@ -24,6 +24,7 @@ def test_sparse_grad_equals_dense_grad():
                 assert np.all(np.asarray(gs[k])[:n_dead] == 0)
 
 
+@pytest.mark.slow  # a long scientific comparison: CI's second stage runs it
 def test_sparse_trajectory_matches_dense():
     reg = flatland.assemble(strict=True).registry
     loss = reg.create("losses", "corridor", seed=0, n_hid=30)

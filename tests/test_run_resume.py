@@ -184,6 +184,7 @@ def test_divergence_stops_with_step_and_keeps_metrics(tmp_path, capsys):
     assert s["diverged"]["step"] >= 0 and s["steps_done"] < 5000
 
 
+@pytest.mark.slow  # two full ensembles compared to round-off: CI's second stage runs it
 def test_ensemble_loop_and_vmap_agree(tmp_path):
     """Seeds run one after another (default) or vmapped: same trajectories to round-off."""
     text = SMALL.format(steps=500)
