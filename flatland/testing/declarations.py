@@ -84,11 +84,11 @@ def check_noise_declarations(noise: NoiseModel, loss: Loss) -> None:
     if noise.overrides("covariance") and loss.residuals is not None:
         from flatland.theory import CovarianceContext
 
-        J = jax.jacfwd(lambda f: jnp.ravel(loss.residuals(unravel(f))))(flat)
-        H = 2 * loss.kappa * J.T @ J
-        dH = jnp.moveaxis(jax.jacfwd(lambda f: 2 * loss.kappa * jax.jacfwd(
-            lambda q: jnp.ravel(loss.residuals(unravel(q))))(f).T @ jax.jacfwd(
-            lambda q: jnp.ravel(loss.residuals(unravel(q))))(f))(flat), -1, 0)
+        rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
+        gauss_newton = lambda f: 2 * loss.kappa * jax.jacfwd(rows)(f).T @ jax.jacfwd(rows)(f)  # noqa: E731
+        J = jax.jit(jax.jacfwd(rows))(flat)
+        H = gauss_newton(flat)
+        dH = jnp.moveaxis(jax.jit(jax.jacfwd(gauss_newton))(flat), -1, 0)
         ctx = CovarianceContext(H=np.asarray(H), eye=np.eye(d), eta=0.05, kappa=loss.kappa,
                                 hyper={k: float(v) for k, v in hyper.items()}, J=np.asarray(J),
                                 theta=np.asarray(flat), dH=np.asarray(dH))
