@@ -1,7 +1,8 @@
-"""A GD step that skips what inactive ReLU units make exactly zero (same trajectory as the dense step).
+"""A step that skips what inactive ReLU units make exactly zero (same trajectory as the dense step).
 
-What: ``make_sparse_step(loss, noise, learner)`` for the ``gd`` learner with the
-``none``, ``gradient`` or ``update`` noise models on a ReLU task. Each step
+What: ``make_sparse_step(loss, noise, learner)`` on a ReLU task, for any learner
+(it is given an oracle whose gradient is the sparse one) and any noise model
+that leaves the objective alone (gradient and update noise). Each step
 computes the pre-activations of all units (that is how a unit that revives is
 noticed), gathers the active units into a compact block of static capacity k,
 does the output, residual and backward products on that block only, and
@@ -10,7 +11,7 @@ dense step too. Capacities are buckets n/16, n/8, n/4, n/2, n chosen per step
 with ``lax.switch`` (one compiled program, only the chosen branch runs).
 
 The noise, the key splitting and the update are the dense step's own
-(:func:`flatland.make_step` → gd → oracle → ``noise.perturb_grad`` /
+(:func:`flatland.make_step` → learner → oracle → ``noise.perturb_grad`` /
 ``perturb_params``), so both steps draw identical random numbers. The gradient
 of an active unit is the same sum with the zero terms left out; floating-point
 summation order differs, so the two trajectories agree to round-off (≈1e-13
@@ -22,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from flatland import UserError
+from flatland import Oracle, UserError
 
 
 def _compact_grad(params, z, X, Y, kappa, k):
@@ -70,17 +71,21 @@ def make_sparse_step(loss, noise, learner):
     ctx = loss.extras.get("relu") if hasattr(loss, "extras") else None
     if ctx is None or ctx["spec"].activation != "relu":
         raise UserError("[run] step = \"sparse\" needs a ReLU network task")
-    if learner.name != "gd" or noise.name not in ("none", "gradient", "update"):
-        raise UserError(f"[run] step = \"sparse\" supports learner gd with noise none, gradient or update "
-                        f"(got {learner.name} with {noise.name})")
+    if noise.overrides("objective") or noise.overrides("transform"):
+        raise UserError(f"[run] step = \"sparse\" computes the exact gradient of the task's loss; noise model "
+                        f"{noise.name!r} changes the objective (use step = \"dense\")")
     grad = make_sparse_grad(ctx)
 
     def step(key, params, state, hyper):
+        # the same keys as flatland.make_step: the oracle splits its key into (objective, gradient noise)
         k_learn, k_update = jax.random.split(key)
-        _k_obj, k_grad = jax.random.split(k_learn)
-        g = noise.perturb_grad(k_grad, grad(params), hyper["noise"])
-        params = jax.tree_util.tree_map(lambda p, d: p - hyper["learner"]["lr"] * d, params, g)
+
+        def noisy_grad(k, p):
+            return noise.perturb_grad(jax.random.split(k)[1], grad(p), hyper["noise"])
+
+        oracle = Oracle(value=lambda k, p: loss(p), grad=noisy_grad)
+        params, state, info = learner.step(k_learn, params, state, hyper["learner"], oracle)
         params = noise.perturb_params(k_update, params, hyper["noise"])
-        return params, state, {}
+        return params, state, info
 
     return step
