@@ -47,7 +47,7 @@ class ComposedNoise(NoiseModel):
         self.hyper = {f"{m.name}.{k}": v for m in members for k, v in m.hyper.items()}
         self.requires = tuple(dict.fromkeys(k for m in members for k in m.requires))
         self.needs_residuals = any(getattr(m, "needs_residuals", False) for m in members)
-        scaled = [f"{m.name}.{m.scale}" for m in members if m.scale in m.hyper]
+        scaled = [f"{m.name}.{m.scale_key()}" for m in members if m.scale_key() is not None]
         self.scales = tuple(scaled)
         self.scale = scaled[0] if scaled else "sigma"
 

@@ -106,7 +106,8 @@ class NoiseModel:
       the parts a subclass does not override, None ("unknown") otherwise.
     * ``needs_residuals`` — the model acts on residuals (label noise, minibatches).
     * ``requires`` — the ``loss.extras`` keys it needs (a network's data).
-    * ``scale`` — the hyperparameter that a command line's ``--sigma`` sets.
+    * ``scale`` — the hyperparameter that a command line's ``--sigma`` sets
+      (a model with a single hyperparameter needs not declare it).
 
     ``hyper`` holds the default hyperparameters.
     """
@@ -133,6 +134,12 @@ class NoiseModel:
 
     def covariance(self, ctx: CovarianceContext) -> Any:
         return None
+
+    def scale_key(self):
+        """The hyperparameter ``--sigma`` sets: ``scale`` if it is one, else the only one, else None."""
+        if self.scale in self.hyper:
+            return self.scale
+        return next(iter(self.hyper)) if len(self.hyper) == 1 else None
 
     def overrides(self, method: str) -> bool:
         """Whether this model overrides ``method`` of the base contract (e.g. "perturb_grad")."""

@@ -30,6 +30,11 @@ class CovarianceContext:
     a 1-D array); ``eye`` the identity; ``eta`` the learner's effective step
     size; ``kappa`` the loss prefactor; ``hyper`` the component's own
     hyperparameters; ``backend`` "sympy", "numpy" or "jax".
+
+    Vectors (``theta``, ``vector(...)``) are SymPy columns (d, 1) but 1-D arrays
+    (d,) otherwise: build matrices from them with ``outer``/``diag``, index or
+    iterate them — ``v @ v.T`` means different things in the two worlds (the
+    conformance kit evaluates a covariance in every backend and compares).
     """
 
     H: Any
@@ -61,6 +66,14 @@ class CovarianceContext:
         if self.backend == "sympy":
             return sp.Matrix(M).trace()
         return self._xp().trace(M)
+
+    def outer(self, u, v=None):
+        """u vᵀ (u uᵀ without v) for two vectors, the same in every backend."""
+        v = u if v is None else v
+        if self.backend == "sympy":
+            return sp.Matrix(list(u)) * sp.Matrix(list(v)).T
+        xp = self._xp()
+        return xp.outer(xp.asarray(u), xp.asarray(v))
 
     def vector(self, values):
         """A vector (SymPy column or 1-D array) from a sequence of scalars."""

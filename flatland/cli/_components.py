@@ -41,7 +41,12 @@ def hyper(noise, learner, sigma: float, eta: float) -> dict:
     if "lr" not in learner.hyper:
         raise UserError(f"learner {learner.name!r} has no 'lr' hyperparameter for --eta to set")
     out = {"learner": {"lr": eta}, "noise": {}}
-    scales = [k for k in getattr(noise, "scales", (getattr(noise, "scale", "sigma"),)) if k in noise.hyper]
+    scales = getattr(noise, "scales", None)
+    if scales is None:
+        scales = () if noise.scale_key() is None else (noise.scale_key(),)
+        if noise.hyper and not scales:
+            raise UserError(f"noise model {noise.name!r} has hyperparameters {', '.join(sorted(noise.hyper))} and "
+                            "declares no scale (NoiseModel.scale) for --sigma to set")
     for k in scales:  # composed noise: --sigma sets every member's scale
         out["noise"][k] = sigma
     if not noise.hyper and "sigma" in learner.hyper:

@@ -85,7 +85,8 @@ def _print_human(pred, latex: bool) -> None:
     print(f"point on Γ {', '.join(f'{n}={v:.6g}' for n, v in zip(names, pred.point))}"
           + (f"   (projected from {_vector(pred.projected_from)})" if pred.projected_from else ""))
     hyper = "  ".join(f"{part}.{k} = {v:g}" for part, vals in pred.hyper.items() for k, v in vals.items())
-    print(f"noise      {pred.noise}   {hyper}   effective η = {pred.eta:g}   ηλ_max = {pred.eta_lambda_max:.4g}")
+    print(f"noise      {pred.noise}   {hyper}   effective step η_eff = {pred.eta:g}   "
+          f"η_eff·λ_max = {pred.eta_lambda_max:.4g}   (in Φ, η is the learner's lr)")
     print("Hessian on Γ:")
     for row in pred.hessian:
         print("  " + "  ".join(f"{v:12.6g}" for v in row))

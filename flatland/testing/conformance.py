@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ..contracts import Learner, Loss, Metric, NoiseModel
 from ..stepping import as_hyper, make_step
-from .declarations import check_learner_declarations, check_noise_declarations
+from .declarations import check_covariance_consistency, check_learner_declarations, check_noise_declarations
 
 # The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
 # that steps are exercised on a real pytree with two leaf shapes.
@@ -113,6 +113,8 @@ def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | 
         assert not missing, f"noise {noise.name}: loss {loss.name} lacks extras {', '.join(missing)}"
     check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or reference_gd())
     check_noise_declarations(noise, loss or smoke_loss())
+    if loss is None:  # the smoke problem's Γ is b = 0: there the declared C must be what a step does
+        check_covariance_consistency(noise, smoke_loss(), {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])})
 
 
 def check_loss(loss: Loss) -> None:

@@ -7,10 +7,15 @@ bar. These checks compare declarations with the component's own behaviour on
 the smoke problem:
 
 * declared covariances are (d, d), finite, symmetric and positive semi-definite;
+* ``covariance(ctx)`` gives the same matrix for SymPy, NumPy and JAX contexts, and,
+  at a point of Γ of the smoke problem, equals η²·grad_cov + param_cov (what one
+  gradient step of size η really does there);
 * ``grad_cov``/``param_cov`` equal the sample covariance of the oracle's gradient
   and of the update noise over ``DRAWS`` keys (every entry within 5 standard
   errors, the s.e. estimated from the draws themselves; mean within 5 s.e.);
-* a learner with ``gradient_gain`` moves affinely in the gradient with that gain;
+* a learner with ``gradient_gain`` moves affinely in the gradient with that gain, and
+  its ``own_cov`` matches its steps — at the default hyperparameters and at a second
+  set where zero defaults become 0.01 (a zero default would hide a wrong formula);
 * a ``LearnerTheory`` has a finite positive effective step.
 """
 from __future__ import annotations
@@ -82,19 +87,72 @@ def check_noise_declarations(noise: NoiseModel, loss: Loss) -> None:
         moved = jax.jit(jax.vmap(lambda k: ravel_pytree(noise.perturb_params(k, params, hyper))[0]))(keys)
         _matches_samples(f"noise {noise.name}: update noise vs param_cov", moved, flat, pcov)
     if noise.overrides("covariance") and loss.residuals is not None:
-        from flatland.theory import CovarianceContext
-
-        rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
-        gauss_newton = lambda f: 2 * loss.kappa * jax.jacfwd(rows)(f).T @ jax.jacfwd(rows)(f)  # noqa: E731
-        J = jax.jit(jax.jacfwd(rows))(flat)
-        H = gauss_newton(flat)
-        dH = jnp.moveaxis(jax.jit(jax.jacfwd(gauss_newton))(flat), -1, 0)
-        ctx = CovarianceContext(H=np.asarray(H), eye=np.eye(d), eta=0.05, kappa=loss.kappa,
-                                hyper={k: float(v) for k, v in hyper.items()}, J=np.asarray(J),
-                                theta=np.asarray(flat), dH=np.asarray(dH))
-        C = noise.covariance(ctx)
+        C = _covariance_everywhere(noise, loss, params, {k: float(v) for k, v in hyper.items()})
         if C is not None:
             _psd(f"noise {noise.name}: covariance(ctx)", C, d)
+
+
+def _contexts(loss, params, hyper, eta=0.05):
+    """The covariance context at ``params`` in the three backends (SymPy entries are the same numbers)."""
+    import sympy as sp
+
+    from flatland.theory import CovarianceContext
+
+    flat, unravel = ravel_pytree(params)
+    rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
+    gauss_newton = lambda f: 2 * loss.kappa * jax.jacfwd(rows)(f).T @ jax.jacfwd(rows)(f)  # noqa: E731
+    J = np.asarray(jax.jit(jax.jacfwd(rows))(flat))
+    H = np.asarray(gauss_newton(flat))
+    dH = np.moveaxis(np.asarray(jax.jit(jax.jacfwd(gauss_newton))(flat)), -1, 0)
+    d = flat.shape[0]
+    theta = np.asarray(flat)
+    out = {"numpy": CovarianceContext(H=H, eye=np.eye(d), eta=eta, kappa=loss.kappa, hyper=hyper, J=J,
+                                      theta=theta, dH=dH, backend="numpy"),
+           "jax": CovarianceContext(H=jnp.asarray(H), eye=jnp.eye(d), eta=eta, kappa=loss.kappa,
+                                    hyper={k: jnp.asarray(v) for k, v in hyper.items()}, J=jnp.asarray(J),
+                                    theta=jnp.asarray(theta), dH=jnp.asarray(dH), backend="jax"),
+           "sympy": CovarianceContext(H=sp.Matrix(H.tolist()), eye=sp.eye(d), eta=sp.Float(eta),
+                                      kappa=sp.Float(loss.kappa), hyper={k: sp.Float(v) for k, v in hyper.items()},
+                                      J=sp.Matrix(J.tolist()), theta=sp.Matrix(theta.tolist()),
+                                      dH=[sp.Matrix(M.tolist()) for M in dH], backend="sympy")}
+    return out
+
+
+def _covariance_everywhere(noise, loss, params, hyper):
+    """covariance(ctx) in NumPy, compared with JAX and SymPy; returns the NumPy matrix (or None)."""
+    ctxs = _contexts(loss, params, hyper)
+    C = noise.covariance(ctxs["numpy"])
+    if C is None:
+        return None
+    C = np.asarray(C, float)
+    scale = max(np.abs(C).max(), 1e-300)
+    for backend in ("jax", "sympy"):
+        other = noise.covariance(ctxs[backend])
+        other = np.array(other.tolist() if backend == "sympy" else other, dtype=float)
+        assert other.shape == C.shape and np.allclose(other, C, rtol=1e-9, atol=1e-12 * scale), (
+            f"noise {noise.name}: covariance(ctx) differs between the numpy and {backend} backends "
+            f"(largest gap {np.abs(other - C).max() if other.shape == C.shape else other.shape}): write it "
+            "with the context's helpers (ctx.outer, ctx.diag, ctx.trace), not with v @ v.T on vectors")
+    return C
+
+
+def check_covariance_consistency(noise: NoiseModel, loss: Loss, params, eta: float = 0.05) -> None:
+    """At a point of Γ: the theory's C(θ) equals what one gradient step of size η does, η²·grad_cov + param_cov."""
+    if not noise.overrides("covariance"):
+        return
+    hyper = _hyper(noise, params)
+    gcov, pcov = noise.grad_cov(loss, params, hyper), noise.param_cov(params, hyper)
+    if gcov is None or pcov is None:
+        return
+    C = noise.covariance(_contexts(loss, params, {k: float(v) for k, v in hyper.items()}, eta)["numpy"])
+    if C is None:
+        return
+    want = eta**2 * np.asarray(gcov) + np.asarray(pcov)
+    C = np.asarray(C, float)
+    scale = max(np.abs(want).max(), np.abs(C).max(), 1e-300)
+    assert np.allclose(C, want, rtol=1e-8, atol=1e-12 * scale), (
+        f"noise {noise.name}: on Γ, covariance(ctx) = {C.tolist()} but one step of size η = {eta} has covariance "
+        f"η²·grad_cov + param_cov = {want.tolist()}")
 
 
 def check_learner_declarations(learner: Learner, loss: Loss) -> None:
@@ -120,20 +178,33 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
 
         got = np.asarray(moved(delta) - moved(0 * delta))
         want = -float(m.gradient_gain(hyper)) * np.asarray(delta)
+        which = "mean_step" if m.mean_step is not None else "step"
         assert np.allclose(got, want, rtol=1e-6, atol=1e-12), (
-            f"learner {learner.name}: declares gradient_gain {float(m.gradient_gain(hyper)):g}, but a gradient "
-            f"shift δ moved the params by {got} instead of −gain·δ = {want}")
+            f"learner {learner.name}: declares gradient_gain {float(m.gradient_gain(hyper)):g}, but in its {which} "
+            f"a gradient shift δ moved the params by {got} instead of −gain·δ = {want}")
     if m is not None and m.own_cov is not None and flat.shape[0] <= MAX_DIM:
-        # the learner's own noise: step − mean_step over many keys has the declared covariance
-        state = learner.init(params, hyper)
-        exact = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
-        mean = ravel_pytree(m.mean_step(params, state, hyper, exact))[0]
-        keys = jax.random.split(jax.random.PRNGKey(12), DRAWS)
-        steps = jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys)
-        _psd(f"learner {learner.name}: own_cov", m.own_cov(params, hyper), flat.shape[0])
-        _matches_samples(f"learner {learner.name}: steps vs mean_step and own_cov", steps, mean,
-                         m.own_cov(params, hyper))
+        for h in (hyper, {k: jnp.where(v == 0, jnp.asarray(0.01, v.dtype), v) for k, v in hyper.items()}):
+            _own_noise(learner, m, loss, params, h)
+            if learner.theory is not None and learner.theory.covariance is not None and loss.residuals is not None:
+                hf = {k: float(v) for k, v in h.items()}
+                C = np.asarray(learner.theory.covariance(_contexts(loss, params, hf, float(learner.theory.lr(hf)))["numpy"]))
+                want = np.asarray(m.own_cov(params, h))
+                assert np.allclose(C, want, rtol=1e-8, atol=1e-12 * max(np.abs(want).max(), 1e-300)), (
+                    f"learner {learner.name}: LearnerTheory.covariance {C.tolist()} differs from StepMoments.own_cov "
+                    f"{want.tolist()}")
     if m is not None and m.own is not None and flat.shape[0] <= 4:
         mean, cov = m.own(loss, params, learner.init(params, hyper), hyper)
         assert np.shape(mean) == (flat.shape[0],), f"learner {learner.name}: own moments' mean has shape {np.shape(mean)}"
         _psd(f"learner {learner.name}: own moments' covariance", cov, flat.shape[0])
+
+
+def _own_noise(learner, m, loss, params, hyper):
+    """The learner's own noise: its steps around mean_step, over many keys, have the declared own_cov."""
+    d = ravel_pytree(params)[0].shape[0]
+    state = learner.init(params, hyper)
+    exact = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
+    mean = ravel_pytree(m.mean_step(params, state, hyper, exact))[0]
+    keys = jax.random.split(jax.random.PRNGKey(12), DRAWS)
+    steps = jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys)
+    _psd(f"learner {learner.name}: own_cov", m.own_cov(params, hyper), d)
+    _matches_samples(f"learner {learner.name}: steps vs mean_step and own_cov", steps, mean, m.own_cov(params, hyper))

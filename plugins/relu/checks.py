@@ -111,7 +111,7 @@ def _common(c):
 
 
 def check_gd(opts):
-    c = _condition(opts.get("seed", 0), "gd")
+    c = _condition(opts.seed, "gd")
     r = c["records"]
     d_au = _end(r["active_units"]) - c["start"]["active_units"]
     d_af = _end(r["active_fraction"]) - c["start"]["active_fraction"]
@@ -133,7 +133,7 @@ def _plateau_time(steps, loss):
 
 
 def check_update(opts):
-    c = _condition(opts.get("seed", 0), "update")
+    c = _condition(opts.seed, "update")
     r, steps = c["records"], c["steps"]
     ip, loss_end = _plateau_time(steps, r["loss_norm"])
     t_p = int(steps[ip])
@@ -169,7 +169,7 @@ def check_update(opts):
 
 
 def check_label(opts):
-    c = _condition(opts.get("seed", 0), "label")
+    c = _condition(opts.seed, "label")
     r = c["records"]
     ratio = _end(r["hess_trace"]) / c["start"]["hess_trace"]
     au_rel = 1 - _end(r["active_units"]) / c["start"]["active_units"]
@@ -187,7 +187,7 @@ def check_label(opts):
 
 def _check_adaptive(name, label):
     def run(opts):
-        c = _condition(opts.get("seed", 0), name)
+        c = _condition(opts.seed, name)
         r = c["records"]
         rel = 1 - _end(r["active_fraction"]) / c["start"]["active_fraction"]
         d_au = _end(r["active_units"]) - c["start"]["active_units"]
@@ -204,7 +204,7 @@ def _check_adaptive(name, label):
 
 def check_zero_eigs(opts):
     from .network import flatten, unflatten
-    c = _condition(opts.get("seed", 0), "update")
+    c = _condition(opts.seed, "update")
     loss, ctx = c["loss"], c["ctx"]
     spec = ctx["spec"]
     hess = jax.jit(jax.hessian(lambda th: loss(unflatten(th, spec))))

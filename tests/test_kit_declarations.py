@@ -1,0 +1,75 @@
+"""The conformance kit catches false declarations: each test hands it one wrong on purpose."""
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import flatland
+from flatland import Learner, LearnerTheory, NoiseModel, StepMoments
+from flatland.testing import check_learner, check_noise
+
+
+class Radial(NoiseModel):
+    """θ += σ(ξ + ζθ): C = σ²(I + θθᵀ), correlated across coordinates."""
+
+    name, hyper = "radial", {"sigma": 0.05}
+
+    def perturb_params(self, key, p, h):
+        flat, back = ravel_pytree(p)
+        k1, k2 = jax.random.split(key)
+        return back(flat + h["sigma"] * (jax.random.normal(k1, flat.shape) + jax.random.normal(k2) * flat))
+
+    def param_cov(self, p, h):
+        flat = ravel_pytree(p)[0]
+        return h["sigma"] ** 2 * (jnp.eye(flat.shape[0]) + jnp.outer(flat, flat))
+
+    def covariance(self, ctx):
+        return ctx.hyper["sigma"] ** 2 * (ctx.eye + ctx.outer(ctx.theta))
+
+
+def test_a_true_point_dependent_covariance_passes():
+    check_noise(Radial())
+
+
+def test_a_covariance_that_differs_between_backends_is_caught():
+    class Trap(Radial):  # v @ v.T: θθᵀ for a SymPy column, |θ|² for a 1-D array
+        def covariance(self, ctx):
+            v = ctx.vector(list(ctx.theta))
+            return ctx.hyper["sigma"] ** 2 * (ctx.eye + v @ v.T)
+
+    with pytest.raises(AssertionError, match="differs between the numpy and"):
+        check_noise(Trap())
+
+
+def test_a_covariance_that_is_not_what_the_step_does_is_caught():
+    class Half(Radial):
+        def covariance(self, ctx):
+            return ctx.hyper["sigma"] ** 2 * (ctx.eye + ctx.outer(ctx.theta)) / 2
+
+    with pytest.raises(AssertionError, match="one step of size"):
+        check_noise(Half())
+
+
+def _noisy_gd(own_cov_factor=1.0, theory_factor=1.0):
+    def step(key, p, s, h, o):
+        k1, k2 = jax.random.split(key)
+        flat, back = ravel_pytree(jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(k1, p)))
+        return back(flat + h["s"] * jax.random.normal(k2, flat.shape)), s, {}
+
+    def mean_step(p, s, h, o):
+        return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(jax.random.PRNGKey(0), p))
+
+    def own_cov(p, h):
+        return own_cov_factor * h["s"] ** 2 * jnp.eye(ravel_pytree(p)[0].shape[0])
+
+    theory = LearnerTheory(covariance=lambda ctx: theory_factor * ctx.hyper["s"] ** 2 * ctx.eye)
+    return Learner("noisy", lambda p, h: (), step, {"lr": 0.05, "s": 0.0}, theory=theory,
+                   moments=StepMoments(gradient_gain=lambda h: h["lr"], own_cov=own_cov, mean_step=mean_step))
+
+
+def test_own_noise_declarations_are_checked_even_when_the_default_is_zero():
+    check_learner(_noisy_gd())
+    with pytest.raises(AssertionError, match="own_cov"):
+        check_learner(_noisy_gd(own_cov_factor=4.0))  # s = 0 by default would hide it
+    with pytest.raises(AssertionError, match="LearnerTheory.covariance"):
+        check_learner(_noisy_gd(theory_factor=2.0))
