@@ -99,3 +99,17 @@ def test_label_noise_needs_residuals_and_minibatch_is_zero_on_gamma():
     # minibatch SGD on exactly fitted rows declares C = 0 on Γ: no drift
     pred = predict_named(OPPOSITE, [1.0, 0.0, 0.0], "minibatch", sigma=0.0, eta=0.05)
     assert pred.drift_finite_eta == [0.0, 0.0, 0.0] and pred.regularizer == "0"
+
+
+@pytest.mark.parametrize("residual, at", [("x**2 + y**2 - 1", "x=0.6,y=0.8"), ("x**2/4 + y**2 - 1", "x=1.2,y=0.8")])
+def test_a_quantity_constant_on_a_curved_gamma_does_not_drift(residual, at):
+    """c = the residual + 1 is constant on Γ: its Itô term is cancelled exactly by ∇c·n_curv, the normal
+    motion of the projected point (without n_curv the rule predicted E[Δc] = the Itô term ≠ 0)."""
+    p = Problem.from_residuals(residual)
+    pred = predict_named(p, at, "update", sigma=0.01, eta=0.05, observable=residual + " + 1")
+    assert abs(pred.observable_ito_term) > 1e-5
+    assert abs(pred.observable_drift_leading) < 1e-12 * abs(pred.observable_ito_term)
+    assert abs(pred.observable_drift_finite_eta) < 1e-12 * abs(pred.observable_ito_term)
+    # n_curv points into the curve's inside, along the normal
+    n = np.asarray(pred.drift_normal)
+    assert np.linalg.norm(n) > 0 and abs(n @ np.asarray(pred.tangent_basis[0])) < 1e-12 * np.linalg.norm(n)
