@@ -82,7 +82,7 @@ def test_off_manifold_points_give_nearby_predictions():
 
 
 def test_ito_term_cancels_drift_on_the_hyperbola():
-    """THEORY.md: on xy = 1 under update noise, q = x² − y² has zero mean change at leading order."""
+    """On xy = 1 under update noise, q = x² − y² has zero mean change at leading order."""
     p = Problem.from_residuals("x*y - 1")
     pred = predict_named(p, "x=2,y=0.5", "update", sigma=0.01, eta=0.05, observable="x**2 - y**2")
     assert abs(pred.observable_drift_without_ito) > 1e-5

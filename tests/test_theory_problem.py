@@ -1,4 +1,4 @@
-"""Problems: residuals read off losses, registered losses, points; THEORY.md's worked examples exactly."""
+"""Problems: residuals read off losses, registered losses, points; the worked examples of the theory exactly."""
 import pytest
 import sympy as sp
 
@@ -71,7 +71,7 @@ def test_bad_points(text, message):
         parse_point(text, ("x", "y"))
 
 
-# THEORY.md's worked examples, exactly: (loss, noise, expected drift along x on Γ: y = 0)
+# Worked examples, exactly: (loss, noise, expected drift along x on Γ: y = 0)
 WORKED = [
     ("0.5*x**2*y**2", "label", -ETA**2 * SIGMA**2 * x / 2),
     ("0.5*x**2*y**2", "update", -SIGMA**2 / (2 * x)),

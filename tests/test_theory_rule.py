@@ -1,4 +1,4 @@
-"""The general rule reduces to THEORY.md's closed forms on random valleys and points.
+"""The general rule reduces to the closed forms on random valleys and points.
 
 C = s²I must give the sum-log drift −(s²/4) P_T∇ Σ log λ, C ∝ H the trace drift,
 at leading order and at finite η. The general rule (eigen-decomposition of H,

@@ -1,4 +1,4 @@
-"""The general rule (THEORY.md): any noise covariance C → normal fluctuations S → drift.
+"""The general rule (Blanc et al. 2020; Damian et al. 2021; Li, Wang & Arora 2022): any noise covariance C → normal fluctuations S → drift.
 
 Written once for NumPy and JAX (``xp`` is the array module), so ``predict``
 and the compiled JAX predictions share the arithmetic. The normal space is the

@@ -1,4 +1,4 @@
-"""Regime warnings: where the drift formulas stop being trustworthy (THEORY.md).
+"""Regime warnings: where the drift formulas stop being trustworthy (docs/plugins.md, "What the theory does").
 
 * ηλ_max near 2 (edge of stability; ≥ 2 unstable), and above 0.2 where the
   leading order is off by ≈ ηλ/2;

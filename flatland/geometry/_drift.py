@@ -1,6 +1,6 @@
 """Drift between two sessions of one stimulus group: vector, γ, Γ, PC-resolved.
 
-Definitions follow Aitken et al. 2022 (REFERENCE.md §B). ``early`` is a
+Definitions follow Aitken et al. (PLOS Comput. Biol. 2022). ``early`` is a
 :class:`GroupPCA` of the earlier session; the later session enters as its raw
 responses or its PCA. Every quantity here is also what the resampling control
 computes when "later" is an independent set of noisy passes at the same

@@ -1,7 +1,7 @@
 """Per-stimulus-group PCA: variance ratios, participation ratio D, variational space.
 
 A *stimulus group* is an ``(m, n)`` array: ``m`` response vectors of ``n``
-neurons to one stimulus in one session (Aitken et al. 2022, REFERENCE.md §B).
+neurons to one stimulus in one session (Aitken et al., PLOS Comput. Biol. 2022).
 PCA is taken around the group mean. Principal directions are *oriented*: each
 ``w_i`` is flipped so that ``w_i · x̄ ≥ 0`` (it points away from the origin
 along the mean response). PCs have no sign of their own; this convention is

@@ -1,4 +1,4 @@
-"""The paper's claims (Aitken et al. 2022, REFERENCE.md §B) judged against a study.
+"""The paper's claims (Aitken et al., PLOS Comput. Biol. 2022) judged against a study.
 
 Each claim gets the measured value, its resampling control, the paper's value
 and a verdict by a rule stated in the claim: ``reproduced``, ``partly`` or

@@ -1,4 +1,4 @@
-"""The paper's ReLU predictive-coding network as flatland plugins (REFERENCE §A).
+"""The paper's ReLU predictive-coding network as flatland plugins (Ratzon, Derdikman & Barak, eLife 2024, Fig 2).
 
 Losses (tasks × network): ``corridor`` (the Fig 2 task), ``circular-track``,
 ``random-mapping``, ``smoothed-mapping`` — each ``create("losses", name,

@@ -1,6 +1,6 @@
 """The ``relu`` check suite: sparsification and its Hessian signature on a reduced network.
 
-Settings (REFERENCE §D, chosen so the whole suite fits in minutes on 2 cores):
+Settings (the paper's fast settings, chosen so the whole suite fits in minutes on 2 cores):
 the corridor task (T = 150), width 50, float64, 4 seeds batched in one
 ``jit(vmap(scan))``, lr 0.4. Every condition starts from the same converged
 point — 5,000 steps of plain GD from the paper's lazy initialisation — so the

@@ -7,7 +7,7 @@ into the ``record`` callback of :func:`flatland.make_runner`, so they are
 computed inside the compiled loop every k steps. ``ratemap_correlation`` works on
 stored rate-map snapshots (Fig 2E) on the host.
 
-Definitions (REFERENCE §A):
+Definitions (Ratzon, Derdikman & Barak, eLife 2024):
 * ``loss_norm`` — mean squared error / Var(Y), Var(Y) = mean over all elements of
   (Y − column mean)² (the paper's normaliser).
 * ``active_fraction`` — mean of the (inputs × units) matrix [z > 0].

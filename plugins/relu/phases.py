@@ -1,7 +1,7 @@
 """Sparsification timescale and the three phases of learning, from logged curves.
 
 What: ``fit_timescale(steps, active_units)`` fits the exponential decay of the
-fraction of active units the way REFERENCE §A describes: shift the curve so its
+fraction of active units the way Ratzon et al. (eLife 2024) describe: shift the curve so its
 plateau is 0, keep it only until 90% of the drop is done, and fit
 log(y − plateau) linearly in time from the peak. It returns τ (steps) and the
 decay rate 1/τ with the fit's R², or ``ok: False`` with the reason — a failed

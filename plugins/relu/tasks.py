@@ -8,7 +8,7 @@ and running direction for rate maps. Generation is plain numpy with
 ``np.random.default_rng(seed)``: it happens once while assembling, never in
 traced code, and the same seed always gives the same data.
 
-Corridor (REFERENCE §A): a size_x × size_y box, agent held to x = 0 and
+Corridor (Ratzon et al., eLife 2024): a size_x × size_y box, agent held to x = 0 and
 y ∈ ±(size_y/2 − buffer), speed v0 + N(0, speed_sd²) per step, heading noise
 N(0, heading_sd²) rad per step, turning round (heading 0 or π) at the ends. 17
 rays span ±fov_half around the heading and read a wall texture: n_tiles =
