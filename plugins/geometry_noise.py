@@ -14,7 +14,9 @@ and runs the noisy forward pass on it. Noise acts on one hidden layer
   pass shared by the batch does not work), rescaled by 1/(1−p);
 * ``node-additive`` σ: h ← h + N(0, σ²);
 * ``node-multiplicative`` σ: h ← h·N(1, σ²);
-* ``grad-additive`` σ: clean forward, g ← g + N(0, σ²) on every parameter;
+* ``grad-additive`` σ: clean forward, g ← g + N(0, σ²) on every parameter — not a model of
+  its own: the composition of ``sgd-minibatch`` with the generic ``gradient`` noise
+  (``flatland.compose_noise``), its σ named ``gradient.sigma``;
 * ``sgd-minibatch``: clean forward, minibatch noise only (plain SGD).
 
 Masks are redrawn on every forward pass (``period=1``). With ``period=k`` the
@@ -34,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flatland import NoiseModel, hookimpl
+from flatland import NoiseModel, compose_noise, hookimpl
 
 from .geometry_task import FEATURE_LAYER, Perturb
 from .noise import GradientNoise
@@ -176,16 +178,15 @@ class NodeMultiplicative(GeometryNoise):
     node_fn = staticmethod(_node_multiplicative)
 
 
-class GradAdditive(GeometryNoise):
-    name, hyper = "grad-additive", {"sigma": 3.0}
-
-    # the same gradient perturbation and covariance as the generic ``gradient`` model
-    draw_dtype = None
-    perturb_grad = GradientNoise.perturb_grad
-    covariance = GradientNoise.covariance
+def grad_additive(layer: int = FEATURE_LAYER, batch: int = 64, period: int = 1):
+    """Minibatch SGD with additive gradient noise: ``sgd-minibatch`` composed with ``gradient`` (σ = 3 by default)."""
+    model = compose_noise([GeometryNoise(layer, batch, period), GradientNoise()])
+    model.hyper = dict(model.hyper, **{"gradient.sigma": 3.0})
+    return model
 
 
-MODELS = {m.name: m for m in (GeometryNoise, NodeDropout, WeightDropout, NodeAdditive, NodeMultiplicative, GradAdditive)}
+MODELS = {m.name: m for m in (GeometryNoise, NodeDropout, WeightDropout, NodeAdditive, NodeMultiplicative)}
+MODELS["grad-additive"] = grad_additive  # a composition (see the module docstring)
 
 
 def dropout_penalty(p, a, h):
@@ -203,4 +204,5 @@ def flatland_noise_models(register):
     register("weight-dropout", WeightDropout, "weight dropout p into a hidden layer, mask per example (Aitken 2022)")
     register("node-additive", NodeAdditive, "additive node noise N(0, σ²) on a hidden layer (Aitken 2022)")
     register("node-multiplicative", NodeMultiplicative, "multiplicative node noise N(1, σ²) on a hidden layer (Aitken 2022)")
-    register("grad-additive", GradAdditive, "additive gradient noise N(0, σ²) on every parameter, minibatch objective")
+    register("grad-additive", grad_additive,
+             "sgd-minibatch + gradient: additive gradient noise N(0, σ²) on every parameter (composed)")

@@ -130,7 +130,8 @@ def recorder(loss, noise, noisy: bool = True):
 
     def record(params, key, noise_hyper):
         def passes(k):
-            _, feats = ex["apply"](params, flat, noise.perturbation(k, noise_hyper) if noisy else None)
+            forward = getattr(noise, "perturbation", None)  # a composed model without forward noise has none
+            _, feats = ex["apply"](params, flat, forward(k, noise_hyper) if noisy and forward else None)
             return feats.reshape(G, M, -1)
 
         ka, kb = jax.random.split(key)

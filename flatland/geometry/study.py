@@ -25,7 +25,7 @@ NOISE_TYPES = {
     "weight-dropout": ("p", 0.6, (0.4, 0.6, 0.8, 0.9)),
     "node-additive": ("sigma", 0.1, (0.1, 0.3, 1.0, 3.0)),
     "node-multiplicative": ("sigma", 1.0, (0.3, 0.6, 1.0, 1.5)),
-    "grad-additive": ("sigma", 3.0, (0.001, 0.003, 0.01, 0.03)),
+    "grad-additive": ("gradient.sigma", 3.0, (0.001, 0.003, 0.01, 0.03)),
 }
 
 QUICK = Protocol(pretrain=1500, burnin=390, sessions=4, interval=390)
