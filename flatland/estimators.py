@@ -26,6 +26,8 @@ from jax.flatten_util import ravel_pytree
 
 from .contracts import Oracle
 
+MAX_DIM = 2000  # d × d covariances beyond this are not what the Rao–Blackwellised estimator is for
+
 
 def exact_oracle(loss) -> Oracle:
     """The noise-free oracle (exact loss and gradient)."""
@@ -38,6 +40,9 @@ def missing_moments(loss, noise, learner, params) -> Optional[str]:
     if decl is None:
         return (f"learner {learner.name!r} declares no step moments (Learner.moments): drift is measured by raw "
                 "displacement")
+    d = ravel_pytree(params)[0].shape[0]
+    if d > MAX_DIM:
+        return f"{d} parameters: the exact d × d step moments are for small problems (≤ {MAX_DIM})"
     if noise.param_cov(params, {k: jnp.asarray(v) for k, v in noise.hyper.items()}) is None:
         return f"noise model {noise.name!r} overrides perturb_params but declares no param_cov"
     gcov = noise.grad_cov(loss, params, {k: jnp.asarray(v) for k, v in noise.hyper.items()})
