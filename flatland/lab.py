@@ -99,7 +99,7 @@ class Lab:
         problem = problem if problem is not None else self.problem(loss)
         why = None
         if law is None:
-            law, why = step_law(noise, learner)
+            law, why = self.law(noise, learner)
         theory_hyper = theory_hyper or (lambda h: h)
         grid = [grid] if isinstance(grid, dict) else list(grid)
         if observable is not None and observable_fn is None:
@@ -119,6 +119,14 @@ class Lab:
             preds = [predict(problem, tuple(point), law, hyper=h, observable=observable) for h in hs]
             field = lambda flat, h=hs[0]: f(flat, h)["drift_finite_eta"]  # noqa: E731
         return Measured(run, preds, problem, field, no_prediction=why)
+
+    def law(self, noise, learner):
+        """(StepLaw or None, why) of a pair, one object per pair, so compiled predictions and simulators
+        keyed by the law are reused (the pair is kept alive with it, so its ids stay unique)."""
+        key = ("law", id(noise), id(learner))
+        if key not in self._cache:
+            self._cache[key] = (noise, learner, *step_law(noise, learner))
+        return self._cache[key][2:]
 
     def theory_loss(self, problem):
         """The problem's own loss as a flatland.Loss of JAX functions (lambdified from its SymPy expressions)."""

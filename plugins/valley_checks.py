@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from flatland import Check, drift_ratio, failed, hookimpl, scalar, step_law
+from flatland import Check, drift_ratio, failed, hookimpl, scalar
 from flatland.theory import predict
 
 SUITE = "valleys"
@@ -219,7 +219,7 @@ def minibatch_label(options):
     s, B = 0.2, 4
     problem = lab.problem(lab.component("losses", "fig5a"))
     gd, label = lab.component("learners", "gd"), lab.component("noise", "label")
-    law, _ = step_law(label, gd)  # the prediction is label noise's, at σ = s/√B
+    law, _ = lab.law(label, gd)  # the prediction is label noise's, at σ = s/√B
     m = measure(options, "fig5a-targets", "minibatch", {"learner": {"lr": 0.05}}, FIG5A, k=50,
                 loss_opts={"n_rows": 16, "s": s}, noise_opts={"batch": B}, problem=problem, law=law,
                 theory_hyper=lambda h: {"learner": h["learner"], "noise": {"sigma": s / math.sqrt(B)}})
@@ -241,7 +241,7 @@ def sed_trace(options):
                 chains=SED_CHAINS, fig=True)
     row = ratio_row("sed-trace", m)
     lab = lab_of(options)
-    label_law, _ = step_law(lab.component("noise", "label"), lab.component("learners", "gd"))
+    label_law, _ = lab.law(lab.component("noise", "label"), lab.component("learners", "gd"))
     lbl = predict(lab.problem(lab.component("losses", "half-x2y2")), FIG5A, label_law,
                   hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.1}})
     cos = float(np.dot(row.details["measured_vector"], lbl.drift_finite_eta)

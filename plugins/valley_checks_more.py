@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flatland import hookimpl, mean_se, measure_drift, ratio_along, scalar, step_law
+from flatland import hookimpl, mean_se, measure_drift, ratio_along, scalar
 from flatland.theory import compile_prediction, predict
 
 from .valley_checks import FIG5A, _run_info, guarded, lab_of, measure, register_suite, seed_of
@@ -33,7 +33,7 @@ def gd_zero_drift(options):
     starts[0, :, 1] = 0.05 * rng.standard_normal(chains)
     m = measure(options, "fig5a", "none", {"learner": {"lr": 0.05}}, FIG5A, k=70, chains=chains, steps=400, burn=400,
                 starts=starts)
-    law, _ = step_law(lab.component("noise", "update"), lab.component("learners", "gd"))
+    law, _ = lab.law(lab.component("noise", "update"), lab.component("learners", "gd"))
     ref = abs(predict(lab.problem(loss), FIG5A, law, hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.01}})
               .drift_finite_eta[0])
     rb, se = mean_se(m.run.rb[0][:, 0])
@@ -114,7 +114,7 @@ def stationary_periodic(options):
                         rao_blackwell=False,
                         track=lambda th: {"cos1": jnp.cos(th[0]), "cos2": jnp.cos(2 * th[0])},
                         cache_key=("periodic", "update", "gd", "track-cos", chains))
-    law, _ = step_law(noise, gd)
+    law, _ = lab.law(noise, gd)
     pred = predicted_moments(lab.problem(loss), law, eta, sigma)
     rows = []
     for i, k in enumerate(("cos1", "cos2")):
