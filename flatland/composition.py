@@ -67,16 +67,23 @@ class ComposedNoise(NoiseModel):
     def _keys(self, key):
         return jax.random.split(key, len(self.members))
 
-    def objective(self, loss, key, params, hyper):
-        own = None
+    def transform(self, loss, key, hyper):
+        """The loss as the members' ``transform``s make it, chained in order (each with its own key).
+
+        A member that changes the objective without a transform is applied by
+        ``objective`` only; ``transform`` is what a caller needing the step's
+        loss (e.g. a noisy forward pass in its extras) uses.
+        """
         for m, k in zip(self.members, self._keys(key)):
             if m.overrides("transform"):
                 loss = m.transform(loss, k, self.part(m, hyper))
-            elif m.overrides("objective"):
-                own = (m, k)
-        if own is not None:
-            m, k = own
-            return m.objective(loss, k, params, self.part(m, hyper))
+        return loss
+
+    def objective(self, loss, key, params, hyper):
+        loss = self.transform(loss, key, hyper)
+        for m, k in zip(self.members, self._keys(key)):
+            if m.overrides("objective") and not m.overrides("transform"):
+                return m.objective(loss, k, params, self.part(m, hyper))
         return loss(params)
 
     def perturb_grad(self, key, grad, hyper):

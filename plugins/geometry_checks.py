@@ -68,7 +68,7 @@ def _log(msg):
 def study(seed: int = 0):
     from flatland.geometry import NOISE_TYPES, QUICK, run_study
 
-    hypers = {n: {h: v} for n, (h, v, _) in NOISE_TYPES.items() if h is not None and n != "grad-additive"}
+    hypers = {n: {h: v} for n, (_, h, v, _) in NOISE_TYPES.items() if h is not None and n != "grad-additive"}
     return run_study(hypers=hypers, protocol=QUICK, runs=RUNS, seed=seed, match_to="node-dropout", log=_log)
 
 

@@ -11,6 +11,7 @@ from flatland_plugins import geometry_noise as gn
 from flatland_plugins import geometry_task as gt
 
 NAMES = sorted(gn.MODELS)
+FORWARD = sorted(n for n in NAMES if n != "sgd-minibatch")
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,15 @@ def test_registered_and_listed():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_objective_jits_and_vmaps_over_keys_and_hyper(name, loss, params):
-    noise = gn.MODELS[name]()
+    """Each model as the study uses it (forward noise composed with sgd-minibatch): one trace for new values."""
+    members = [gn.MODELS[name]()] + ([gn.SgdMinibatch()] if name != "sgd-minibatch" else [])
+    noise = flatland.compose_noise(members)
     base = {k: jnp.asarray(v, jnp.float32) for k, v in noise.hyper.items()} or {"unused": jnp.float32(1.0)}
     traces = []
 
     def grad_norm(key, hyper):
         traces.append(1)
         g = jax.grad(lambda p: noise.objective(loss, key, p, hyper))(params)
-        g = noise.perturb_grad(jax.random.fold_in(key, 9), g, hyper)
         return sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(g))
 
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
@@ -52,6 +54,43 @@ def test_objective_jits_and_vmaps_over_keys_and_hyper(name, loss, params):
     n = len(traces)
     f(keys, {k: v * 0.9 for k, v in hyp.items()})  # new values: no retrace
     assert len(traces) == n
+
+
+def test_minibatch_and_forward_noise_compose_in_either_order(loss, params):
+    """[dropout, minibatch] and [minibatch, dropout] give the same law: both rebuild the loss from extras.
+
+    With p = 0 dropout is the identity, so both orders equal the plain
+    minibatch loss on the rows the minibatch member draws with its own key.
+    """
+    hyper = {"p": jnp.float32(0.0)}
+    key = jax.random.PRNGKey(7)
+    mb, drop = gn.SgdMinibatch(batch=16), gn.NodeDropout()
+    a = flatland.compose_noise([drop, mb])
+    b = flatland.compose_noise([mb, drop])
+    ka, kb = jax.random.split(key)
+    plain_a = float(mb.transform(loss, kb, {})(params))  # a's second member is the minibatch
+    plain_b = float(mb.transform(loss, ka, {})(params))  # b's first
+    assert float(a.objective(loss, key, params, {"node-dropout.p": hyper["p"]})) == pytest.approx(plain_a, rel=1e-6)
+    assert float(b.objective(loss, key, params, {"node-dropout.p": hyper["p"]})) == pytest.approx(plain_b, rel=1e-6)
+    full = float(loss(params))
+    assert float(drop.transform(loss, key, hyper)(params)) == pytest.approx(full, rel=1e-6)  # alone: full batch
+    noisy = float(drop.transform(loss, key, {"p": jnp.float32(0.5)})(params))
+    assert noisy != pytest.approx(full, rel=1e-3)
+
+
+def test_two_forward_noises_stack_in_one_pass(loss, params):
+    """[node-additive, node-dropout]: both perturbations act, in the listed order (noise, then dropout)."""
+    x = loss.extras["x_stim"].reshape(-1, 64)[:50]
+    add, drop = gn.NodeAdditive(), gn.NodeDropout()
+    both = flatland.compose_noise([add, drop])
+    key = jax.random.PRNGKey(2)
+    feats = np.asarray(both.transform(loss, key, {"node-additive.sigma": 0.1, "node-dropout.p": 0.5})
+                       .extras["apply"](params, x)[1])
+    clean = np.asarray(gt.apply(params, x)[1])
+    zeroed = feats == 0.0
+    assert 0.3 < zeroed.mean() < 0.7  # dropout acted last (about half the units exactly zero)
+    kept = ~zeroed
+    assert np.std(feats[kept] / 2.0 - clean[kept]) > 0.05  # and additive noise on the kept ones (σ = 0.1)
 
 
 def test_noise_needs_a_network_task():
@@ -109,8 +148,10 @@ def test_training_loop_sessions_and_held_masks(loss):
     learner = flatland.assemble().registry.create("learners", "sgd-momentum-l2")
     P = ex.Protocol(pretrain=30, burnin=10, sessions=3, interval=10)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    p0 = ex.pretrain(loss, gn.GeometryNoise(), learner, keys, P)
-    d = ex.run_noise(loss, gn.NodeDropout(period=5), learner, p0, keys, {"p": 0.5}, P)
+    p0 = ex.pretrain(loss, gn.SgdMinibatch(), learner, keys, P)
+    noise = flatland.compose_noise([gn.NodeDropout(period=5), gn.SgdMinibatch()])
+    assert ex.mask_period(noise) == 5
+    d = ex.run_noise(loss, noise, learner, p0, keys, {"node-dropout.p": 0.5}, P)
     assert d.A.shape == (2, 3, 10, 40, 84) and d.B.shape == d.A.shape
     assert d.accuracy.shape == (2, 3) and d.readout.shape == (2, 3, 10, 84)
     assert np.all(np.isfinite(d.A)) and not np.allclose(d.A, d.B)  # independent noisy passes

@@ -48,13 +48,30 @@ def f32_hyper(d) -> dict:
     return {k: jnp.asarray(v, F32) for k, v in dict(d).items()}
 
 
+def _members(noise):
+    """A composed model's members, or the model itself."""
+    return list(getattr(noise, "members", [noise]))
+
+
+def mask_period(noise) -> int:
+    """Steps one forward-noise mask is held for: the largest ``period`` a member states (1 if none)."""
+    return max(int(getattr(m, "period", 1)) for m in _members(noise))
+
+
+def held(noise, mask_key):
+    """``noise`` with every member that can hold a mask (``held(key)``) holding the one drawn from ``mask_key``."""
+    if not hasattr(noise, "members"):
+        return noise.held(mask_key) if hasattr(noise, "held") else noise
+    return type(noise)([m.held(mask_key) if hasattr(m, "held") else m for m in noise.members])
+
+
 def make_train(loss, noise, learner, n_steps: int):
     """``train(key, params, state, hyper, t0) -> (params, state)``: ``n_steps`` steps in one ``lax.scan``.
 
-    With ``noise.period > 1`` one mask, drawn from ``fold_in(key, (t0+t)//period)``,
-    is held for ``period`` steps.
+    With a mask period k > 1 (:func:`mask_period`) one mask, drawn from
+    ``fold_in(key, (t0+t)//k)``, is held for k steps.
     """
-    period = int(getattr(noise, "period", 1))
+    period = mask_period(noise)
 
     def train(key, params, state, hyper, t0=0):
         k_steps, k_masks = jax.random.split(key)
@@ -63,7 +80,7 @@ def make_train(loss, noise, learner, n_steps: int):
             params, state = carry
             model = noise
             if period > 1:
-                model = noise.held(jax.random.fold_in(k_masks, (t0 + t) // period))
+                model = held(noise, jax.random.fold_in(k_masks, (t0 + t) // period))
             step = make_step(loss, model, learner)
             params, state, _ = step(jax.random.fold_in(k_steps, t), params, state, hyper)
             return (params, state), None
@@ -130,8 +147,9 @@ def recorder(loss, noise, noisy: bool = True):
 
     def record(params, key, noise_hyper):
         def passes(k):
-            forward = getattr(noise, "perturbation", None)  # a composed model without forward noise has none
-            _, feats = ex["apply"](params, flat, forward(k, noise_hyper) if noisy and forward else None)
+            # the forward pass as the noise model's transform leaves it: noisy where the model acts inside it
+            forward = noise.transform(loss, k, noise_hyper).extras["apply"] if noisy else ex["apply"]
+            _, feats = forward(params, flat)
             return feats.reshape(G, M, -1)
 
         ka, kb = jax.random.split(key)

@@ -18,14 +18,15 @@ import numpy as np
 from .analysis import Measurement, measure
 from .experiment import DEFAULT, Protocol, SessionData, drift_size_sweep, match_value, pretrain, run_noise
 
-#: noise type -> (hyperparameter name, paper's value, sweep grid for magnitude matching)
+#: noise type -> (composed noise models, hyperparameter name, paper's value, sweep grid for magnitude matching)
 NOISE_TYPES = {
-    "sgd-minibatch": (None, None, None),
-    "node-dropout": ("p", 0.5, (0.2, 0.35, 0.5, 0.65, 0.8)),
-    "weight-dropout": ("p", 0.6, (0.4, 0.6, 0.8, 0.9)),
-    "node-additive": ("sigma", 0.1, (0.1, 0.3, 1.0, 3.0)),
-    "node-multiplicative": ("sigma", 1.0, (0.3, 0.6, 1.0, 1.5)),
-    "grad-additive": ("gradient.sigma", 3.0, (0.001, 0.003, 0.01, 0.03)),
+    "sgd-minibatch": (("sgd-minibatch",), None, None, None),
+    "node-dropout": (("node-dropout", "sgd-minibatch"), "node-dropout.p", 0.5, (0.2, 0.35, 0.5, 0.65, 0.8)),
+    "weight-dropout": (("weight-dropout", "sgd-minibatch"), "weight-dropout.p", 0.6, (0.4, 0.6, 0.8, 0.9)),
+    "node-additive": (("node-additive", "sgd-minibatch"), "node-additive.sigma", 0.1, (0.1, 0.3, 1.0, 3.0)),
+    "node-multiplicative": (("node-multiplicative", "sgd-minibatch"), "node-multiplicative.sigma", 1.0,
+                            (0.3, 0.6, 1.0, 1.5)),
+    "grad-additive": (("sgd-minibatch", "gradient"), "gradient.sigma", 3.0, (0.001, 0.003, 0.01, 0.03)),
 }
 
 QUICK = Protocol(pretrain=1500, burnin=390, sessions=4, interval=390)
@@ -44,12 +45,14 @@ class NoiseResult:
 
 
 def _components(names):
+    """The digits task, the paper's learner and each noise type's composed model, from the registry."""
     from ..assembly import assemble
+    from ..composition import compose_noise
 
     reg = assemble().registry
     loss = reg.create("losses", "digits-mlp")
     learner = reg.create("learners", "sgd-momentum-l2")
-    noises = {n: reg.create("noise", n) for n in names}
+    noises = {n: compose_noise([reg.create("noise", m) for m in NOISE_TYPES[n][0]]) for n in names}
     return loss, learner, noises
 
 
@@ -72,12 +75,12 @@ def run_study(names=tuple(NOISE_TYPES), hypers: dict | None = None, protocol: Pr
     log(f"pretrained {runs} network(s) in {time.time() - t0:.0f}s")
     matching = {}
     if match_to is not None:
-        target_name, _, _ = NOISE_TYPES[match_to]
-        h = hypers.get(match_to, {target_name: NOISE_TYPES[match_to][1]})
+        _, target_name, paper, _ = NOISE_TYPES[match_to]
+        h = hypers.get(match_to, {target_name: paper})
         target = float(drift_size_sweep(loss, noises[match_to], learner, params0, k_match, target_name,
                                         [h[target_name]], protocol)[0])
         for n in names:
-            hname, _, grid = NOISE_TYPES[n]
+            _, hname, _, grid = NOISE_TYPES[n]
             if n == match_to or hname is None or n in hypers:
                 continue
             drifts = drift_size_sweep(loss, noises[n], learner, params0, k_match, hname, grid, protocol)
@@ -91,7 +94,7 @@ def run_study(names=tuple(NOISE_TYPES), hypers: dict | None = None, protocol: Pr
     results = {}
     keys = jax.random.split(k_runs, runs)
     for n in names:
-        hname, paper, _ = NOISE_TYPES[n]
+        _, hname, paper, _ = NOISE_TYPES[n]
         h = hypers.get(n, {} if hname is None else {hname: paper})
         t = time.time()
         data = run_noise(loss, noises[n], learner, params0, keys, h, protocol)
