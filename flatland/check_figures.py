@@ -27,7 +27,7 @@ def landscape(path, loss, measured) -> None:
     import jax
     import jax.numpy as jnp
 
-    from .estimators import project_to_manifold
+    from .estimators import normal_rank, project_to_manifold
 
     plt = _plt()
     run = measured.run
@@ -54,7 +54,8 @@ def landscape(path, loss, measured) -> None:
         line = np.tile(center, (15, 1))
         line[:, 0] = np.linspace(lo[0] + 0.1 * half, hi[0] - 0.1 * half, 15)
         line[:, 1] = center[1] + 0.05 * half
-        on = jax.vmap(lambda t: project_to_manifold(loss, t, lambda f: f))(jnp.asarray(line))
+        rank = None if loss.residuals is not None else normal_rank(loss, center, lambda f: f)
+        on = jax.vmap(lambda t: project_to_manifold(loss, t, lambda f: f, rank=rank))(jnp.asarray(line))
         v = np.asarray(jax.vmap(measured.field)(on))[:, :2]
         on = np.asarray(on)[:, :2]
         ok = np.all(np.isfinite(v), 1) & np.all(np.isfinite(on), 1) & np.all((on >= lo) & (on <= hi), 1)

@@ -28,6 +28,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import estimators as E
+from .errors import UserError
 from .simulate import ensemble, make_runner
 from .stepping import as_hyper, make_step
 
@@ -167,9 +168,11 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     then skips compiling again for equal shapes. ``prng`` names the key
     implementation of the chains (see ``PRNG``); ``rao_blackwell=False`` skips
     the conditional-moment sums (e.g. when only ``track`` is wanted).
-    ``project(theta_flat)`` maps θ onto Γ before ``predict`` (default:
-    ``estimators.project_to_manifold`` on ``loss``; pass the theory problem's
-    own when the simulated loss is not the one the prediction is about).
+    ``project(theta_flat) -> (on, failed)`` maps θ onto Γ before ``predict``
+    and flags a projection that did not reach Γ (default:
+    ``estimators.projector`` of ``loss``; pass the theory problem's own when the
+    simulated loss is not the one the prediction is about). A failed
+    projection stops the run with a :class:`~flatland.errors.UserError`.
     """
     t_start = time.perf_counter()
     chunk = int(chunk)
@@ -203,12 +206,16 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
                 out["obs_rb"] = E.observable_step(observable, m, C, ravel_pytree(p)[0])
         return out
 
+    if predict is not None and project is None:
+        project = E.projector(loss, np.ravel(point), unravel)
+
     def record(p, s, h):
         flat = ravel_pytree(p)[0]
         out = {"theta": flat}
         if predict is not None:
-            on = project(flat) if project is not None else E.project_to_manifold(loss, flat, unravel)
+            on, failed = project(flat)
             out["pred"] = predict(on, h)
+            out["off_gamma"] = failed
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)
@@ -241,6 +248,13 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         if predict is not None:
             ps = jax.tree_util.tree_map(lambda x: np.asarray(x).mean(axis=2), tr.records["pred"])
             pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
+            off = np.asarray(tr.records["off_gamma"])
+            if off.any():
+                raise UserError(
+                    f"projection onto the zero-loss manifold failed at {int(off.sum())} of {off.size} recorded "
+                    f"points near step {t} (the loss stayed above 1e-4 of its value before projecting): the "
+                    "chains left the valley near the point, or the manifold is degenerate there — try a smaller "
+                    "noise scale or learning rate, or another point")
         samples.append(np.asarray(tr.records["theta"][:, :n_show]))
     end = np.asarray(flat_of(params))
     total = n_meas * chunk

@@ -111,7 +111,7 @@ class Lab:
             predicted = lambda flat, h: f(flat, theory_hyper(h))  # noqa: E731
         run = measure_drift(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
                             seed=seed, predict=predicted, observable=observable_fn, starts=starts, every=every,
-                            cache_key=cache_key, project=self.projector(problem))
+                            cache_key=cache_key, project=self.projector(problem, point))
         preds = []
         if law is not None:
             hs = [theory_hyper({k: {kk: float(np.asarray(v)[g]) for kk, v in run.settings["grid"][k].items()}
@@ -144,12 +144,12 @@ class Lab:
             self._cache[key] = (problem, loss)
         return self._cache[key][1]
 
-    def projector(self, problem):
-        """θ ↦ a point of the problem's Γ next to θ (Gauss–Newton on its residuals), for predictions."""
-        from .estimators import project_to_manifold
+    def projector(self, problem, point):
+        """θ ↦ (a point of the problem's Γ next to θ, whether that failed), for predictions
+        (``estimators.projector`` on the problem's own loss; ``point`` is on Γ)."""
+        from .estimators import projector
 
-        loss = self.theory_loss(problem)
-        return lambda flat: project_to_manifold(loss, flat, lambda f: f)
+        return projector(self.theory_loss(problem), point)
 
     def observable_fn(self, problem, text: str):
         """The observable c(θ) as a JAX function of flat θ (lambdified once from the safe grammar)."""

@@ -5,6 +5,7 @@ Small chain counts keep each run to seconds; the full built-in suite is what
 """
 import json
 
+import numpy as np
 import pytest
 
 from flatland.cli import main
@@ -50,6 +51,24 @@ def test_user_valley_observable_ito(capsys, tmp_path):
     gap_without = abs(res["observable_measured"] - res["observable_predicted_without_ito"])
     assert gap_with < 0.05 * gap_without
     assert res["observable_passed"]
+
+
+@pytest.mark.slow  # ~30 s of two end-to-end checks; tests/test_projection.py covers the projection in the default run
+def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
+    """The same codimension-2 valley as an (expanded) --loss and as --residuals: the same prediction.
+
+    Regression: the value-only projection onto Γ (pseudo-inverse Newton) threw
+    near-Γ points far along the curve, and the trajectory-averaged prediction
+    of the --loss form was 9% off that of the --residuals form here.
+    """
+    common = ["--at", "x=1,y=1,z=1", "--noise", "update", "--sigma", "0.03", "--eta", "0.05", "--chains", "200",
+              "--steps", "100"]
+    _, by_value = run_json(capsys, "--loss", "0.5*(x**2*y**2*z**2 - 2*x*y*z + 1 + x**2 - 2*x*y**2 + y**4)",
+                           *common, "--out", str(tmp_path / "value"))
+    _, by_res = run_json(capsys, "--residuals", "x*y*z - 1, x - y**2", *common, "--out", str(tmp_path / "res"))
+    a, b = np.asarray(by_value["predicted"]), np.asarray(by_res["predicted"])
+    assert np.linalg.norm(a - b) <= 0.01 * np.linalg.norm(b)
+    assert np.allclose(by_value["measured"], by_res["measured"], rtol=1e-6)  # same chains, same steps
 
 
 @pytest.mark.parametrize("argv,words", [
