@@ -48,7 +48,13 @@ class DriftRun:
     ``rb``: Rao–Blackwellised mean step (None if the step's conditional mean is
     unknown); ``raw``: mean displacement per step; ``pred``: time averages of
     each prediction output; ``obs_rb``/``obs_raw``: the same for the
-    observable; ``track``: time averages of ``track``'s outputs; ``samples``: a
+    observable; ``obs_projected``: the Rao–Blackwellised E[Δc(Φ(θ))] of the
+    observable at the projected point Φ(θ) (second-order Itô expansion of
+    c∘Φ at θ, autodiff through the projection; only with a prediction;
+    averaged over the record times, not every step) — the
+    quantity the theory's observable rule predicts, without the O(σ) normal
+    fluctuations that make ``obs_rb`` of an observable with a normal gradient
+    noisy; ``track``: time averages of ``track``'s outputs; ``samples``: a
     few chains' recorded θ (grid, chain, record, d);
     ``diverged_at``: first non-finite step per chain (−1 if none).
     """
@@ -65,13 +71,14 @@ class DriftRun:
     settings: dict
     seconds: float
     compile_seconds: float = 0.0
+    obs_projected: Optional[np.ndarray] = None
 
     def grid(self, g: int) -> "DriftRun":
         """The run restricted to grid entry ``g``."""
         pick = lambda x: None if x is None else x[g:g + 1]
         return dataclasses.replace(
             self, rb=pick(self.rb), raw=self.raw[g:g + 1], pred={k: v[g:g + 1] for k, v in self.pred.items()},
-            obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), samples=self.samples[g:g + 1],
+            obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), obs_projected=pick(self.obs_projected), samples=self.samples[g:g + 1],
             track=None if self.track is None else {k: v[g:g + 1] for k, v in self.track.items()},
             start=self.start[g:g + 1], diverged_at=self.diverged_at[g:g + 1])
 
@@ -154,7 +161,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
                   seed: int = 0, predict: Optional[Callable] = None, observable: Optional[Callable] = None,
                   starts: Optional[np.ndarray] = None, every: int = 10, n_show: int = 8,
                   track: Optional[Callable] = None, cache_key=None, prng: str = PRNG,
-                  rao_blackwell: bool = True, project: Optional[Callable] = None) -> DriftRun:
+                  rao_blackwell: bool = True, project: Optional[Callable] = None,
+                  observable_at_projection: bool = False) -> DriftRun:
     """Run the ensemble and return per-chain time averages (see module docstring).
 
     ``predict(theta_flat, hyper) -> dict`` is evaluated every ``every`` steps
@@ -173,6 +181,9 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     ``estimators.projector`` of ``loss``; pass the theory problem's own when the
     simulated loss is not the one the prediction is about). A failed
     projection stops the run with a :class:`~flatland.errors.UserError`.
+    ``observable_at_projection`` also estimates the observable's change at
+    the projected point (``obs_projected``; needs a prediction and a
+    ``project`` with a ``smooth`` variant, as ``estimators.projector`` has).
     """
     t_start = time.perf_counter()
     chunk = int(chunk)
@@ -195,19 +206,22 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     step = make_step(loss, noise, learner)
     moments = E.step_moments(loss, noise, learner, template) if rao_blackwell else None
 
+    if predict is not None and project is None:
+        project = E.projector(loss, np.ravel(point), unravel)
+
+    smooth = getattr(project, "smooth", None) if observable_at_projection else None  # differentiable Φ
+
     def accumulate(p, s, h):
         out = {}
+        flat = ravel_pytree(p)[0]
         if track is not None:
-            out["track"] = track(ravel_pytree(p)[0])
+            out["track"] = track(flat)
         if moments is not None:
             m, C = moments(p, s, h)
             out["rb"] = m
             if observable is not None:
-                out["obs_rb"] = E.observable_step(observable, m, C, ravel_pytree(p)[0])
+                out["obs_rb"] = E.observable_step(observable, m, C, flat)
         return out
-
-    if predict is not None and project is None:
-        project = E.projector(loss, np.ravel(point), unravel)
 
     def record(p, s, h):
         flat = ravel_pytree(p)[0]
@@ -216,6 +230,10 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             on, failed = project(flat)
             out["pred"] = predict(on, h)
             out["off_gamma"] = failed
+            if observable is not None and moments is not None and smooth is not None:
+                # at record times only: twice differentiating Φ is costly, and the samples are ~independent
+                m, C = moments(p, s, h)
+                out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C, flat)
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)
@@ -238,7 +256,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         div = np.where(div < 0, np.asarray(tr.diverged_at), div)
     flat_of = _flat_batch
     start = np.asarray(flat_of(params))
-    sums, pred_sums, samples = None, None, []
+    sums, pred_sums, samples, obs_proj = None, None, [], []
     for i in range(n_meas):
         tr = compiled(keys[n_burn + i], params, state, hyper, t)
         params, state, t = tr.params, tr.state, t + chunk
@@ -248,6 +266,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         if predict is not None:
             ps = jax.tree_util.tree_map(lambda x: np.asarray(x).mean(axis=2), tr.records["pred"])
             pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
+            if "obs_proj" in tr.records:
+                obs_proj.append(np.asarray(tr.records["obs_proj"]))
             off = np.asarray(tr.records["off_gamma"])
             if off.any():
                 raise UserError(
@@ -273,7 +293,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         raw=(end - start) / total,
         pred={} if pred_sums is None else {k: v / n_meas for k, v in pred_sums.items()},
         obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
-        obs_raw=obs_raw, track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
+        obs_raw=obs_raw, obs_projected=np.concatenate(obs_proj, axis=2).mean(axis=2) if obs_proj else None,
+        track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
         samples=samples, start=start, diverged_at=div, settings=settings,
         seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,
     )

@@ -69,7 +69,7 @@ class Lab:
     def measure(self, loss, noise, learner, grid, point, *, chains: int, steps: int, burn: int, chunk: int,
                 seed: int, problem=None, law=None, theory_hyper: Optional[Callable] = None,
                 observable: Optional[str] = None, observable_fn=None, starts=None, every: int = 50,
-                key=None) -> Measured:
+                key=None, observable_at_projection: bool = False) -> Measured:
         """Run ``measure_drift`` with the theory's finite-η and leading predictions averaged in-loop.
 
         ``loss``/``noise``/``learner`` are components; ``problem`` defaults to
@@ -79,13 +79,16 @@ class Lab:
         entry's ``{"learner", "noise"}`` to the law's hyperparameters (default:
         the same). ``observable`` is text in the safe grammar (the theory's
         prediction for it is accumulated too); ``observable_fn`` its JAX
-        function. ``key`` names the components for the simulator cache.
+        function; ``observable_at_projection`` also measures its change at the
+        projected point (``run.obs_projected``, sampled at the record times,
+        every ``every``/2 steps). ``key`` names the components for the simulator cache.
         """
         kw = dict(chains=chains, steps=steps, burn=burn, chunk=chunk, seed=seed, problem=problem, law=law,
-                  theory_hyper=theory_hyper, observable=observable, observable_fn=observable_fn, every=every, key=key)
+                  theory_hyper=theory_hyper, observable=observable, observable_fn=observable_fn, every=every, key=key,
+                  observable_at_projection=observable_at_projection)
         if key is not None and starts is None:  # the same measurement asked twice (e.g. by two checks) runs once
             memo = ("measured", key, repr(grid), tuple(point), chains, steps, burn, chunk, seed, id(law),
-                    observable, every)
+                    observable, every, observable_at_projection)
             with self._locks.setdefault(memo, threading.Lock()):  # checks may run in threads
                 if memo not in self._cache:
                     self._cache[memo] = self._measure(loss, noise, learner, grid, point, starts=None, **kw)
@@ -93,7 +96,7 @@ class Lab:
         return self._measure(loss, noise, learner, grid, point, starts=starts, **kw)
 
     def _measure(self, loss, noise, learner, grid, point, *, chains, steps, burn, chunk, seed, problem, law,
-                 theory_hyper, observable, observable_fn, starts, every, key) -> Measured:
+                 theory_hyper, observable, observable_fn, starts, every, key, observable_at_projection) -> Measured:
         from flatland.theory import compile_prediction, predict
 
         problem = problem if problem is not None else self.problem(loss)
@@ -104,14 +107,15 @@ class Lab:
         grid = [grid] if isinstance(grid, dict) else list(grid)
         if observable is not None and observable_fn is None:
             observable_fn = self.observable_fn(problem, observable)
-        cache_key = None if key is None else (key, id(law), observable, id(problem))
+        cache_key = None if key is None else (key, id(law), observable, id(problem), observable_at_projection)
         predicted = field = None
         if law is not None:
             f = compile_prediction(problem, law, observable)
             predicted = lambda flat, h: f(flat, theory_hyper(h))  # noqa: E731
         run = measure_drift(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
                             seed=seed, predict=predicted, observable=observable_fn, starts=starts, every=every,
-                            cache_key=cache_key, project=self.projector(problem, point))
+                            cache_key=cache_key, project=self.projector(problem, point),
+                            observable_at_projection=observable_at_projection)
         preds = []
         if law is not None:
             hs = [theory_hyper({k: {kk: float(np.asarray(v)[g]) for kk, v in run.settings["grid"][k].items()}
