@@ -78,7 +78,8 @@ class DriftRun:
         pick = lambda x: None if x is None else x[g:g + 1]
         return dataclasses.replace(
             self, rb=pick(self.rb), raw=self.raw[g:g + 1], pred={k: v[g:g + 1] for k, v in self.pred.items()},
-            obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), obs_projected=pick(self.obs_projected), samples=self.samples[g:g + 1],
+            obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), obs_projected=pick(self.obs_projected),
+            samples=self.samples[g:g + 1],
             track=None if self.track is None else {k: v[g:g + 1] for k, v in self.track.items()},
             start=self.start[g:g + 1], diverged_at=self.diverged_at[g:g + 1])
 
@@ -210,6 +211,9 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         project = E.projector(loss, np.ravel(point), unravel)
 
     smooth = getattr(project, "smooth", None) if observable_at_projection else None  # differentiable Φ
+    if observable_at_projection and (smooth is None or observable is None or moments is None):
+        raise ValueError("observable_at_projection needs an observable, a prediction, the step's moments and a "
+                         "project with a .smooth variant (estimators.projector has one)")
 
     def accumulate(p, s, h):
         out = {}
