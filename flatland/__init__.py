@@ -23,7 +23,7 @@ from .estimators import mean_se, missing_moments, ratio_along, step_moments  # n
 from .laws import step_law  # noqa: E402
 from .composition import ComposedNoise, compose_noise  # noqa: E402
 from .lab import Lab, Measured  # noqa: E402
-from .verdicts import decisive, drift_ratio, failed, scalar  # noqa: E402
+from .verdicts import decisive, drift_ratio, failed, scalar, vector_verdict  # noqa: E402
 from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
 from .run_files import read_csv  # noqa: E402
 
@@ -34,6 +34,7 @@ __all__ = [
     # simulating and measuring (for checks): the compiled loop, drift ensembles, estimators, verdicts
     "ensemble", "make_runner", "DriftRun", "measure_drift", "mean_se", "missing_moments", "ratio_along",
     "step_moments", "step_law", "ComposedNoise", "compose_noise", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
+    "vector_verdict",
     # long runs: run extensions (snapshots, reports, figures of a task family) and their files
     "RunContext", "RunExtension", "Snapshot", "read_csv",
 ]

@@ -19,6 +19,7 @@ All are returned as per-chain time averages (:class:`DriftRun`).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Callable, Optional
 
@@ -33,6 +34,12 @@ from .simulate import ensemble, make_runner
 from .stepping import as_hyper, make_step
 
 _SIMS: dict = {}  # cache_key -> jitted ensemble loop (see measure_drift)
+
+#: Held while an ensemble's compiled loop executes. Two ensembles executing at
+#: once from two threads (``flatland check --jobs 2``) deadlocked in XLA's CPU
+#: runtime (both threads waiting, no CPU used) once the loop recorded the
+#: projected point's step every 10–20 steps; compiling still overlaps.
+_EXECUTING = threading.Lock()
 
 #: PRNG of the chains (a ``jax.random.key`` implementation). threefry2x32 keeps
 #: every chain's stream its own under vmap. (XLA's "unsafe_rbg" compiled ~1.5×
@@ -54,7 +61,11 @@ class DriftRun:
     averaged over the record times, not every step) — the
     quantity the theory's observable rule predicts, without the O(σ) normal
     fluctuations that make ``obs_rb`` of an observable with a normal gradient
-    noisy; ``track``: time averages of ``track``'s outputs; ``samples``: a
+    noisy; ``phi_rb``: the same for Φ itself, E[ΔΦ(θ)|θ] per coordinate (the
+    projected point's step, whose mean the theory predicts as the drift along Γ
+    plus n_curv; free of the normal component of the ambient step, which is a
+    large mean-reverting noise); ``raw_phi``: (Φ(end) − Φ(start))/steps, the
+    same without Rao–Blackwellisation; ``track``: time averages of ``track``'s outputs; ``samples``: a
     few chains' recorded θ (grid, chain, record, d);
     ``diverged_at``: first non-finite step per chain (−1 if none).
     """
@@ -72,6 +83,8 @@ class DriftRun:
     seconds: float
     compile_seconds: float = 0.0
     obs_projected: Optional[np.ndarray] = None
+    phi_rb: Optional[np.ndarray] = None
+    raw_phi: Optional[np.ndarray] = None
 
     def grid(self, g: int) -> "DriftRun":
         """The run restricted to grid entry ``g``."""
@@ -79,9 +92,17 @@ class DriftRun:
         return dataclasses.replace(
             self, rb=pick(self.rb), raw=self.raw[g:g + 1], pred={k: v[g:g + 1] for k, v in self.pred.items()},
             obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), obs_projected=pick(self.obs_projected),
+            phi_rb=pick(self.phi_rb), raw_phi=pick(self.raw_phi),
             samples=self.samples[g:g + 1],
             track=None if self.track is None else {k: v[g:g + 1] for k, v in self.track.items()},
             start=self.start[g:g + 1], diverged_at=self.diverged_at[g:g + 1])
+
+    def predicted_step(self, order: str = "finite_eta") -> np.ndarray:
+        """Per-chain predicted mean step of θ, (grid, chain, d): the projected point's drift along Γ
+        (``drift_finite_eta`` or ``drift_leading``) plus its normal motion on a curved Γ (``drift_normal``,
+        n_curv) — what the ambient mean step measures, whole vector."""
+        v = self.pred[f"drift_{order}"]
+        return v + self.pred["drift_normal"] if "drift_normal" in self.pred else v
 
     @property
     def n_diverged(self) -> int:
@@ -210,7 +231,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     if predict is not None and project is None:
         project = E.projector(loss, np.ravel(point), unravel)
 
-    smooth = getattr(project, "smooth", None) if observable_at_projection else None  # differentiable Φ
+    smooth = getattr(project, "smooth", None) if predict is not None else None  # differentiable Φ
     if observable_at_projection and (smooth is None or observable is None or moments is None):
         raise ValueError("observable_at_projection needs an observable, a prediction, the step's moments and a "
                          "project with a .smooth variant (estimators.projector has one)")
@@ -234,10 +255,12 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             on, failed = project(flat)
             out["pred"] = predict(on, h)
             out["off_gamma"] = failed
-            if observable is not None and moments is not None and smooth is not None:
+            if moments is not None and smooth is not None:
                 # at record times only: twice differentiating Φ is costly, and the samples are ~independent
                 m, C = moments(p, s, h)
-                out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C, flat)
+                out["phi_step"] = E.observable_step(smooth, m, C, flat)
+                if observable is not None and observable_at_projection:
+                    out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C, flat)
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)
@@ -252,6 +275,15 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     compiled = sim.lower(keys[0], params, state, hyper, 0).compile()
     compile_seconds = time.perf_counter() - t_c
 
+    with _EXECUTING:  # one ensemble executes at a time; others may compile meanwhile (see _EXECUTING)
+        return _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predict, observable, project,
+                        moments, n_show, G, chains, every, seed, prng, point, loss, noise, learner, track,
+                        t_start, compile_seconds)
+
+
+def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predict, observable, project, moments,
+             n_show, G, chains, every, seed, prng, point, loss, noise, learner, track, t_start, compile_seconds):
+    """Burn-in and measured chunks of one compiled ensemble loop → :class:`DriftRun`."""
     div = np.full((G, chains), -1, dtype=np.int64)
     t = 0
     for i in range(n_burn):  # the same compiled loop; its sums are discarded
@@ -260,7 +292,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         div = np.where(div < 0, np.asarray(tr.diverged_at), div)
     flat_of = _flat_batch
     start = np.asarray(flat_of(params))
-    sums, pred_sums, samples, obs_proj = None, None, [], []
+    sums, pred_sums, samples, obs_proj, phi_steps = None, None, [], [], []
     for i in range(n_meas):
         tr = compiled(keys[n_burn + i], params, state, hyper, t)
         params, state, t = tr.params, tr.state, t + chunk
@@ -272,6 +304,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
             if "obs_proj" in tr.records:
                 obs_proj.append(np.asarray(tr.records["obs_proj"]))
+            if "phi_step" in tr.records:
+                phi_steps.append(np.asarray(tr.records["phi_step"]))
             off = np.asarray(tr.records["off_gamma"])
             if off.any():
                 raise UserError(
@@ -286,6 +320,10 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     if observable is not None:
         c = jax.jit(jax.vmap(jax.vmap(observable)))
         obs_raw = (np.asarray(c(jnp.asarray(end))) - np.asarray(c(jnp.asarray(start)))) / total
+    raw_phi = None
+    if predict is not None:  # the projected points' displacement: what raw displacement says along Γ
+        on = jax.jit(jax.vmap(jax.vmap(lambda f: project(f)[0])))
+        raw_phi = (np.asarray(on(jnp.asarray(end))) - np.asarray(on(jnp.asarray(start)))) / total
     samples = np.concatenate(samples, axis=2)
     samples = np.concatenate([start[:, :n_show, None], samples], axis=2)
     settings = {"chains": int(chains), "steps": total, "burn": n_burn * chunk, "chunk": chunk, "every": every,
@@ -298,6 +336,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         pred={} if pred_sums is None else {k: v / n_meas for k, v in pred_sums.items()},
         obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
         obs_raw=obs_raw, obs_projected=np.concatenate(obs_proj, axis=2).mean(axis=2) if obs_proj else None,
+        phi_rb=np.concatenate(phi_steps, axis=2).mean(axis=2) if phi_steps else None, raw_phi=raw_phi,
         track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
         samples=samples, start=start, diverged_at=div, settings=settings,
         seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,

@@ -175,10 +175,14 @@ def projector(loss, point, unravel=lambda f: f):
 
 
 def observable_step(c: Callable, mean, cov, flat):
-    """E[Δc | θ] ≈ ∇c·m + ½ tr(∇²c (C + m mᵀ)) at flat θ (exact for quadratic c)."""
+    """E[Δc | θ] ≈ ∇c·m + ½ tr(∇²c (C + m mᵀ)) at flat θ (exact for quadratic c).
+
+    ``c`` may be scalar- or vector-valued (e.g. the projection Φ itself: then
+    this is the Rao–Blackwellised step of the projected point, per coordinate).
+    """
     g = jax.jacfwd(c)(flat)
     h = jax.jacfwd(jax.jacfwd(c))(flat)  # forward over forward: compiles faster than hessian for small d
-    ito = 0.5 * jnp.sum(h * (cov + jnp.outer(mean, mean)))
+    ito = 0.5 * jnp.tensordot(h, cov + jnp.outer(mean, mean), axes=2)
     return g @ mean + ito
 
 
@@ -216,12 +220,16 @@ def mean_se(x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ratio_along(measured, predicted) -> dict:
-    """Measured/predicted along the mean predicted direction, paired over chains.
+    """Measured/predicted along the mean predicted direction, and the part across it, paired over chains.
 
     ``measured`` and ``predicted`` are per-chain (n, d) (or (n,)) time averages
     on the same trajectories. With u = p̄/|p̄|, a_i = m_i·u, b_i = p_i·u:
-    R = ā/b̄, s.e.(R) = sd(a − R b)/(√n |b̄|) (delta method). Also the
-    component of m̄ across u relative to |p̄|.
+    R = ā/b̄, s.e.(R) = sd(a − R b)/(√n |b̄|) (delta method). Across: the mean
+    of the paired differences m_i − p_i with their u-component removed, as a
+    fraction of |p̄| (``across``; 0 when the whole vector agrees); its s.e.
+    (``across_stderr``) is √(largest eigenvalue) of that mean's covariance over
+    |p̄| — the s.e. along the worst direction, so it bounds the delta-method
+    s.e. of the norm whichever way the mean points.
     """
     m = np.asarray(measured, float)
     p = np.asarray(predicted, float)
@@ -232,13 +240,21 @@ def ratio_along(measured, predicted) -> dict:
     norm = float(np.linalg.norm(pbar))
     if norm == 0 or not np.isfinite(norm):
         return {"ratio": float("nan"), "ratio_stderr": float("nan"), "across": float("nan"),
-                "direction": pbar.tolist()}
+                "across_stderr": float("nan"), "direction": pbar.tolist()}
     u = pbar / norm
     a, b = m @ u, p @ u
     R = a.mean() / b.mean()
     se = (a - R * b).std(ddof=1) / (math.sqrt(n) * abs(b.mean()))
-    across = np.linalg.norm(m.mean(0) - a.mean() * u) / norm
-    return {"ratio": float(R), "ratio_stderr": float(se), "across": float(across), "direction": u.tolist()}
+    d = m - p
+    w = d - np.outer(d @ u, u)  # the paired differences across u
+    across = np.linalg.norm(w.mean(0)) / norm
+    if m.shape[1] > 1:
+        cov = np.atleast_2d(np.cov(w, rowvar=False)) / n
+        across_se = math.sqrt(max(float(np.linalg.eigvalsh(cov)[-1]), 0.0)) / norm
+    else:
+        across_se = 0.0
+    return {"ratio": float(R), "ratio_stderr": float(se), "across": float(across),
+            "across_stderr": float(across_se), "direction": u.tolist()}
 
 
 def difference_se(a, b) -> tuple[float, float]:

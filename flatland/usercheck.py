@@ -20,12 +20,13 @@ import numpy as np
 
 from .errors import UserError
 from .estimators import mean_se, ratio_along
-from .verdicts import decisive
+from .verdicts import decisive, drift_ratio
 
 TOLERANCE = 0.02
 DEFAULT_CHAINS = 4096
 MAX_BATCHES = 8
-MAX_CHAIN_STEPS = 1.5e8  # the budget of an adaptive run, all batches together
+MAX_CHAIN_STEPS = 1.5e8
+RECORD_EVERY = 10  # steps between samples of the projected point's step E[ΔΦ|θ] (~independent samples)  # the budget of an adaptive run, all batches together
 
 
 @dataclasses.dataclass
@@ -79,23 +80,36 @@ def summary(measured, pred0, observable, tol):
             om = om if om is not None else pooled(runs, "obs_raw")
             out["observable_measured"], out["observable_stderr"] = (float(v) for v in mean_se(om))
         return out
-    pf = np.concatenate([r.pred["drift_finite_eta"][0] for r in runs])
-    pl = np.concatenate([r.pred["drift_leading"][0] for r in runs])
-    meas = rb if rb is not None else raw
-    r = ratio_along(meas, pf)
+    pf = np.concatenate([r.predicted_step("finite_eta")[0] for r in runs])  # along Γ plus n_curv: whole vector
+    pl = np.concatenate([r.predicted_step("leading")[0] for r in runs])
+    phi_rb, raw_phi = pooled(runs, "phi_rb"), pooled(runs, "raw_phi")  # the projected point's step: whole vector
+    meas = phi_rb if phi_rb is not None else raw_phi
+    estimator = "rao-blackwell, projected point" if phi_rb is not None else "raw displacement of the projected point"
     m, se = mean_se(meas)
+    normal = np.zeros(len(pred0.point)) if pred0.drift_normal is None else np.asarray(pred0.drift_normal)
     out = {
         "predicted": pf.mean(0).tolist(), "predicted_leading": pl.mean(0).tolist(),
-        "predicted_at_point": list(pred0.drift_finite_eta), "measured": m.tolist(), "stderr": se.tolist(),
-        "ratio": r["ratio"], "ratio_stderr": r["ratio_stderr"], "ratio_to_leading": ratio_along(meas, pl)["ratio"],
-        "across_fraction": r["across"], "estimator": "rao-blackwell" if rb is not None else "raw displacement",
-        "raw_measured": mean_se(raw)[0].tolist(), "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol,
+        "predicted_at_point": (np.asarray(pred0.drift_finite_eta) + normal).tolist(), "measured": m.tolist(),
+        "stderr": se.tolist(), "estimator": estimator, "raw_measured": mean_se(raw)[0].tolist(),
+        "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol,
     }
+    if rb is not None:  # the ambient mean step along the prediction, for comparison (its normal part is noise)
+        out["ambient_step_ratio"] = ratio_along(rb, pf)["ratio"]
     if not np.any(pf.mean(0)):  # zero predicted drift (e.g. no noise): consistent with 0 within 3 s.e.
         ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300))
         out["verdict"] = "zero drift predicted; measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
-    else:
-        ok, out["verdict"] = decisive(r["ratio"] - 1, r["ratio_stderr"], tol)  # the one verdict rule
+        out.update(ratio=float("nan"), ratio_stderr=float("nan"), across_fraction=float("nan"),
+                   across_stderr=float("nan"))
+    else:  # the one verdict rule, on the whole vector
+        row = drift_ratio("user-valley", meas, pf, pl, tol=tol, estimator=estimator,
+                          variables=measured[0].problem.variables)
+        ok = row.passed
+        out.update(ratio=row.ratio, ratio_stderr=row.ratio_stderr, ratio_to_leading=row.details["ratio_to_leading"],
+                   across_fraction=row.details["across_fraction"], across_stderr=row.details["across_stderr"],
+                   verdict=row.details["verdict"], along={
+                       "statistic": row.statistic, "axis": row.details["axis"], "predicted": row.predicted,
+                       "leading": row.leading, "measured": row.measured, "stderr": row.stderr,
+                       "tolerance": row.tolerance})
     out["passed"] = bool(ok)
     if observable is not None:
         out.update(observable_summary(runs, tol))
@@ -143,13 +157,13 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
     for b in range(n_batches):
         m = lab.measure(loss, noise, learner, grid, point, chains=pl.chains, steps=pl.steps, burn=pl.burn,
                         chunk=pl.chunk, seed=seed * 7919 + b, problem=problem, law=law,
-                        observable=observable, key=key)
+                        observable=observable, key=key, every=RECORD_EVERY)
         check_divergence(m.run, prediction)
         runs.append(m)
         if m.no_prediction:
             break
         s = summary(runs, prediction, observable, tol)
-        if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and (
+        if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and 3 * s["across_stderr"] <= tol / 2 and (
                 observable is None or 3 * s["observable_ratio_stderr"] <= tol / 2 or s["observable_passed"]):
             break
     return runs

@@ -34,37 +34,60 @@ def decisive(error: float, se: float, tol: float) -> tuple[bool, str]:
     return True, "within tolerance"
 
 
+def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
+    """(passed, reason) for ``estimators.ratio_along``'s output: the whole drift vector against its prediction.
+
+    Both parts go through :func:`decisive`: along the predicted direction
+    (ratio − 1) and across it (the perpendicular part of measured − predicted,
+    as a fraction of |predicted|); then the direction must not be reversed.
+    """
+    ok, why = decisive(r["ratio"] - 1.0, r["ratio_stderr"], tol)
+    if not ok:
+        return False, f"along the predicted direction: {why}"
+    ok, why = decisive(r["across"], r["across_stderr"], tol)
+    if not ok:
+        return False, f"across the predicted direction: {why}"
+    if r["ratio"] <= 0:
+        return False, "wrong direction"
+    return True, "within tolerance along and across the predicted direction"
+
+
 def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, estimator: str,
                 variables=("x", "y", "z"), warnings=(), details=None) -> CheckResult:
     """Per-chain drift vectors (n, d) against per-chain predictions (n, d) on the same trajectories.
 
-    Ratio = measured/predicted along the mean predicted direction (paired
-    delta-method s.e.). The table shows the component along the coordinate
-    where the predicted drift is largest.
+    The verdict is on the whole vector (:func:`vector_verdict`): the ratio
+    measured/predicted along the mean predicted direction u (paired
+    delta-method s.e.) and the part across u, each within ``tol``. The table
+    shows measured and predicted along the same axis, u signed so that its
+    largest coordinate is positive (so a drift toward −x reads negative).
     """
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
     r = ratio_along(measured, predicted)
     pbar = predicted.mean(0)
     k = int(np.argmax(np.abs(pbar)))
-    m, se = mean_se(measured[:, k])
+    u = np.asarray(r["direction"], float)
+    axis = u * (np.sign(u[k]) or 1.0)
+    m, se = mean_se(measured @ axis) if u.size == pbar.size else (float("nan"), float("nan"))
     out = dict(details or {})
     lead_val = None
     if leading is not None:
         leading = np.asarray(leading, float)
-        lead_val = float(leading.mean(0)[k])
+        lead_val = float(leading.mean(0) @ axis)
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
-    passed, why = decisive(r["ratio"] - 1.0, r["ratio_stderr"], tol)
-    if passed and r["ratio"] <= 0:
-        passed, why = False, "wrong direction"
+    passed, why = vector_verdict(r, tol)
     out.update(measured_vector=measured.mean(0).tolist(), measured_stderr=mean_se(measured)[1].tolist(),
-               predicted_vector=pbar.tolist(), across_fraction=r["across"], chains=int(measured.shape[0]),
-               verdict=why)
-    var = variables[k] if k < len(variables) else f"θ{k}"
+               predicted_vector=pbar.tolist(), axis=axis.tolist(), across_fraction=r["across"],
+               across_stderr=r["across_stderr"], chains=int(measured.shape[0]), verdict=why)
+    names = [variables[i] if i < len(variables) else f"θ{i}" for i in range(pbar.size)]
+    axis_text = names[k] if np.sum(np.abs(axis) > 1e-12) == 1 else \
+        "(" + ", ".join(f"{a:+.3g}{v}" for a, v in zip(axis, names) if abs(a) > 1e-12) + ")"
     return CheckResult(
-        name=name, statistic=f"per-step drift along {var} ({estimator}, mean over trajectories ± s.e. across chains)",
-        predicted=float(pbar[k]), measured=float(m), stderr=float(se),
-        tolerance=f"|ratio − 1| ≤ {tol:.0%} and {N_SIGMA:g}·s.e.(ratio) ≤ {tol:.0%}",
+        name=name, statistic=f"per-step drift along {axis_text}, the predicted direction ({estimator}, mean over "
+                             "trajectories ± s.e. across chains; the part across it is tested too)",
+        predicted=float(pbar @ axis), measured=float(m), stderr=float(se),
+        tolerance=f"|ratio − 1| ≤ {tol:.0%} and |across|/|predicted| ≤ {tol:.0%}, 3·s.e. of each ≤ {tol:.0%}",
         passed=bool(passed), ratio=_f(r["ratio"]), ratio_stderr=_f(r["ratio_stderr"]), leading=lead_val,
         warnings=list(dict.fromkeys(warnings)), details=out)
 

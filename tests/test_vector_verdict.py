@@ -1,0 +1,51 @@
+"""Verdicts on the whole drift vector, measured as the projected point's step (#11 item 3).
+
+Regression: the verdict looked only along the mean predicted direction and
+reported, but never tested, the part across it; and on a curved Γ the
+prediction lacked the normal motion n_curv of the projected point, so the
+measured step had an untested perpendicular part of order |n_curv|/|v|.
+"""
+import numpy as np
+
+import flatland
+from flatland import drift_ratio
+
+
+def test_a_perpendicular_error_fails_the_verdict():
+    """Along u the ratio is exactly 1; across u the measurement is off by 10% of |p|: must fail."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    p = np.tile([-1.0, 0.0], (n, 1))
+    m = p + np.array([0.0, 0.10]) + 0.01 * rng.standard_normal((n, 2))
+    row = drift_ratio("t", m, p, tol=0.02, estimator="test")
+    assert abs(row.ratio - 1) < 3 * row.ratio_stderr + 1e-3
+    assert row.details["across_fraction"] > 0.09
+    assert not row.passed and "across" in row.details["verdict"]
+    ok = drift_ratio("t", p + 0.01 * rng.standard_normal((n, 2)), p, tol=0.02, estimator="test")
+    assert ok.passed, ok.details["verdict"]
+
+
+def test_table_reads_along_the_predicted_axis_with_its_sign():
+    """A drift toward −x is shown negative, predicted and measured on the same axis."""
+    n = 100
+    p = np.tile([-2.0, 0.5], (n, 1))
+    row = drift_ratio("t", 1.01 * p, p, tol=0.02, estimator="test")
+    axis = np.asarray(row.details["axis"])
+    assert axis[0] > 0 and row.predicted < 0
+    assert np.isclose(row.predicted, p[0] @ axis) and np.isclose(row.measured, 1.01 * row.predicted)
+
+
+def test_projected_step_on_a_curved_manifold_needs_n_curv():
+    """Update noise on ½(xy − 1)² at (2, 0.5): E[ΔΦ|θ] matches v + n_curv as a whole vector (2%),
+    while against the tangent drift v alone its part across v is ≈ |n_curv|/|v| ≈ 0.5 and fails."""
+    lab = flatland.Lab()
+    loss, noise, gd = (lab.component("losses", "hyperbola"), lab.component("noise", "update"),
+                       lab.component("learners", "gd"))
+    m = lab.measure(loss, noise, gd, {"learner": {"lr": 0.05}, "noise": {"sigma": 0.01}}, (2.0, 0.5), chains=3000,
+                    steps=400, burn=100, chunk=100, seed=3, every=10)
+    r = m.run
+    whole = drift_ratio("whole", r.phi_rb[0], r.predicted_step()[0], tol=0.03, estimator="projected")
+    assert whole.passed, whole.details["verdict"]
+    tangent_only = drift_ratio("v", r.phi_rb[0], r.pred["drift_finite_eta"][0], tol=0.03, estimator="projected")
+    assert not tangent_only.passed
+    assert 0.3 < tangent_only.details["across_fraction"] < 0.8
