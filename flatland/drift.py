@@ -65,7 +65,9 @@ class DriftRun:
     projected point's step, whose mean the theory predicts as the drift along Γ
     plus n_curv; free of the normal component of the ambient step, which is a
     large mean-reverting noise); ``raw_phi``: (Φ(end) − Φ(start))/steps, the
-    same without Rao–Blackwellisation; ``track``: time averages of ``track``'s outputs; ``samples``: a
+    same without Rao–Blackwellisation; ``visited``: where the chains were
+    during the measurement, ``{"phi_q05", "phi_q50", "phi_q95"}`` (grid, d):
+    quantiles of Φ(θ) over chains and record times; ``track``: time averages of ``track``'s outputs; ``samples``: a
     few chains' recorded θ (grid, chain, record, d);
     ``diverged_at``: first non-finite step per chain (−1 if none).
     """
@@ -85,6 +87,7 @@ class DriftRun:
     obs_projected: Optional[np.ndarray] = None
     phi_rb: Optional[np.ndarray] = None
     raw_phi: Optional[np.ndarray] = None
+    visited: Optional[dict] = None
 
     def grid(self, g: int) -> "DriftRun":
         """The run restricted to grid entry ``g``."""
@@ -93,6 +96,7 @@ class DriftRun:
             self, rb=pick(self.rb), raw=self.raw[g:g + 1], pred={k: v[g:g + 1] for k, v in self.pred.items()},
             obs_rb=pick(self.obs_rb), obs_raw=pick(self.obs_raw), obs_projected=pick(self.obs_projected),
             phi_rb=pick(self.phi_rb), raw_phi=pick(self.raw_phi),
+            visited=None if self.visited is None else {k: v[g:g + 1] for k, v in self.visited.items()},
             samples=self.samples[g:g + 1],
             track=None if self.track is None else {k: v[g:g + 1] for k, v in self.track.items()},
             start=self.start[g:g + 1], diverged_at=self.diverged_at[g:g + 1])
@@ -255,6 +259,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             on, failed = project(flat)
             out["pred"] = predict(on, h)
             out["off_gamma"] = failed
+            out["on"] = on
             if moments is not None and smooth is not None:
                 # at record times only: twice differentiating Φ is costly, and the samples are ~independent
                 m, C = moments(p, s, h)
@@ -281,6 +286,14 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
                         t_start, compile_seconds)
 
 
+def _visited(on_pts) -> dict:
+    """5/50/95% quantiles of the projected points over chains and record times, per grid entry."""
+    on = np.concatenate(on_pts, axis=2)  # (G, chains, records, d)
+    flat = on.reshape(on.shape[0], -1, on.shape[-1])
+    q = np.quantile(flat, [0.05, 0.5, 0.95], axis=1)
+    return {"phi_q05": q[0], "phi_q50": q[1], "phi_q95": q[2]}
+
+
 def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predict, observable, project, moments,
              n_show, G, chains, every, seed, prng, point, loss, noise, learner, track, t_start, compile_seconds):
     """Burn-in and measured chunks of one compiled ensemble loop → :class:`DriftRun`."""
@@ -292,7 +305,7 @@ def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predic
         div = np.where(div < 0, np.asarray(tr.diverged_at), div)
     flat_of = _flat_batch
     start = np.asarray(flat_of(params))
-    sums, pred_sums, samples, obs_proj, phi_steps = None, None, [], [], []
+    sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
     for i in range(n_meas):
         tr = compiled(keys[n_burn + i], params, state, hyper, t)
         params, state, t = tr.params, tr.state, t + chunk
@@ -306,6 +319,7 @@ def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predic
                 obs_proj.append(np.asarray(tr.records["obs_proj"]))
             if "phi_step" in tr.records:
                 phi_steps.append(np.asarray(tr.records["phi_step"]))
+            on_pts.append(np.asarray(tr.records["on"]))
             off = np.asarray(tr.records["off_gamma"])
             if off.any():
                 raise UserError(
@@ -337,6 +351,7 @@ def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predic
         obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
         obs_raw=obs_raw, obs_projected=np.concatenate(obs_proj, axis=2).mean(axis=2) if obs_proj else None,
         phi_rb=np.concatenate(phi_steps, axis=2).mean(axis=2) if phi_steps else None, raw_phi=raw_phi,
+        visited=_visited(on_pts) if on_pts else None,
         track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
         samples=samples, start=start, diverged_at=div, settings=settings,
         seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,

@@ -101,8 +101,13 @@ def summary(measured, pred0, observable, tol):
         out.update(ratio=float("nan"), ratio_stderr=float("nan"), across_fraction=float("nan"),
                    across_stderr=float("nan"))
     else:  # the one verdict rule, on the whole vector
+        vis = [r.visited for r in runs if r.visited is not None]
         row = drift_ratio("user-valley", meas, pf, pl, tol=tol, estimator=estimator,
-                          variables=measured[0].problem.variables)
+                          variables=measured[0].problem.variables, at_point=out["predicted_at_point"],
+                          visited={k: v[0] for k, v in vis[0].items()} if vis else None)
+        out["prediction_shift_from_point"] = row.details["prediction_shift_from_point"]
+        if "visited" in row.details:
+            out["visited_first_batch"] = row.details["visited"]
         ok = row.passed
         out.update(ratio=row.ratio, ratio_stderr=row.ratio_stderr, ratio_to_leading=row.details["ratio_to_leading"],
                    across_fraction=row.details["across_fraction"], across_stderr=row.details["across_stderr"],

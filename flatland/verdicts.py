@@ -53,8 +53,14 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
 
 
 def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, estimator: str,
-                variables=("x", "y", "z"), warnings=(), details=None) -> CheckResult:
+                variables=("x", "y", "z"), warnings=(), details=None, at_point=None, visited=None) -> CheckResult:
     """Per-chain drift vectors (n, d) against per-chain predictions (n, d) on the same trajectories.
+
+    ``at_point``: the predicted step at the point the check names. Where the
+    chains were decides what was tested: if the prediction averaged along
+    the trajectories differs from ``at_point`` by more than ``tol`` (relative),
+    the row fails as inconclusive — it did not test the named point.
+    ``visited`` (quantiles of Φ(θ), see ``DriftRun.visited``) is reported.
 
     The verdict is on the whole vector (:func:`vector_verdict`): the ratio
     measured/predicted along the mean predicted direction u (paired
@@ -77,6 +83,16 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
     passed, why = vector_verdict(r, tol)
+    if at_point is not None:
+        p0 = np.asarray(at_point, float)
+        shift = float(np.linalg.norm(pbar - p0) / max(np.linalg.norm(p0), 1e-300))
+        out["prediction_shift_from_point"] = shift
+        if shift > tol:
+            passed, why = False, (f"inconclusive: the prediction where the chains were differs from the one at the "
+                                  f"requested point by {shift:.1%} (tolerance {tol:.0%}): the chains measured elsewhere "
+                                  f"({why})")
+    if visited is not None:
+        out["visited"] = {k: np.asarray(v).tolist() for k, v in visited.items()}
     out.update(measured_vector=measured.mean(0).tolist(), measured_stderr=mean_se(measured)[1].tolist(),
                predicted_vector=pbar.tolist(), axis=axis.tolist(), across_fraction=r["across"],
                across_stderr=r["across_stderr"], chains=int(measured.shape[0]), verdict=why)

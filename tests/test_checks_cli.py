@@ -26,7 +26,7 @@ def run_json(capsys, *argv):
 
 def test_user_valley_fig5a_update(capsys, tmp_path):
     """The issue's acceptance command (fewer chains): drift toward the flat end within 2% of finite-η."""
-    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0.01",
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0.005",
                        "--eta", "0.05", "--chains", "3000", "--steps", "300", "--out", str(tmp_path))
     for key in ("variables", "predicted", "predicted_leading", "measured", "stderr", "ratio", "ratio_stderr",
                 "passed", "tolerance"):

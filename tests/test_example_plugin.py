@@ -88,6 +88,6 @@ def test_flatland_check_confirms_the_plugin_prediction(capsys, tmp_path):
     """`flatland check` with the plugin's loss, noise and learner passes (2%)."""
     _installed()
     code = main(["check", "--loss", "tilted", "--at", "x=1,y=1.5", "--noise", "multiplicative", "--learner",
-                 "noisy-gd", "--sigma", "0.02", "--json", "--out", str(tmp_path / "r")])
+                 "noisy-gd", "--sigma", "0.01", "--json", "--out", str(tmp_path / "r")])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["passed"], out

@@ -49,3 +49,16 @@ def test_projected_step_on_a_curved_manifold_needs_n_curv():
     tangent_only = drift_ratio("v", r.phi_rb[0], r.pred["drift_finite_eta"][0], tol=0.03, estimator="projected")
     assert not tangent_only.passed
     assert 0.3 < tangent_only.details["across_fraction"] < 0.8
+
+
+def test_chains_that_left_the_point_are_inconclusive():
+    """#11 item 4: measured = predicted along the trajectories, but the prediction there is 10% off the one at
+    the requested point (the chains moved away during burn-in): the row must not pass."""
+    rng = np.random.default_rng(2)
+    p = np.tile([-1.0, 0.0], (2000, 1))
+    m = p + 0.01 * rng.standard_normal(p.shape)
+    row = drift_ratio("t", m, p, tol=0.02, estimator="test", at_point=[-1.1, 0.0])
+    assert not row.passed and "elsewhere" in row.details["verdict"]
+    assert row.details["prediction_shift_from_point"] == np.float64(0.1 / 1.1).item() or \
+        abs(row.details["prediction_shift_from_point"] - 0.1 / 1.1) < 1e-12
+    assert drift_ratio("t", m, p, tol=0.02, estimator="test", at_point=[-1.01, 0.0]).passed

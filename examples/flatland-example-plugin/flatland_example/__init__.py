@@ -16,7 +16,7 @@ It registers one component of every kind, each declaring what flatland asks:
 
 Install it with ``pip install ./examples/flatland-example-plugin``; it then
 shows up in ``flatland list`` with its origin, and
-``flatland check --loss tilted --at x=1,y=1.5 --noise multiplicative --learner noisy-gd --sigma 0.02``
+``flatland check --loss tilted --at x=1,y=1.5 --noise multiplicative --learner noisy-gd --sigma 0.01``
 compares its drift with the prediction.
 """
 import jax
