@@ -68,7 +68,11 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     _, by_res = run_json(capsys, "--residuals", "x*y*z - 1, x - y**2", *common, "--out", str(tmp_path / "res"))
     a, b = np.asarray(by_value["predicted"]), np.asarray(by_res["predicted"])
     assert np.linalg.norm(a - b) <= 0.01 * np.linalg.norm(b)
-    assert np.allclose(by_value["measured"], by_res["measured"], rtol=1e-6)  # same chains, same steps
+    assert np.allclose(by_value["raw_measured"], by_res["raw_measured"], rtol=1e-6)  # same chains, same steps
+    # the projected point's step depends on the projection map sample by sample (value form: Newton on the
+    # normal space; residual form: Gauss–Newton), not in mean: agreement within 4 combined s.e.
+    diff = np.abs(np.subtract(by_value["measured"], by_res["measured"]))
+    assert np.all(diff <= 4 * np.hypot(by_value["stderr"], by_res["stderr"]))
 
 
 @pytest.mark.parametrize("argv,words", [
