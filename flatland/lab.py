@@ -32,6 +32,26 @@ class Measured:
     field: Optional[object] = None  # flat θ -> predicted finite-η drift (first grid entry), for figures
     no_prediction: Optional[str] = None  # why there is no prediction (a missing declaration)
 
+    def drift_row(self, name: str, g: int = 0, *, tol: float, raw: bool = False, warnings=(), details=None):
+        """The drift verdict of grid entry ``g`` (a :class:`flatland.CheckResult`), the way built-in checks judge:
+        the projected point's step (``run.phi_rb``; ``raw=True``: its displacement ``run.raw_phi``) against
+        the drift along Γ plus n_curv, whole vector, at the point the run was asked about (``drift_ratio``'s
+        ``at_point``). Record often enough (``Lab.measure(..., every=10)``) for a precise ``phi_rb``."""
+        from .verdicts import drift_ratio
+
+        r = self.run.grid(g)
+        if r.phi_rb is None and not raw:
+            raise ValueError("drift_row needs run.phi_rb: a prediction and the step's declared moments "
+                             "(or pass raw=True for the projected point's displacement)")
+        p = self.predictions[g]
+        at_point = np.asarray(p.drift_finite_eta) + (0 if p.drift_normal is None else np.asarray(p.drift_normal))
+        return drift_ratio(name, r.raw_phi[0] if raw else r.phi_rb[0], r.predicted_step("finite_eta")[0],
+                           r.predicted_step("leading")[0], tol=tol, at_point=at_point,
+                           visited=None if r.visited is None else {k: v[0] for k, v in r.visited.items()},
+                           estimator="raw displacement of Φ(θ)" if raw else "Rao–Blackwellised step of Φ(θ)",
+                           variables=self.problem.variables, warnings=list(self.warnings(g)) + list(warnings),
+                           details=details)
+
     def warnings(self, g: Optional[int] = None) -> list:
         preds = self.predictions if g is None else [self.predictions[g]]
         out = [w for p in preds for w in p.warnings] + ([self.no_prediction] if self.no_prediction else [])

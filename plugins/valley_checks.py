@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from flatland import Check, drift_ratio, failed, hookimpl, ratio_along, scalar
+from flatland import Check, failed, hookimpl, ratio_along, scalar
 from flatland.theory import predict
 
 SUITE = "valleys"
@@ -62,22 +62,18 @@ def figure(options, tag, loss, m):
 
 
 def ratio_row(name, m, g=0, *, tol=TOL, estimator="Rao–Blackwellised", warnings=(), **details):
-    """The drift of the projected point Φ(θ) (``phi_rb``: E[ΔΦ|θ] at the record times, or ``raw_phi``:
-    its displacement) against the theory's drift along Γ plus n_curv, whole vector; the ambient
-    Rao–Blackwellised step's ratio along the prediction is reported beside it."""
+    """``Measured.drift_row`` (the projected point's step against the drift along Γ plus n_curv, whole
+    vector, at the named point) with the raw and the ambient step's ratios reported beside it."""
     r = m.run.grid(g)
-    measured = r.phi_rb[0] if estimator.startswith("Rao") else r.raw_phi[0]
-    predicted, leading = r.predicted_step("finite_eta")[0], r.predicted_step("leading")[0]
-    raw = drift_ratio(name, r.raw_phi[0], predicted, tol=tol, estimator="raw")
+    predicted = r.predicted_step("finite_eta")[0]
+    raw = m.drift_row(name, g, tol=tol, raw=True)
     amb = ratio_along(r.rb[0], predicted) if r.rb is not None else {"ratio": None, "ratio_stderr": None}
     details.update(raw_ratio=raw.ratio, raw_ratio_stderr=raw.ratio_stderr, ambient_step_ratio=amb["ratio"],
                    ambient_step_ratio_stderr=amb["ratio_stderr"], run=_run_info(m))
-    pt = m.predictions[g]
-    at_point = np.asarray(pt.drift_finite_eta) + (0 if pt.drift_normal is None else np.asarray(pt.drift_normal))
-    return drift_ratio(name, measured, predicted, leading, tol=tol, at_point=at_point,
-                       visited=None if r.visited is None else {k: v[0] for k, v in r.visited.items()},
-                       estimator=estimator, variables=m.problem.variables,
-                       warnings=list(m.warnings(g)) + list(warnings), details=details)
+    if not estimator.startswith("Rao"):
+        raw.details.update(details)
+        return raw
+    return m.drift_row(name, g, tol=tol, warnings=warnings, details=details)
 
 
 def _run_info(m):
