@@ -281,9 +281,65 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     compile_seconds = time.perf_counter() - t_c
 
     with _EXECUTING:  # one ensemble executes at a time; others may compile meanwhile (see _EXECUTING)
-        return _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predict, observable, project,
-                        moments, n_show, G, chains, every, seed, prng, point, loss, noise, learner, track,
-                        t_start, compile_seconds)
+        div = np.full((G, chains), -1, dtype=np.int64)
+        t = 0
+        for i in range(n_burn):  # the same compiled loop; its sums are discarded
+            tr = compiled(keys[i], params, state, hyper, t)
+            params, state, t = tr.params, tr.state, t + chunk
+            div = np.where(div < 0, np.asarray(tr.diverged_at), div)
+        flat_of = _flat_batch
+        start = np.asarray(flat_of(params))
+        sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
+        for i in range(n_meas):
+            tr = compiled(keys[n_burn + i], params, state, hyper, t)
+            params, state, t = tr.params, tr.state, t + chunk
+            div = np.where(div < 0, np.asarray(tr.diverged_at), div)
+            s = jax.tree_util.tree_map(np.asarray, tr.sums)
+            sums = s if sums is None else jax.tree_util.tree_map(np.add, sums, s)
+            if predict is not None:
+                ps = jax.tree_util.tree_map(lambda x: np.asarray(x).mean(axis=2), tr.records["pred"])
+                pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
+                if "obs_proj" in tr.records:
+                    obs_proj.append(np.asarray(tr.records["obs_proj"]))
+                if "phi_step" in tr.records:
+                    phi_steps.append(np.asarray(tr.records["phi_step"]))
+                on_pts.append(np.asarray(tr.records["on"]))
+                off = np.asarray(tr.records["off_gamma"])
+                if off.any():
+                    raise UserError(
+                        f"projection onto the zero-loss manifold failed at {int(off.sum())} of {off.size} recorded "
+                        f"points near step {t} (the loss stayed above 1e-4 of its value before projecting): the "
+                        "chains left the valley near the point, or the manifold is degenerate there — try a smaller "
+                        "noise scale or learning rate, or another point")
+            samples.append(np.asarray(tr.records["theta"][:, :n_show]))
+        end = np.asarray(flat_of(params))
+        total = n_meas * chunk
+        obs_raw = None
+        if observable is not None:
+            c = jax.jit(jax.vmap(jax.vmap(observable)))
+            obs_raw = (np.asarray(c(jnp.asarray(end))) - np.asarray(c(jnp.asarray(start)))) / total
+        raw_phi = None
+        if predict is not None:  # the projected points' displacement: what raw displacement says along Γ
+            on = jax.jit(jax.vmap(jax.vmap(lambda f: project(f)[0])))
+            raw_phi = (np.asarray(on(jnp.asarray(end))) - np.asarray(on(jnp.asarray(start)))) / total
+        samples = np.concatenate(samples, axis=2)
+        samples = np.concatenate([start[:, :n_show, None], samples], axis=2)
+        settings = {"chains": int(chains), "steps": total, "burn": n_burn * chunk, "chunk": chunk, "every": every,
+                    "seed": int(seed), "prng": prng, "grid": jax.tree_util.tree_map(lambda x: np.asarray(x).tolist(), hyper),
+                    "point": [float(v) for v in np.ravel(point)], "loss": loss.name, "noise": noise.name,
+                    "learner": learner.name, "estimator": "rao-blackwell" if moments is not None else "raw"}
+        return DriftRun(
+            rb=None if moments is None else sums["rb"] / total,
+            raw=(end - start) / total,
+            pred={} if pred_sums is None else {k: v / n_meas for k, v in pred_sums.items()},
+            obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
+            obs_raw=obs_raw, obs_projected=np.concatenate(obs_proj, axis=2).mean(axis=2) if obs_proj else None,
+            phi_rb=np.concatenate(phi_steps, axis=2).mean(axis=2) if phi_steps else None, raw_phi=raw_phi,
+            visited=_visited(on_pts) if on_pts else None,
+            track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
+            samples=samples, start=start, diverged_at=div, settings=settings,
+            seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,
+        )
 
 
 def _visited(on_pts) -> dict:
@@ -292,67 +348,3 @@ def _visited(on_pts) -> dict:
     flat = on.reshape(on.shape[0], -1, on.shape[-1])
     q = np.quantile(flat, [0.05, 0.5, 0.95], axis=1)
     return {"phi_q05": q[0], "phi_q50": q[1], "phi_q95": q[2]}
-
-
-def _execute(compiled, keys, params, state, hyper, n_burn, n_meas, chunk, predict, observable, project, moments,
-             n_show, G, chains, every, seed, prng, point, loss, noise, learner, track, t_start, compile_seconds):
-    """Burn-in and measured chunks of one compiled ensemble loop → :class:`DriftRun`."""
-    div = np.full((G, chains), -1, dtype=np.int64)
-    t = 0
-    for i in range(n_burn):  # the same compiled loop; its sums are discarded
-        tr = compiled(keys[i], params, state, hyper, t)
-        params, state, t = tr.params, tr.state, t + chunk
-        div = np.where(div < 0, np.asarray(tr.diverged_at), div)
-    flat_of = _flat_batch
-    start = np.asarray(flat_of(params))
-    sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
-    for i in range(n_meas):
-        tr = compiled(keys[n_burn + i], params, state, hyper, t)
-        params, state, t = tr.params, tr.state, t + chunk
-        div = np.where(div < 0, np.asarray(tr.diverged_at), div)
-        s = jax.tree_util.tree_map(np.asarray, tr.sums)
-        sums = s if sums is None else jax.tree_util.tree_map(np.add, sums, s)
-        if predict is not None:
-            ps = jax.tree_util.tree_map(lambda x: np.asarray(x).mean(axis=2), tr.records["pred"])
-            pred_sums = ps if pred_sums is None else jax.tree_util.tree_map(np.add, pred_sums, ps)
-            if "obs_proj" in tr.records:
-                obs_proj.append(np.asarray(tr.records["obs_proj"]))
-            if "phi_step" in tr.records:
-                phi_steps.append(np.asarray(tr.records["phi_step"]))
-            on_pts.append(np.asarray(tr.records["on"]))
-            off = np.asarray(tr.records["off_gamma"])
-            if off.any():
-                raise UserError(
-                    f"projection onto the zero-loss manifold failed at {int(off.sum())} of {off.size} recorded "
-                    f"points near step {t} (the loss stayed above 1e-4 of its value before projecting): the "
-                    "chains left the valley near the point, or the manifold is degenerate there — try a smaller "
-                    "noise scale or learning rate, or another point")
-        samples.append(np.asarray(tr.records["theta"][:, :n_show]))
-    end = np.asarray(flat_of(params))
-    total = n_meas * chunk
-    obs_raw = None
-    if observable is not None:
-        c = jax.jit(jax.vmap(jax.vmap(observable)))
-        obs_raw = (np.asarray(c(jnp.asarray(end))) - np.asarray(c(jnp.asarray(start)))) / total
-    raw_phi = None
-    if predict is not None:  # the projected points' displacement: what raw displacement says along Γ
-        on = jax.jit(jax.vmap(jax.vmap(lambda f: project(f)[0])))
-        raw_phi = (np.asarray(on(jnp.asarray(end))) - np.asarray(on(jnp.asarray(start)))) / total
-    samples = np.concatenate(samples, axis=2)
-    samples = np.concatenate([start[:, :n_show, None], samples], axis=2)
-    settings = {"chains": int(chains), "steps": total, "burn": n_burn * chunk, "chunk": chunk, "every": every,
-                "seed": int(seed), "prng": prng, "grid": jax.tree_util.tree_map(lambda x: np.asarray(x).tolist(), hyper),
-                "point": [float(v) for v in np.ravel(point)], "loss": loss.name, "noise": noise.name,
-                "learner": learner.name, "estimator": "rao-blackwell" if moments is not None else "raw"}
-    return DriftRun(
-        rb=None if moments is None else sums["rb"] / total,
-        raw=(end - start) / total,
-        pred={} if pred_sums is None else {k: v / n_meas for k, v in pred_sums.items()},
-        obs_rb=sums.get("obs_rb") / total if (sums and "obs_rb" in sums) else None,
-        obs_raw=obs_raw, obs_projected=np.concatenate(obs_proj, axis=2).mean(axis=2) if obs_proj else None,
-        phi_rb=np.concatenate(phi_steps, axis=2).mean(axis=2) if phi_steps else None, raw_phi=raw_phi,
-        visited=_visited(on_pts) if on_pts else None,
-        track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
-        samples=samples, start=start, diverged_at=div, settings=settings,
-        seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,
-    )
