@@ -103,10 +103,11 @@ class DriftRun:
 
     def predicted_step(self, order: str = "finite_eta") -> np.ndarray:
         """Per-chain predicted mean step of θ, (grid, chain, d): the projected point's drift along Γ
-        (``drift_finite_eta`` or ``drift_leading``) plus its normal motion on a curved Γ (``drift_normal``,
-        n_curv) — what the ambient mean step measures, whole vector."""
+        (``drift_finite_eta`` or ``drift_leading``) plus its normal motion on a curved Γ (n_curv at the
+        same order) — what the ambient mean step measures, whole vector."""
         v = self.pred[f"drift_{order}"]
-        return v + self.pred["drift_normal"] if "drift_normal" in self.pred else v
+        normal = self.pred.get("drift_normal_leading" if order == "leading" else "drift_normal")
+        return v if normal is None else v + normal
 
     @property
     def n_diverged(self) -> int:

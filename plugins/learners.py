@@ -108,12 +108,42 @@ def sed_covariance(ctx):
     return mu**2 * s**6 / 4 * ((trH**2 + 2 * ctx.trace(H2)) * ctx.eye + 4 * trH * H + 8 * H2)
 
 
-#: SED's mean step is −μs² ∇(L + (s²/2) tr H) + O(s⁶) (Stein's lemma on the smoothed loss), so its
-#: effective step is μs² and its potential (s²/2) tr H; its probe noise adds ``sed_covariance``.
-#: The potential part has no known finite-η form.
+def sed_gradient_covariance(ctx, g):
+    """Covariance of SED's step that grows with the gradient g off Γ: η²(ggᵀ + |g|²I), η = μs².
+
+    The probe's linear part −μπ(π·g) has mean −ηg and, by Isserlis' theorem,
+    covariance μ²(E[ππᵀggᵀππᵀ] − s⁴ggᵀ) = η²(ggᵀ + |g|²I). Near Γ (g ≈ Hδ) it
+    adds 2η²λ²S to a normal direction's second-moment recursion, so SED's normal
+    fluctuations solve η(2λ − 3ηλ²)S = C instead of η(2λ − ηλ²)S = C.
+    """
+    G = ctx.outer(g)
+    return ctx.eta**2 * (G + ctx.trace(G) * ctx.eye)
+
+
+SED_PROBE_WARN = 0.01  # s²/λ above which SED's finite-probe terms (left out) pass ~1% of the drift
+
+
+def sed_regime(ctx):
+    """A warning when the probe is not small against the curvature: the prediction is leading order in s²/λ."""
+    lam = np.linalg.eigvalsh(np.asarray(ctx.H, float))
+    lam = lam[lam > 1e-9 * max(lam.max(), 1e-300)]
+    if lam.size == 0:
+        return []
+    ratio = float(ctx.hyper["sigma"]) ** 2 / float(lam.min())
+    if ratio <= SED_PROBE_WARN:
+        return []
+    return [f"SED probe size s² = {ratio:.3g}·λ_min: the prediction is leading order in s²/λ (exact in μs²λ), "
+            f"expect a relative error of order {ratio:.2g}; use s² ≤ {SED_PROBE_WARN:g}·λ_min for ~1%"]
+
+
+#: SED's mean step is exactly −μs² ∇(L ∗ N(0, s²)) = −μs² ∇(L + (s²/2) tr H) + O(s⁶) (Stein's lemma),
+#: so its effective step is μs² and its potential (s²/2) tr H at every μ; its probes add
+#: ``sed_covariance`` on Γ and ``sed_gradient_covariance`` off it, which the finite-η rule solves
+#: exactly. Left out, relative O(s²/λ): the O(s⁴) smoothing terms, the probe covariance beyond
+#: ½πᵀHπ, and the potential's own curvature in the normal contraction.
 SED_THEORY = LearnerTheory(lr=lambda h: h["lr"] * h["sigma"] ** 2, covariance=sed_covariance,
                            potential=lambda ctx: ctx.hyper["sigma"] ** 2 / 2 * ctx.trace(ctx.H),
-                           uses_gradient=False, finite_eta=False)
+                           uses_gradient=False, gradient_covariance=sed_gradient_covariance, regime=sed_regime)
 
 GH_MAX_DIM = 4
 GH_NODES = 6

@@ -82,7 +82,12 @@ def symbolic_context(problem: Problem, law: StepLaw, part: str) -> CovarianceCon
 
 @dataclasses.dataclass(frozen=True)
 class ClosedForm:
-    """C = a·I + b·H (when ``complete``), the learner's effective step ``eta`` and potential U."""
+    """C = a·I + b·H (when ``complete``), the learner's effective step ``eta`` and potential U.
+
+    ``finite_eta`` is False when only the leading order has a closed form: the
+    learner's step noise grows with the gradient (``gradient_covariance``), which
+    the finite-η closed forms do not contain (the general rule does).
+    """
 
     a: sp.Expr
     b: sp.Expr
@@ -90,6 +95,7 @@ class ClosedForm:
     U: sp.Expr
     complete: bool
     note: str = ""
+    finite_eta: bool = True
 
 
 def _as_matrix(C, d):
@@ -161,6 +167,9 @@ def closed_form(problem: Problem, law: StepLaw) -> ClosedForm:
     if not _vanishes(problem, C - a * sp.eye(d) - b * H, order):
         return ClosedForm(sp.Integer(0), sp.Integer(0), eta, U, False,
                           "no closed form: the declared covariance is not of the form a·I + b·H")
+    if law.learner.gradient_covariance is not None:
+        return ClosedForm(a, b, eta, U, True, "no finite-η closed form: the learner's step noise grows with the "
+                          "gradient (gradient_covariance); the general rule alone predicts at finite η", False)
     return ClosedForm(a, b, eta, U, True)
 
 

@@ -100,10 +100,11 @@ def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank:
     """A cached pure JAX function ``f(theta, hyper) -> dict`` of per-step predictions.
 
     Keys: ``drift_leading``, ``drift_finite_eta`` (the projected point's drift along Γ, shape (d,)),
-    ``drift_normal`` (its motion along the normal on a curved Γ, n_curv) and, with an
+    ``drift_normal`` (its motion along the normal on a curved Γ, n_curv, with the step's
+    covariance at finite η), ``drift_normal_leading`` (the same at leading order) and, with an
     observable (text in the safe grammar), ``observable_leading``,
     ``observable_finite_eta``, ``observable_without_ito`` (leading order),
-    ``observable_without_ito_finite_eta`` and ``observable_ito``. ``rank``
+    ``observable_without_ito_finite_eta`` and ``observable_ito`` (finite η). ``rank``
     defaults to the rank of H on Γ (``default_rank``).
     """
     check_law(problem, law)
@@ -144,28 +145,36 @@ def build(problem: Problem, law: StepLaw, observable, m: int, backend: str = "ja
         eye = xp.eye(n)
         eta = law.learner.lr(hyper["learner"])
         ctx = dict(H=H, eye=eye, eta=eta, kappa=kappa, J=J, theta=theta, dH=dH, backend=backend)
-        C = total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
-                             CovarianceContext(hyper=hyper["learner"], **ctx))
+        ctx_learner = CovarianceContext(hyper=hyper["learner"], **ctx)
+        C = total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx), ctx_learner)
+        C_fin = C  # the step's covariance averaged over the normal fluctuations, at finite η
         if m == 0:
-            v_lead = v_fin = n_curv = xp.zeros(n)
+            v_lead = v_fin = n_lead = n_fin = xp.zeros(n)
             P_T = eye
         else:
             lam_n, U_n, P_T = _rule.normal_split(xp, H, m)
             S_lead = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, False)
-            S_fin = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, True)
-            mixed, n_curv = _rule.projection_terms(xp, dH, C, lam_n, U_n, P_T)
-            v_lead = _rule.drift_from_s(xp, S_lead, dH, P_T, eta) + mixed
-            v_fin = _rule.drift_from_s(xp, S_fin, dH, P_T, eta) + mixed
+            if law.learner.gradient_covariance is None:
+                S_fin = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, True)
+            else:
+                S_fin, EK = _rule.with_gradient_noise(
+                    xp, lam_n, U_n, C, eta, lambda g: law.learner.gradient_covariance(ctx_learner, g))
+                C_fin = C + EK
+            mixed_lead, n_lead = _rule.projection_terms(xp, dH, C, lam_n, U_n, P_T)
+            mixed_fin, n_fin = _rule.projection_terms(xp, dH, C_fin, lam_n, U_n, P_T)
+            v_lead = _rule.drift_from_s(xp, S_lead, dH, P_T, eta) + mixed_lead
+            v_fin = _rule.drift_from_s(xp, S_fin, dH, P_T, eta) + mixed_fin
             if grad_U is not None:
                 bias = -eta * (P_T @ grad_U(theta, *hyper_values(order, hyper)))
                 v_lead, v_fin = v_lead + bias, v_fin + bias
-        out = {"drift_leading": v_lead, "drift_finite_eta": v_fin, "drift_normal": n_curv}
+        out = {"drift_leading": v_lead, "drift_finite_eta": v_fin, "drift_normal": n_fin,
+               "drift_normal_leading": n_lead}
         if obs is not None:
             grad_c, hess_c = obs[0](theta), obs[1](theta)
-            ito = _rule.ito_term(xp, hess_c, P_T, C)
-            lead, fin = grad_c @ (v_lead + n_curv), grad_c @ (v_fin + n_curv)
+            ito_lead, ito = _rule.ito_term(xp, hess_c, P_T, C), _rule.ito_term(xp, hess_c, P_T, C_fin)
+            lead, fin = grad_c @ (v_lead + n_lead), grad_c @ (v_fin + n_fin)
             out.update(observable_without_ito=lead, observable_without_ito_finite_eta=fin,
-                       observable_ito=ito, observable_leading=lead + ito, observable_finite_eta=fin + ito)
+                       observable_ito=ito, observable_leading=lead + ito_lead, observable_finite_eta=fin + ito)
         return out
 
     f.__doc__ = f"Per-step predictions for {problem!r} under {law.name} (rank {m})."

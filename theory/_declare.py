@@ -105,6 +105,13 @@ class LearnerTheory:
     for learners that never ask the oracle for a gradient (noise added to the
     gradient then does not reach them). ``finite_eta`` says whether the
     finite-η (discrete Lyapunov) form applies to this learner's potential part.
+    ``gradient_covariance(ctx, g)`` is the part of the step's covariance that
+    grows with the gradient g = ∇L(θ) off Γ, a quadratic form in g (None: none).
+    It is zero on Γ but feeds the normal fluctuations at finite η: a learner
+    whose step is −η g plus noise ∝ (π·g) fluctuates more than gradient descent.
+    Arrays only (NumPy/JAX contexts; g a 1-D array). ``regime(ctx)`` returns
+    warnings (strings) where the declaration itself is known to be inaccurate at
+    this point and these hyperparameters (NumPy context on Γ; None: none).
     """
 
     lr: Callable[[Mapping], Any] = _lr
@@ -112,6 +119,8 @@ class LearnerTheory:
     potential: Optional[Callable[[CovarianceContext], Any]] = None
     uses_gradient: bool = True
     finite_eta: bool = True
+    gradient_covariance: Optional[Callable[[CovarianceContext, Any], Any]] = None
+    regime: Optional[Callable[[CovarianceContext], list]] = None
 
 
 GRADIENT_DESCENT = LearnerTheory()

@@ -145,8 +145,13 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     else:
         m_closed = max(m, S.generic_rank(problem, theta)) if problem.has_residuals else m
         closed_lead, closed_fin = _closed_form(problem, law, m_closed, theta, P_T, hyper)
+        if not cf.finite_eta:
+            warnings.append(cf.note)
+            closed_fin = np.full(problem.dim, np.nan)
         for label, general, closed in (("leading", out["drift_leading"], closed_lead),
                                        ("finite-η", out["drift_finite_eta"], closed_fin)):
+            if label == "finite-η" and not cf.finite_eta:
+                continue
             if not np.all(np.isfinite(closed)):
                 where = (f"a degenerate point of Γ (H has rank {m} here, {m_closed} generically)" if m < m_closed
                          else "a degenerate point of Γ, or ηλ = 2")
@@ -163,11 +168,16 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
                                     CovarianceContext(hyper=hyper["learner"], **ctx)), float)
     warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH)
+    if law.learner.regime is not None:
+        warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
 
     if cf.complete:
         R = _closed.regularizer(problem, law, m, False)
-        R_eta = _closed.regularizer(problem, law, m, True)
-        (r_txt, r_tex), (re_txt, re_tex) = _text(R, problem, theta), _text(R_eta, problem, theta)
+        (r_txt, r_tex) = _text(R, problem, theta)
+        if cf.finite_eta:
+            (re_txt, re_tex) = _text(_closed.regularizer(problem, law, m, True), problem, theta)
+        else:
+            re_txt = re_tex = "(no finite-η closed form: general rule only)"
     else:
         r_txt = re_txt = r_tex = re_tex = "(no closed form: general rule only)"
     lam_max = float(lam[-1]) if lam.size else 0.0

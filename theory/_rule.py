@@ -8,6 +8,10 @@ points slightly off Γ as met along simulated trajectories.
 
 1. S solves the discrete Lyapunov equation S − (I−ηH)S(I−ηH) = C_N; in H's
    eigenbasis S_ij = C_ij / (η(λ_i+λ_j) − η²λ_iλ_j); leading order drops η².
+   A learner whose step noise grows with the gradient (a covariance K(g),
+   quadratic in g = ∇L ≈ Hδ off Γ; SED's probe −μπ(π·g) gives η²(ggᵀ + |g|²I))
+   adds E_δ K(Hδ) = 𝒦(HSH) to the right-hand side at finite η, a term linear in S:
+   the equation is then solved as a linear system on the normal block.
 2. drift v = −(η/2) P_T [tr(S ∂_k H)]_k, plus, where C couples tangent and
    normal directions (C_TN = P_T C P_N ≠ 0, e.g. multiplicative noise; zero for
    C = aI + bH), the tangent motion of the projected point Φ from that coupling:
@@ -29,14 +33,50 @@ def normal_split(xp, H, m: int):
     return lam_n, U_n, P_T
 
 
-def stationary_covariance(xp, lam_n, U_n, C, eta, finite_eta: bool):
-    """S on the normal space (as a d×d matrix) from the discrete Lyapunov equation."""
+def stationary_covariance(xp, lam_n, U_n, C, eta, finite_eta: bool, gradient_cov=None):
+    """S on the normal space (as a d×d matrix) from the discrete Lyapunov equation.
+
+    With ``gradient_cov`` (g -> K(g), see the module docstring) and ``finite_eta``
+    the gradient-driven noise enters too (``with_gradient_noise``).
+    """
+    if gradient_cov is not None and finite_eta:
+        return with_gradient_noise(xp, lam_n, U_n, C, eta, gradient_cov)[0]
     C_n = U_n.T @ C @ U_n
     li, lj = lam_n[:, None], lam_n[None, :]
     denom = eta * (li + lj)
     if finite_eta:
         denom = denom - eta**2 * li * lj
     return U_n @ (C_n / denom) @ U_n.T
+
+
+def with_gradient_noise(xp, lam_n, U_n, C, eta, gradient_cov):
+    """(S, E_δ K(Hδ)) at finite η when the step's covariance also holds K(g), g = Hδ, δ ~ N(0, S).
+
+    K is quadratic, so E K(g) for g ~ N(0, G) is Σ_k μ_k K(u_k) over G's eigenpairs, and for
+    G = λ_aλ_b (u_a u_bᵀ + u_b u_aᵀ) it is λ_aλ_b/2 [K(u_a + u_b) − K(u_a − u_b)]. On the normal
+    block (unknowns S_ab, a ≤ b) the equation
+    η(ΛS + SΛ) − η²ΛSΛ − U_Nᵀ 𝒦(U_N ΛSΛ U_Nᵀ) U_N = U_Nᵀ C U_N is linear: solve it directly.
+    """
+    m = lam_n.shape[0]
+    pairs = [(a, b) for a in range(m) for b in range(a, m)]
+    index = {p: i for i, p in enumerate(pairs)}
+    C_n = U_n.T @ C @ U_n
+    images, columns = [], []
+    for a, b in pairs:
+        u, w = U_n[:, a], U_n[:, b]
+        if a == b:
+            K = lam_n[a] ** 2 * gradient_cov(u)
+        else:
+            K = lam_n[a] * lam_n[b] / 2 * (gradient_cov(u + w) - gradient_cov(u - w))
+        images.append(K)
+        K_n = U_n.T @ K @ U_n
+        lyap = eta * (lam_n[a] + lam_n[b]) - eta**2 * lam_n[a] * lam_n[b]
+        columns.append(xp.stack([(lyap if (i, j) == (a, b) else 0.0) - K_n[i, j] for i, j in pairs]))
+    A = xp.stack(columns, axis=1)
+    c = xp.linalg.solve(A, xp.stack([C_n[i, j] for i, j in pairs]))
+    S_n = xp.stack([xp.stack([c[index[(min(i, j), max(i, j))]] for j in range(m)]) for i in range(m)])
+    EK = sum(c[k] * images[k] for k in range(len(pairs)))
+    return U_n @ S_n @ U_n.T, EK
 
 
 def drift_from_s(xp, S, dH, P_T, eta):
@@ -61,13 +101,13 @@ def projection_terms(xp, dH, C, lam_n, U_n, P_T):
     return mixed, n_curv
 
 
-def general_drift(xp, H, dH, C, eta, m: int, finite_eta: bool = True):
-    """Drift per step of the general rule at a point; returns (v, S, P_T)."""
+def general_drift(xp, H, dH, C, eta, m: int, finite_eta: bool = True, gradient_cov=None):
+    """Drift per step of the general rule at a point (rules 1–2 along Γ); returns (v, S, P_T)."""
     d = H.shape[0]
     if m == 0:
         return xp.zeros(d), xp.zeros((d, d)), xp.eye(d)
     lam_n, U_n, P_T = normal_split(xp, H, m)
-    S = stationary_covariance(xp, lam_n, U_n, C, eta, finite_eta)
+    S = stationary_covariance(xp, lam_n, U_n, C, eta, finite_eta, gradient_cov)
     return drift_from_s(xp, S, dH, P_T, eta), S, P_T
 
 
