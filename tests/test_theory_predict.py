@@ -81,6 +81,21 @@ def test_regime_warnings_edge_of_stability_and_degenerate_points():
     assert any("rank drop" in w for w in label_at_zero.warnings)
 
 
+def test_degenerate_warning_counts_where_a_planned_run_goes():
+    """At x = 0.5 on (xy)² (λ = 2x², degenerate at x = 0) the point itself is calm, but 3500 steps
+    of update noise σ = 0.01 spread the chains 2·σ√3500 ≈ 1.2 ≥ 0.5: the warning must say so; a short
+    horizon keeps a finite error estimate that grows with the horizon."""
+    here = predict(FIG5A, [0.5, 0.0], "update", sigma=0.01, eta=0.05)
+    assert not any("degenerate" in w for w in here.warnings)
+    far = predict(FIG5A, [0.5, 0.0], "update", sigma=0.01, eta=0.05, horizon=3500)
+    assert any("will reach it" in w for w in far.warnings), far.warnings
+    short = predict(FIG5A, [0.5, 0.0], "update", sigma=0.01, eta=0.05, horizon=300)
+    longer = predict(FIG5A, [0.5, 0.0], "update", sigma=0.01, eta=0.05, horizon=450)
+    rel = lambda p: [float(w.rsplit("≈ ", 1)[1]) for w in p.warnings if "relative error" in w]  # noqa: E731
+    assert rel(short) == [] or rel(short)[0] < rel(longer)[0]
+    assert rel(longer), longer.warnings
+
+
 def test_bad_numbers_are_user_errors():
     with pytest.raises(UserError, match="step size"):
         predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.0)

@@ -102,11 +102,13 @@ def _text(expr, problem, theta):
 
 
 def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Optional[str] = None,
-            project: bool = True) -> Prediction:
+            project: bool = True, horizon: int = 0) -> Prediction:
     """Hessian, tangent space, regularizer and per-step drift at ``point`` (projected onto Γ).
 
     ``law`` says what the learner and the noise model declare; ``hyper``
     overrides their default hyperparameters, as ``{"learner": {...}, "noise": {...}}``.
+    ``horizon`` (steps a simulation will run from here) makes the degenerate-point
+    warning count the distance the chains' tangent diffusion and drift cover meanwhile.
     """
     check_law(problem, law)
     hyper = _hyper(law, hyper)
@@ -167,7 +169,8 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     ctx = dict(H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, J=J, theta=theta, dH=dH)
     C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
                                     CovarianceContext(hyper=hyper["learner"], **ctx)), float)
-    warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH)
+    warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH,
+                                drift=out["drift_finite_eta"], horizon=int(horizon))
     if law.learner.regime is not None:
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
 

@@ -4,7 +4,8 @@
   leading order is off by ≈ ηλ/2;
 * near a degenerate point of Γ: a small nonzero eigenvalue, a rank below the
   generic rank, or normal fluctuations S comparable to d², the squared distance
-  to where an eigenvalue vanishes (relative error ≈ S/d²);
+  to where an eigenvalue vanishes (relative error ≈ S/d²) — d shortened by how
+  far a planned run's chains spread toward it (tangent diffusion and drift);
 * near a ReLU kink: a Max whose two largest arguments are within a few
   fluctuation standard deviations of swapping (or exactly tied).
 """
@@ -39,7 +40,10 @@ def _stability(eta_lam: float) -> list[str]:
     return []
 
 
-def _degenerate(problem, theta, m, lam, U_n, Sigma, dH) -> list[str]:
+def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, horizon: int = 0) -> list[str]:
+    """Warnings near a degenerate point. With ``horizon`` (the steps a run will take from ``theta``),
+    the distance to it is shortened by how far the chains can go meanwhile: 2 std of tangent
+    diffusion (P_T C P_T) plus the drift, both along the direction in which the eigenvalue falls."""
     out = []
     lam_n = lam[len(lam) - m:]
     if m and lam_n[0] < SMALL_EIGEN_RATIO * lam_n[-1]:
@@ -60,11 +64,25 @@ def _degenerate(problem, theta, m, lam, U_n, Sigma, dH) -> list[str]:
         if norm == 0 or lam_n[i] <= 0:
             continue
         dist = 2 * lam_n[i] / norm  # eigenvalues vanish quadratically at a degenerate point
-        rel = float(u @ Sigma @ u) / dist**2
+        var = float(u @ Sigma @ u)
+        reach = 0.0
+        if horizon and C is not None:
+            e = -grad_lam / norm  # the way to the degenerate point
+            diffusion = float(e @ P_T @ C @ P_T @ e) * horizon
+            toward = max(float(e @ drift), 0.0) * horizon if drift is not None else 0.0
+            reach = 2 * math.sqrt(max(diffusion, 0.0)) + toward
+        if reach >= dist:
+            out.append(f"near a degenerate point: in the {horizon} steps planned the chains spread (2 std of "
+                       f"tangent diffusion plus the drift) {reach:.3g} toward where eigenvalue {lam_n[i]:.3g} "
+                       f"vanishes, {dist:.3g} away: they will reach it and the prediction fails there; "
+                       f"start farther from it or shorten the run (--steps, --burn)")
+            continue
+        rel = var / (dist - reach) ** 2
         if rel > FLUCTUATION_RATIO:
-            out.append(f"near a degenerate point: normal fluctuations (variance {float(u @ Sigma @ u):.3g}) are "
-                       f"comparable to the squared distance ({dist:.3g})² to where eigenvalue {lam_n[i]:.3g} "
-                       f"vanishes: expect a relative error ≈ {rel:.2g}")
+            within = f" after the {horizon} planned steps' spread ({reach:.3g})" if reach else ""
+            out.append(f"near a degenerate point: normal fluctuations (variance {var:.3g}) are "
+                       f"comparable to the squared distance ({dist - reach:.3g})² to where eigenvalue {lam_n[i]:.3g} "
+                       f"vanishes{within}: expect a relative error ≈ {rel:.2g}")
     return out
 
 
@@ -87,9 +105,11 @@ def _kinks(problem: Problem, theta, Sigma) -> list[str]:
     return out
 
 
-def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m: int, lam, U_n, C, dH) -> list[str]:
+def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m: int, lam, U_n, C, dH,
+                    drift=None, horizon: int = 0) -> list[str]:
     """All regime warnings at ``theta`` (``eta_eff``: the learner's effective step size; ``finite_eta``:
-    whether its potential part has a finite-η form)."""
+    whether its potential part has a finite-η form; ``horizon``: steps a run will take, with ``drift``
+    per step, so that nearness to a degenerate point counts where the chains will go)."""
     lam_max = float(lam[-1]) if len(lam) else 0.0
     eta_lam = eta_eff * lam_max
     out = _stability(eta_lam)
@@ -97,7 +117,7 @@ def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m
     if m and eta_lam < 2:
         lam_n, U = lam[len(lam) - m:], U_n
         Sigma = _rule.stationary_covariance(np, lam_n, U, C, eta_eff, True)
-    out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH)
+    out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C, drift, horizon)
     out += _kinks(problem, theta, Sigma)
     if not finite_eta:
         out.append("the learner's potential term has no known finite-η form; drift_finite_eta uses its leading order")

@@ -95,6 +95,8 @@ def run_user(args) -> int:
     if pred0.eta_lambda_max >= 2:
         raise UserError(f"unstable: ηλ_max = {pred0.eta_lambda_max:.3g} ≥ 2 at this point — GD leaves Γ; lower --eta")
     pl = U.plan(pred0, pred0.eta, args.chains, args.steps, args.burn)
+    if law is not None:  # regime warnings where the planned run's chains will go, not only at the point
+        pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable, horizon=pl.burn + pl.steps)
     lab = Lab(registry)
     runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, law,
                          args.observable, pred0, args.tolerance)
