@@ -131,7 +131,7 @@ def test_relu_metrics_conform_on_a_relu_loss(registry):
     """The engine's conformance kit, run on the loss these metrics are for (its default smoke loss is a valley)."""
     from flatland.testing import check_metric
     loss = registry.create("losses", "corridor", seed=0, n_hid=10)
-    for name in ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells", "hessian_gn"):
+    for name in ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells", "place_cells_significant", "hessian_gn"):
         check_metric(registry.create("metrics", name), loss)
     with pytest.raises(ValueError, match="relu-network loss"):
         from flatland.testing.conformance import smoke_loss

@@ -58,7 +58,8 @@ METRICS = {  # name: (needs positions, summary); functions are metrics.FUNCS[nam
     "active_units": (False, "relu net: fraction of hidden units active on at least one input"),
     "si": (True, "relu net: mean Skaggs spatial information (bits) over place cells (SI > 0.01)"),
     "si_corrected": (True, "relu net: mean over active units of SI minus its mean under time shuffles"),
-    "place_cells": (True, "relu net: number of units with SI > 0.01 bits"),
+    "place_cells": (True, "relu net: number of units with SI > 0.01 bits (at T = 150 all active units: bias)"),
+    "place_cells_significant": (True, "relu net: units with SI > 0.01 bits that also beat all their time shuffles"),
     "hess_trace": (False, "relu net: tr H = 2κ‖J‖²_F from the network's structure (exact for ReLU), no eigensolve"),
 }
 
@@ -69,7 +70,9 @@ def flatland_metrics(register):
     for name, (needs_place, summary) in METRICS.items():
         register(name, _metric(name, M.FUNCS[name], needs_place=needs_place), summary)
     register("hessian_gn", _metric("hessian_gn", gn_functionals, every=10000),
-             "relu net: Gauss–Newton Hessian trace, #zero eigenvalues, Σlog nonzero, λmax (exact eigh)")
+             "relu net: Gauss–Newton Hessian trace, #zero eigenvalues, Σlog nonzero, λmax (exact eigh; the "
+             "zero count is capped by rank ≤ T·d_out, so once P − T·d_out exceeds the inactive units' rows it "
+             "shows the cap, not sparsification — use the full Hessian's count in [hessian])")
 
 
 @hookimpl

@@ -1,38 +1,49 @@
 """The ``relu`` check suite: sparsification and its Hessian signature on a reduced network.
 
 Settings (the paper's fast settings, chosen so the whole suite fits in minutes on 2 cores):
-the corridor task (T = 150), width 50, float64, 4 seeds batched in one
+the corridor task (T = 150), width 50, float64, 8 seeds batched in one
 ``jit(vmap(scan))``, lr 0.4. Every condition starts from the same converged
 point — 5,000 steps of plain GD from the paper's lazy initialisation — so the
 comparisons are "after convergence". Metrics are logged inside the compiled
 loop every 500 steps. Per-seed active-unit fractions are noisy (dead units'
 weights random-walk and briefly revive), so statistics are seed means with
-their standard error over the 4 seeds (s.e. = sd/√4); "end" means the mean
-over the last 10% of logged points.
+their standard error over the 8 seeds (s.e. = sd/√8; with 4 seeds a 3-s.e. rule
+passes ~3% of null cases through the t tail); "end" means the mean over the
+last 10% of logged points.
 
 Checks:
-* ``relu-gd-stationary`` — GD, 2×10⁴ more steps: |Δ active units| ≤ 0.01 and
-  |Δ active fraction| ≤ 0.01.
+* ``relu-gd-stationary`` — the control: GD, 6×10⁴ more steps (as long as the
+  longest treated run): |Δ active units| ≤ 0.01. The active fraction is reported,
+  not judged: the loss still falls ×0.4 over these steps and fields narrow a
+  little (−0.013 ± 0.002 measured, 8 seeds); the treated checks subtract it.
 * ``relu-update-noise-sparsifies`` — gradient noise σ_g = 0.025 (parameter noise
   ησ_g = 0.01), 6×10⁴ steps: the loss reaches its plateau at t_p; the active-unit
   fraction then falls by ≥ 0.2 (and > 3 s.e.) from t_p to the end, by ≥ 0.1 of
   it after 5·t_p ("well after"), while the loss stays on its plateau (every
   logged seed-mean loss after t_p within a factor 2 of the end value).
-* ``relu-update-noise-si`` — same runs: mean SI (bits, over place cells) at the end
-  exceeds its value at the converged start by > 3 s.e. (the shuffle-corrected
-  SI change is reported beside it).
+* ``relu-update-noise-si`` — same runs: the shuffle-corrected mean SI (bits, over
+  place cells) at the end exceeds its value at the converged start by > 3 s.e.
+  (raw SI rises from sampling bias alone as rates sparsen; it is reported beside).
 * ``relu-label-noise-trace`` — uniform label noise of width 2, 2×10⁴ steps:
-  tr H (exact for ReLU) falls to ≤ 0.7 of its start, while the relative fall
-  of the active-unit fraction is < ¼ of the relative fall of tr H.
+  tr H (exact for ReLU) ends ≤ 0.7 of the GD control's tr H at the same step
+  (same start), while the relative fall of the active-unit fraction is < ¼ of
+  the relative fall of tr H.
 * ``relu-adam-sparsifies`` / ``relu-rmsprop-sparsifies`` / ``relu-sed-sparsifies`` —
   no added noise, 2×10⁴ steps (Adam lr 0.05, RMSprop lr 0.01, SED lr 5,
   s = 0.1 per matrix/√rows): the active fraction falls by ≥ 25% of its start
-  value (and > 3 s.e.); the active-unit change is reported. (At the paper's
-  Adam lr 1e-3 and SED lr 1 the fall is real but too slow for this budget:
-  SED lr 1 lowered the active fraction by ~9% in 4×10⁴ steps.)
+  value (and > 3 s.e.), net of the GD control's relative fall over the same
+  steps (per seed, same start), counted only over the logged points while the
+  seed-mean loss stays below ×2 of the converged loss (a learner that breaks the
+  fit gets no credit for what happens afterwards). (At the paper's Adam lr 1e-3
+  and SED lr 1 the fall is real but too slow for this budget: SED lr 1 lowered
+  the active fraction by ~9% in 4×10⁴ steps.)
 * ``relu-zero-eigenvalues`` — at the end of the update-noise runs, a dense
   ``eigh`` of the full 1,800×1,800 Hessian (``jax.hessian``, no structure used)
   has, in every seed, #{|λ| ≤ P·ε·λ_max} ≥ (d_in + 1 + d_out) × #inactive units.
+  This bound holds by construction (an inactive unit's rows are exactly zero); it
+  checks the Hessian code path, not the theory. The exact-count comparison the
+  theory asks for (#11 item 6) is still open: off a stationary point the active
+  units' rescaling symmetries give near-zero, not zero, eigenvalues.
 """
 from __future__ import annotations
 
@@ -45,10 +56,10 @@ import jax.numpy as jnp
 
 from flatland import Check, CheckResult
 
-WIDTH, SEEDS, LR, LOG_EVERY, CONVERGE = 50, 4, 0.4, 500, 5000
+WIDTH, SEEDS, LR, LOG_EVERY, CONVERGE = 50, 8, 0.4, 500, 5000
 NAMES = ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "hess_trace")
 CONDITIONS = {
-    "gd": ("none", {}, "gd", {}, {"lr": LR}, 20_000),
+    "gd": ("none", {}, "gd", {}, {"lr": LR}, 60_000),  # the control: as long as the longest treated run
     "update": ("gradient", {"sigma": 0.025}, "gd", {}, {"lr": LR}, 60_000),
     "label": ("uniform-label", {"width": 2.0}, "gd", {}, {"lr": LR}, 20_000),
     "adam": ("none", {}, "adam", {}, {"lr": 0.05}, 20_000),
@@ -116,10 +127,13 @@ def check_gd(opts):
     d_au = _end(r["active_units"]) - c["start"]["active_units"]
     d_af = _end(r["active_fraction"]) - c["start"]["active_fraction"]
     (m_au, se_au), (m_af, se_af) = _mse(d_au), _mse(d_af)
-    ok = abs(m_au) <= 0.01 and abs(m_af) <= 0.01 and (c["diverged"] < 0).all()
-    return [CheckResult("relu-gd-stationary", "seed-mean change of the fraction of active units over 2e4 GD steps "
-                        "after convergence (4 seeds, s.e. over seeds)", 0.0, m_au, se_au,
-                        "|Δ active units| ≤ 0.01 and |Δ active fraction| ≤ 0.01", bool(ok),
+    # judged on active units (the sparsification statistic of the update-noise check); the active
+    # fraction (inputs × units) keeps narrowing slowly while the loss still falls, and the treated
+    # checks subtract this control's change instead
+    ok = abs(m_au) <= 0.01 and (c["diverged"] < 0).all()
+    return [CheckResult("relu-gd-stationary", "seed-mean change of the fraction of active units over 6e4 GD steps "
+                        f"after convergence ({SEEDS} seeds, s.e. over seeds)", 0.0, m_au, se_au,
+                        "|Δ active units| ≤ 0.01 (Δ active fraction reported; treated checks subtract it)", bool(ok),
                         details=_common(c) | {"delta_active_fraction": m_af, "delta_active_fraction_se": se_af,
                                               "loss_norm_end": _mse(_end(r["loss_norm"]))[0]})]
 
@@ -147,7 +161,7 @@ def check_update(opts):
     ok = m >= 0.2 and m > 3 * se and ml >= 0.1 and on_plateau and (c["diverged"] < 0).all()
     res = [CheckResult("relu-update-noise-sparsifies",
                        "seed-mean fall of the fraction of active units from the loss plateau t_p to the end "
-                       "(gradient noise σ_g=0.025, lr 0.4, 6e4 steps, 4 seeds, s.e. over seeds)", 0.2, m, se,
+                       f"(gradient noise σ_g=0.025, lr 0.4, 6e4 steps, {SEEDS} seeds, s.e. over seeds)", 0.2, m, se,
                        "fall ≥ 0.2 and > 3 s.e.; fall after 5·t_p ≥ 0.1; seed-mean loss after t_p within ×2 of its end",
                        bool(ok), details=_common(c) | {
                            "t_plateau": t_p, "fall_after_5tp": ml, "fall_after_5tp_se": sel,
@@ -155,49 +169,79 @@ def check_update(opts):
                            "active_units_start": _mse(c["start"]["active_units"])[0],
                            "active_units_end": _mse(_end(au))[0],
                            "active_fraction_end": _mse(_end(r["active_fraction"]))[0]})]
+    # SI is judged shuffle-corrected: raw SI rises from sampling bias alone as rates sparsen
     d_si = _end(r["si"], 0.25) - c["start"]["si"]
     d_sic = _end(r["si_corrected"], 0.25) - c["start"]["si_corrected"]
     (ms, ses), (mc, sec) = _mse(d_si), _mse(d_sic)
-    warn = [] if mc > 0 else [f"shuffle-corrected SI did not rise (Δ = {mc:.3g} ± {sec:.2g})"]
     res.append(CheckResult("relu-update-noise-si",
-                           "seed-mean change of mean Skaggs SI over place cells, last 25% of the run vs the converged "
-                           "start (4 seeds, s.e. over seeds)", 0.0, ms, ses, "increase > 3 s.e.",
-                           bool(ms > 3 * ses), warnings=warn,
-                           details={"si_start": _mse(c["start"]["si"])[0], "si_end": _mse(_end(r["si"], 0.25))[0],
-                                    "delta_si_shuffle_corrected": mc, "delta_si_shuffle_corrected_se": sec}))
+                           "seed-mean change of mean shuffle-corrected Skaggs SI over place cells, last 25% of the "
+                           f"run vs the converged start ({SEEDS} seeds, s.e. over seeds; raw SI beside)", 0.0, mc, sec,
+                           "increase > 3 s.e.", bool(mc > 3 * sec),
+                           details={"si_corrected_start": _mse(c["start"]["si_corrected"])[0],
+                                    "si_corrected_end": _mse(_end(r["si_corrected"], 0.25))[0],
+                                    "delta_si_raw": ms, "delta_si_raw_se": ses}))
     return res
 
 
 def check_label(opts):
-    c = _condition(opts.seed, "label")
+    """tr H under label noise against the GD control run from the same converged start, as long."""
+    c, g = _condition(opts.seed, "label"), _condition(opts.seed, "gd")
     r = c["records"]
-    ratio = _end(r["hess_trace"]) / c["start"]["hess_trace"]
+    n = r["hess_trace"].shape[1]  # the control's record at the same step
+    ratio = _end(r["hess_trace"]) / _end(g["records"]["hess_trace"][:, :n])
     au_rel = 1 - _end(r["active_units"]) / c["start"]["active_units"]
     (m, se), (ma, sea) = _mse(ratio), _mse(au_rel)
-    ok = m <= 0.7 and ma < 0.25 * (1 - m) and (c["diverged"] < 0).all()
+    ok = m <= 0.7 and m + 3 * se < 1 and ma < 0.25 * (1 - m) and (c["diverged"] < 0).all()
     return [CheckResult("relu-label-noise-trace",
-                        "seed-mean ratio tr H(end)/tr H(start) under uniform label noise of width 2 "
-                        "(lr 0.4, 2e4 steps, 4 seeds, s.e. over seeds)", 0.7, m, se,
-                        "ratio ≤ 0.7 and relative fall of active units < ¼ of the relative fall of tr H",
+                        "seed-mean ratio tr H(label noise)/tr H(GD control) at the end, same start and steps, "
+                        f"uniform label noise of width 2 (lr 0.4, 2e4 steps, {SEEDS} seeds, s.e. over seeds)", 0.7, m, se,
+                        "ratio ≤ 0.7 (and 3 s.e. below 1) and relative fall of active units < ¼ of the fall of tr H",
                         bool(ok), ratio=m, ratio_stderr=se,
                         details=_common(c) | {"active_units_relative_fall": ma, "active_units_relative_fall_se": sea,
                                               "trace_start": _mse(c["start"]["hess_trace"])[0],
+                                              "trace_gd_control_end": _mse(_end(g["records"]["hess_trace"][:, :n]))[0],
+                                              "trace_end": _mse(_end(r["hess_trace"]))[0],
                                               "active_units_end": _mse(_end(r["active_units"]))[0]})]
+
+
+def _on_plateau_until(loss, start_loss, factor=2.0):
+    """Number of leading logged points where the seed-mean loss stays below ×factor of its start.
+
+    Only a rise counts as leaving the plateau: from the 5,000-step start the GD control itself
+    keeps lowering the loss (×0.4 over 6×10⁴ steps) — that is still fitting, not breaking the fit."""
+    m, ref = loss.mean(0), float(np.mean(start_loss))
+    off = np.nonzero(m > factor * ref)[0]
+    return int(off[0]) if off.size else loss.shape[1]
 
 
 def _check_adaptive(name, label):
     def run(opts):
         c = _condition(opts.seed, name)
         r = c["records"]
-        rel = 1 - _end(r["active_fraction"]) / c["start"]["active_fraction"]
-        d_au = _end(r["active_units"]) - c["start"]["active_units"]
+        n = _on_plateau_until(r["loss_norm"], c["start"]["loss_norm"])
+        if n < 2:
+            return [CheckResult(f"relu-{name}-sparsifies", f"relative fall of the active fraction under {label}",
+                                0.25, float("nan"), float("nan"), "on the loss plateau", False,
+                                details=_common(c) | {"verdict": "the loss rose above ×2 of the converged "
+                                                                 "loss by the first logged point"})]
+        on = {k: v[:, :n] for k, v in r.items()}
+        g = _condition(opts.seed, "gd")  # same start and seeds' params; its change is subtracted per seed
+        control = 1 - _end(g["records"]["active_fraction"][:, :n]) / g["start"]["active_fraction"]
+        rel = 1 - _end(on["active_fraction"]) / c["start"]["active_fraction"] - control
+        d_au = _end(on["active_units"]) - c["start"]["active_units"]
         (m, se), (ma, sea) = _mse(rel), _mse(d_au)
         ok = m >= 0.25 and m > 3 * se and (c["diverged"] < 0).all()
+        steps_on = int(c["steps"][n - 1])
         return [CheckResult(f"relu-{name}-sparsifies",
-                            f"seed-mean relative fall of the active fraction under {label} without added noise "
-                            "(2e4 steps from the converged start, 4 seeds, s.e. over seeds)", 0.25, m, se,
+                            f"seed-mean relative fall of the active fraction under {label} without added noise, "
+                            f"counted while the seed-mean loss stays below ×2 of the converged loss, net of the GD control's "
+                            f"change over the same steps "
+                            f"({steps_on} of {int(c['steps'][-1])} steps; {SEEDS} seeds, s.e. over seeds)", 0.25, m, se,
                             "relative fall ≥ 0.25 and > 3 s.e.", bool(ok),
                             details=_common(c) | {"delta_active_units": ma, "delta_active_units_se": sea,
+                                                  "steps_on_plateau": steps_on,
+                                                  "gd_control_relative_fall": _mse(control)[0],
+                                                  "loss_norm_start": _mse(c["start"]["loss_norm"])[0],
                                                   "loss_norm_end": _mse(_end(r["loss_norm"]))[0]})]
     return run
 
@@ -221,7 +265,7 @@ def check_zero_eigs(opts):
         rows.append({"seed": s, "n_zero": n_zero, "inactive_units": inactive, "bound": bound, "tol": float(tol)})
     ok = min(margins) >= 0
     return [CheckResult("relu-zero-eigenvalues",
-                        "min over 4 seeds of #zero eigenvalues of the dense full Hessian (eigh, |λ| ≤ P·ε·λmax) "
+                        f"min over {SEEDS} seeds of #zero eigenvalues of the dense full Hessian (eigh, |λ| ≤ P·ε·λmax) "
                         "minus (d_in+1+d_out)·#inactive units, at the end of the update-noise runs",
                         0.0, float(min(margins)), 0.0, "≥ 0 in every seed", bool(ok), details={"per_seed": rows})]
 

@@ -22,7 +22,13 @@ Definitions (Ratzon, Derdikman & Barak, eLife 2024):
 * ``si_corrected`` — mean over active units of SI − mean SI of the same unit under
   ``n_shuffles`` fixed random permutations of time against position (the bias
   estimate); ≈ 0 for a unit without spatial tuning.
-* ``place_cells`` — number of units with SI > ``place_threshold``.
+* ``place_cells`` — number of units with SI > ``place_threshold`` (the public code's
+  rule). With T = 150 samples in 100 bins every active unit's SI exceeds 0.01 bits
+  by sampling bias alone, so this count equals the active-unit count: it cannot
+  show place fields forming, only units dying.
+* ``place_cells_significant`` — units whose SI also beats all ``n_shuffles`` shuffles
+  of time against position (a per-unit permutation test at p < 1/(K+1)): what
+  can show place fields, to the resolution that K shuffles allow.
 * ``hess_trace`` — tr H = 2κ‖J‖_F², from the network's structure (no eigensolve).
 """
 from __future__ import annotations
@@ -33,7 +39,8 @@ import jax.numpy as jnp
 
 from .network import active_matrix, forward, hidden
 
-SCALARS = ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells")
+SCALARS = ("loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells",
+           "place_cells_significant")
 
 
 def binning(pos, direction, track, n_bins=100):
@@ -105,16 +112,29 @@ def place_cells(params, ctx):
     return jnp.sum(unit_si(params, ctx) > ctx["place"]["place_threshold"]).astype(jnp.float64)
 
 
-def si_corrected(params, ctx):
+def _si_and_shuffles(params, ctx):
+    """(SI per unit (n_hid,), SI per unit under each fixed shuffle (K, n_hid))."""
     pc = ctx["place"]
     h = jnp.maximum(hidden(params, ctx["X"], ctx["spec"]), 0)
-    maps, p = _rates(h, jnp.asarray(pc["bin_idx"]), pc["n_bins"])
-    s = _skaggs(maps, p)
+    s = _skaggs(*_rates(h, jnp.asarray(pc["bin_idx"]), pc["n_bins"]))
     sh = jnp.asarray(pc["shuffle_idx"])
     if sh.shape[0] == 0:
+        return s, jnp.zeros((0,) + s.shape, s.dtype)
+    return s, jax.vmap(lambda i: _skaggs(*_rates(h, i, pc["n_bins"])))(sh)
+
+
+def si_corrected(params, ctx):
+    s, s_sh = _si_and_shuffles(params, ctx)
+    if s_sh.shape[0] == 0:
         return jnp.nanmean(s)
-    s_sh = jax.vmap(lambda i: _skaggs(*_rates(h, i, pc["n_bins"])))(sh)   # (K, n_hid)
     return jnp.nanmean(s - jnp.mean(s_sh, axis=0))
+
+
+def place_cells_significant(params, ctx):
+    """Units whose SI exceeds the threshold and every one of their K shuffled SIs (p < 1/(K+1) each)."""
+    s, s_sh = _si_and_shuffles(params, ctx)
+    beats = jnp.all(s[None, :] > s_sh, axis=0) if s_sh.shape[0] else jnp.ones_like(s, bool)
+    return jnp.sum((s > ctx["place"]["place_threshold"]) & beats).astype(jnp.float64)
 
 
 def hess_trace(params, ctx):
@@ -125,7 +145,8 @@ def hess_trace(params, ctx):
 
 FUNCS = {
     "loss_norm": loss_norm, "active_fraction": active_fraction, "active_units": active_units,
-    "si": si, "si_corrected": si_corrected, "place_cells": place_cells, "hess_trace": hess_trace,
+    "si": si, "si_corrected": si_corrected, "place_cells": place_cells,
+    "place_cells_significant": place_cells_significant, "hess_trace": hess_trace,
 }
 
 

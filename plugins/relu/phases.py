@@ -13,7 +13,9 @@ half of the run); (ii) directed drift: from there until 90% of the
 active-unit drop after convergence is done; (iii) null drift: the rest, where
 the statistics are stationary (the drift of the mean over that phase is
 reported so it can be judged). If the active-unit fraction falls by less than
-``min_drop`` after convergence, phase (ii) is reported as not detected.
+``min_drop`` after convergence, phase (ii) is reported as not detected. If the
+curve still moves over the last quarter of the run (a linear trend > 3 s.e. and
+> 10% of the drop), no null-drift phase is claimed: directed drift runs to the end.
 
 Why the plateau: the public code shifts by the curve's minimum, which on a
 noisy curve sits below the plateau and bends the log; the mean of the last 10%
@@ -70,6 +72,29 @@ def fit_timescale(steps, y, tail=0.1, clip=0.9, min_drop=0.02, min_points=4) -> 
                   "r2": r2, "fit_points": int(xs.size), "fit_until_step": float(xs[-1])}
 
 
+END_WINDOW = 0.25  # the last fraction of the run whose trend decides "still drifting"
+STILL_DRIFTING = 0.1  # ... when it changes by more than this fraction of the drop (and > 3 s.e.)
+
+
+def end_trend(steps, y) -> dict:
+    """Least-squares line through the last ``END_WINDOW`` of a curve: its change over the window and s.e.
+
+    The s.e. treats logged points as independent (OLS); logged every few hundred steps
+    the active-unit fraction's fluctuations decorrelate, and a run without a trend reads ≈ 0.
+    """
+    steps, y = np.asarray(steps, float), np.asarray(y, float)
+    k = max(4, int(round(END_WINDOW * steps.size)))
+    x, v = steps[-k:], y[-k:]
+    A = np.stack([x - x.mean(), np.ones_like(x)], 1)
+    coef, res, *_ = np.linalg.lstsq(A, v, rcond=None)
+    resid = v - A @ coef
+    slope_se = float(np.sqrt(np.sum(resid**2) / max(k - 2, 1) / np.sum((x - x.mean()) ** 2)))
+    span = float(x[-1] - x[0])
+    change, change_se = float(coef[0]) * span, slope_se * span
+    return {"change": change, "change_se": change_se,
+            "still_drifting": lambda drop: abs(change) > 3 * change_se and abs(change) > STILL_DRIFTING * drop}
+
+
 def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> dict:
     """Fast convergence / directed drift / null drift boundaries (see module doc)."""
     steps = np.asarray(steps, float)
@@ -93,10 +118,19 @@ def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> 
                 "note": f"active-unit fraction fell by {drop:.3g} < {min_drop} after convergence: no directed drift"}
         i_null = i_conv
     else:
+        trend = end_trend(steps, au)
+        if trend["still_drifting"](drop):
+            out |= {"directed_drift": [float(steps[i_conv]), float(steps[-1])], "null_drift": None,
+                    "note": f"still drifting at the end: the active-unit fraction changed by {trend['change']:.3g} ± "
+                            f"{trend['change_se']:.2g} over the last {END_WINDOW:.0%} of the run (> 3 s.e. and > "
+                            f"{STILL_DRIFTING:.0%} of the drop {drop:.3g}); no null-drift phase is claimed",
+                    "end_change": trend["change"], "end_change_se": trend["change_se"]}
+            return out
         done = np.nonzero(aus[i_conv:] <= au_plateau + 0.1 * drop)[0]
         i_null = i_conv + (int(done[0]) if done.size else n - 1 - i_conv)
         out |= {"directed_drift": [float(steps[i_conv]), float(steps[i_null])],
-                "null_drift": [float(steps[i_null]), float(steps[-1])] if i_null < n - 1 else None}
+                "null_drift": [float(steps[i_null]), float(steps[-1])] if i_null < n - 1 else None,
+                "end_change": trend["change"], "end_change_se": trend["change_se"]}
     tail = au[i_null:]
     if tail.size >= 4:
         h = tail.size // 2
