@@ -161,7 +161,8 @@ def build(problem: Problem, law: StepLaw, observable, m: int, backend: str = "ja
                     xp, lam_n, U_n, C, eta, lambda g: law.learner.gradient_covariance(ctx_learner, g))
                 C_fin = C + EK
             mixed_lead, n_lead = _rule.projection_terms(xp, dH, C, lam_n, U_n, P_T)
-            mixed_fin, n_fin = _rule.projection_terms(xp, dH, C_fin, lam_n, U_n, P_T)
+            mixed_fin, n_fin = ((mixed_lead, n_lead) if C_fin is C
+                                else _rule.projection_terms(xp, dH, C_fin, lam_n, U_n, P_T))
             v_lead = _rule.drift_from_s(xp, S_lead, dH, P_T, eta) + mixed_lead
             v_fin = _rule.drift_from_s(xp, S_fin, dH, P_T, eta) + mixed_fin
             if grad_U is not None:
@@ -171,7 +172,8 @@ def build(problem: Problem, law: StepLaw, observable, m: int, backend: str = "ja
                "drift_normal_leading": n_lead}
         if obs is not None:
             grad_c, hess_c = obs[0](theta), obs[1](theta)
-            ito_lead, ito = _rule.ito_term(xp, hess_c, P_T, C), _rule.ito_term(xp, hess_c, P_T, C_fin)
+            ito_lead = _rule.ito_term(xp, hess_c, P_T, C)
+            ito = ito_lead if C_fin is C else _rule.ito_term(xp, hess_c, P_T, C_fin)
             lead, fin = grad_c @ (v_lead + n_lead), grad_c @ (v_fin + n_fin)
             out.update(observable_without_ito=lead, observable_without_ito_finite_eta=fin,
                        observable_ito=ito, observable_leading=lead + ito_lead, observable_finite_eta=fin + ito)

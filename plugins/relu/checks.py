@@ -223,7 +223,7 @@ def _check_adaptive(name, label):
             return [CheckResult(f"relu-{name}-sparsifies", f"relative fall of the active fraction under {label}",
                                 0.25, float("nan"), float("nan"), "on the loss plateau", False,
                                 details=_common(c) | {"verdict": "the loss rose above ×2 of the converged "
-                                                                 "loss by the first logged point"})]
+                                                                 f"loss by step {int(c['steps'][n])}"})]
         on = {k: v[:, :n] for k, v in r.items()}
         g = _condition(opts.seed, "gd")  # same start and seeds' params; its change is subtracted per seed
         control = 1 - _end(g["records"]["active_fraction"][:, :n]) / g["start"]["active_fraction"]

@@ -86,13 +86,17 @@ def end_trend(steps, y) -> dict:
     k = max(4, int(round(END_WINDOW * steps.size)))
     x, v = steps[-k:], y[-k:]
     A = np.stack([x - x.mean(), np.ones_like(x)], 1)
-    coef, res, *_ = np.linalg.lstsq(A, v, rcond=None)
+    coef, *_ = np.linalg.lstsq(A, v, rcond=None)
     resid = v - A @ coef
     slope_se = float(np.sqrt(np.sum(resid**2) / max(k - 2, 1) / np.sum((x - x.mean()) ** 2)))
     span = float(x[-1] - x[0])
     change, change_se = float(coef[0]) * span, slope_se * span
-    return {"change": change, "change_se": change_se,
-            "still_drifting": lambda drop: abs(change) > 3 * change_se and abs(change) > STILL_DRIFTING * drop}
+    return {"change": change, "change_se": change_se}
+
+
+def still_drifting(trend: dict, drop: float) -> bool:
+    """Whether the end trend is real (> 3 s.e.) and large (> ``STILL_DRIFTING`` of the drop)."""
+    return abs(trend["change"]) > 3 * trend["change_se"] and abs(trend["change"]) > STILL_DRIFTING * drop
 
 
 def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> dict:
@@ -119,7 +123,7 @@ def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> 
         i_null = i_conv
     else:
         trend = end_trend(steps, au)
-        if trend["still_drifting"](drop):
+        if still_drifting(trend, drop):
             out |= {"directed_drift": [float(steps[i_conv]), float(steps[-1])], "null_drift": None,
                     "note": f"still drifting at the end: the active-unit fraction changed by {trend['change']:.3g} ± "
                             f"{trend['change_se']:.2g} over the last {END_WINDOW:.0%} of the run (> 3 s.e. and > "
