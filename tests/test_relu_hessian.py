@@ -92,4 +92,30 @@ def test_lanczos_lambda_max(small):
     lz = HS.functionals(p, ctx, method="lanczos", lanczos_steps=60)
     assert lz["lambda_max"] == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-8)
     dead = int(np.sum(~(np.asarray(ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)))
-    assert lz["n_zero_is_lower_bound"] and lz["n_zero"] == dead * spec.per_unit
+    assert lz["n_zero_is_lower_bound"] and lz["n_zero"] == HS.exact_null_dimension(p, ctx["X"], spec)
+    assert lz["n_zero"] >= dead * spec.per_unit
+
+
+def test_exact_null_dimension_is_the_dense_zero_count():
+    """Dense eigh at round-off tolerance counts exactly the predicted null directions.
+
+    One unit is dead (d_in+1+d_out exact zero rows) and one fires on only a few
+    inputs (its input weights orthogonal to them are null too), so the count
+    exceeds (d_in+1+d_out)·dead — the statement the relu suite used to check.
+    """
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=2, n_hid=5, T=40)
+    ctx = loss.extras["relu"]
+    spec = ctx["spec"]
+    p = loss.init(jax.random.key(3))
+    z = np.asarray(ctx["X"] @ p["W"].T + p["b"])
+    b = np.asarray(p["b"]).copy()
+    b[0] = -50.0                                      # dead
+    b[1] -= np.sort(z[:, 1])[-4]                       # fires on exactly 3 inputs
+    p = dict(p, b=jax.numpy.asarray(b))
+    e = np.sort(np.abs(np.linalg.eigvalsh(np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p))))))
+    n_zero = int(np.sum(e <= 10 * np.finfo(float).eps * e[-1]))
+    predicted = HS.exact_null_dimension(p, ctx["X"], spec)
+    assert predicted >= spec.per_unit + (spec.d_in + 1 - 3)  # the corridor's smooth views are rank-poor too
+    assert n_zero == predicted
+    assert e[n_zero] > 1e3 * np.finfo(float).eps * e[-1]   # a clear gap above the counted zeros

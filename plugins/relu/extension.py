@@ -27,7 +27,7 @@ from flatland import RunExtension, Snapshot, UserError
 HESSIAN_METHODS = ("gauss-newton", "full", "lanczos", "off")
 STEPS = ("dense", "sparse")
 HESS_COLS = ("step", "seed", "method", "trace", "n_zero", "n_negative", "sum_log", "lambda_max", "tol", "eps_R",
-             "active_units", "structural_zeros", "seconds")
+             "active_units", "structural_zeros", "exact_null", "seconds")
 
 
 def _snap_fn(ctx):
@@ -87,7 +87,7 @@ class ReluRun(RunExtension):
                 f = functionals(p, relu, method=method)
                 sec = time.perf_counter() - t0
                 arrays[f"eigenvalues_{s}"] = f["eigenvalues"]
-                rows.append([t, s, f["method"]] + [f[k] for k in HESS_COLS[3:-1]] + [sec])
+                rows.append([t, s, f["method"]] + [f.get(k, float("nan")) for k in HESS_COLS[3:-1]] + [sec])
         return Snapshot(arrays=arrays, rows={"hessian.csv": rows} if rows else {})
 
     def report(self, ctx, summary, curves) -> dict:

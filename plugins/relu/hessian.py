@@ -26,6 +26,18 @@ Why it is cheap. With L = κ Σ_tk r_tk², ∇²L = 2κ (JᵀJ + R), R = Σ r �
   then the full-Hessian ones up to ε_R (counts of zeros agree whenever no GN
   eigenvalue lies within ε_R of the tolerance).
 
+* Exact null directions. Two kinds of direction are null vectors of the full H
+  at *every* point, not only on Γ: the d_in + 1 + d_out parameters of an
+  inactive unit (exact zero rows), and, for an active unit j, every change of
+  its input weights orthogonal to the inputs x̃_t it is active on (J's column
+  is Σ g_tj x̃_t·δw = 0 and so is R_j's, whose W-part is also built from those
+  x̃_t). ``exact_null_dimension`` counts them, Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0]
+  with r_j the rank of unit j's active inputs. It is the full Hessian's zero
+  count whenever nothing else is exactly null; the rescaling symmetry of an
+  active unit (W_j, b_j) → αW_j, V_j → V_j/α is null only at a stationary point
+  (H v = −(Dv)ᵀ∇L), so off one it gives small, not zero, eigenvalues. The relu
+  check suite compares this count with a dense ``eigh`` at round-off tolerance.
+
 So: ``method="gauss-newton"`` is exact for the GN matrix 2κJᵀJ at any size;
 ``method="full"`` is the exact full Hessian (dense ``eigh`` of the active-unit
 block, for P_active ≤ ``max_dense``); ``method="lanczos"`` gives λ_max of the
@@ -117,6 +129,24 @@ def residual_bound(params, X, Y, spec: NetSpec, kappa):
     return 2 * kappa * jnp.max(jnp.abs(jnp.linalg.eigvalsh(blocks)))
 
 
+def exact_null_dimension(params, X, spec: NetSpec) -> int:
+    """Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0]: the full Hessian's exact null directions (module doc).
+
+    r_j is the rank of [x_t, 1] over the inputs where ReLU unit j is active.
+    Defined for ReLU only (other activations have no exactly inactive region).
+    """
+    if spec.activation != "relu":
+        raise ValueError(f"exact_null_dimension is defined for ReLU, not {spec.activation!r}")
+    X = np.asarray(X, np.float64)
+    z = X @ np.asarray(params["W"], np.float64).T + np.asarray(params["b"], np.float64)
+    Xt = np.concatenate([X, np.ones((X.shape[0], 1))], axis=1)
+    total = 0
+    for active in (z > 0).T:
+        r = int(np.linalg.matrix_rank(Xt[active])) if active.any() else 0
+        total += Xt.shape[1] - r + (spec.d_out if r == 0 else 0)
+    return total
+
+
 def _summarise(eigs, n_total, rtol=None, extra=None):
     """Trace, zero count, Σ log nonzero and λ_max of a spectrum with ``n_total − len(eigs)`` implicit zeros."""
     eigs = np.sort(np.asarray(eigs, np.float64))
@@ -174,6 +204,8 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
     eps_R = float(residual_bound(params, X, Y, spec, kappa))
     info = {"method": method, "active_units": int(units.size), "eps_R": eps_R,
             "structural_zeros": int(P - P_a)}
+    if spec.activation == "relu":
+        info["exact_null"] = exact_null_dimension(params, X, spec)
     if method == "full":
         if P_a > max_dense:
             raise ValueError(f"full Hessian of {P_a} active parameters exceeds max_dense={max_dense}")
@@ -188,11 +220,12 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
         else:
             M = 2 * kappa * np.asarray(gram(params, X, spec))
         return _summarise(np.linalg.eigvalsh(M), P, rtol, info | {"solved_size": M.shape[0]})
-    # Lanczos fallback: full Hessian, matrix-free; zero count is the structural lower bound.
+    # Lanczos fallback: full Hessian, matrix-free; zero count is the exact-null lower bound.
     ritz = lanczos(params, X, Y, spec, kappa, lanczos_steps)
     lmax = float(ritz.max())
     rt = P * EPS64 if rtol is None else float(rtol)
-    return {"trace": float(gn_trace(params, X, spec, kappa)), "n_zero": int(P - P_a), "n_zero_is_lower_bound": True,
+    return {"trace": float(gn_trace(params, X, spec, kappa)), "n_zero": info.get("exact_null", int(P - P_a)),
+            "n_zero_is_lower_bound": True,
             "n_negative": int((ritz < -rt * lmax).sum()), "sum_log": float("nan"), "lambda_max": lmax,
             "tol": rt * lmax, "rtol": rt, "n_params": P, "eigenvalues": np.sort(ritz), **info, "method": "lanczos"}
 
