@@ -80,6 +80,35 @@ class Measurement:
                 acc.setdefault(r[5], {}).setdefault(r[3], []).append(r[4])
         return np.array([np.mean([np.mean(v) for v in units.values()]) for _, units in sorted(acc.items())])
 
+    def gamma_net(self, dt: int, per_unit: bool = False) -> np.ndarray:
+        """Per run: γ of the drift net of sampling noise, (Σ‖P_V d‖² − Σ‖P_V n‖²) / (Σ‖d‖² − Σ‖n‖²).
+
+        d at Δt carries the sampling noise n of two finite sets of responses,
+        and the Δt = 0 control is that noise alone. n lies in the variational
+        space by construction (the noise of a mean has the group's covariance),
+        so raw γ is pulled toward γ(control) when drift is small; drift and
+        noise being independent, their squared projections add, and the
+        difference of sums (over a run's stimulus groups and sessions) removes
+        the noise. ``per_unit``: the same per stimulus group (noisier; NaN where
+        the group's drift does not exceed its control), for a single recording.
+        """
+        get = self.values if per_unit else self.per_run
+        num = get("drift_in_space_sq", dt) - get("drift_in_space_sq", 0)
+        den = get("drift_sq", dt) - get("drift_sq", 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+    def gamma_net_excess(self, dt: int) -> tuple:
+        """γ net of sampling noise minus chance ⌈D⌉/n: (mean, s.e.) over runs (≥ 3 runs: groups of one
+        network are correlated), else over stimulus groups (``gamma_net(per_unit=True)``)."""
+        v = self.gamma_net(dt) - self.per_run("gamma_chance", dt)
+        if v.size < 3:
+            v = self.gamma_net(dt, per_unit=True) - self.values("gamma_chance", dt)
+        v = v[np.isfinite(v)]
+        if v.size < 2:
+            return float("nan"), float("nan")
+        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
     def summary(self, metric: str, dt: int):
         """(mean, standard error, count) over units of the session-averaged values."""
         v = self.values(metric, dt)
@@ -157,6 +186,8 @@ def measure(A, B=None, readouts=None, *, classifiers: bool = True, max_pairs: in
             add("rel_drift", dt, s, g, np.linalg.norm(d) / np.linalg.norm(e.mean))
             add("mean_angle", dt, s, g, angle_deg(e.mean, l.mean))
             add("gamma", dt, s, g, gamma(e, d))
+            add("drift_sq", dt, s, g, d @ d)
+            add("drift_in_space_sq", dt, s, g, np.sum((e.space.T @ d) ** 2))
             add("gamma_chance", dt, s, g, gamma_chance(e))
             add("Gamma", dt, s, g, overlap(e, l))
             add("Gamma_chance", dt, s, g, overlap_chance(e, l))

@@ -9,6 +9,8 @@ DESCRIPTIONS = {
     "mean_angle": "angle between mean responses [deg]",
     "gamma": "γ drift-in-variation ratio",
     "gamma_chance": "γ chance ⌈D⌉/n",
+    "drift_sq": "‖d‖² (sampling noise included)",
+    "drift_in_space_sq": "‖d‖² within the earlier variational space",
     "Gamma": "Γ variational-space overlap",
     "Gamma_chance": "Γ chance",
     "D_change": "D(later) − D(earlier)",
