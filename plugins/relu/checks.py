@@ -29,14 +29,19 @@ Checks:
   (same start), while the relative fall of the active-unit fraction is < ¼ of
   the relative fall of tr H.
 * ``relu-adam-sparsifies`` / ``relu-rmsprop-sparsifies`` / ``relu-sed-sparsifies`` —
-  no added noise, 2×10⁴ steps (Adam lr 0.05, RMSprop lr 0.01, SED lr 5,
-  s = 0.1 per matrix/√rows): the active fraction falls by ≥ 25% of its start
-  value (and > 3 s.e.), net of the GD control's relative fall over the same
-  steps (per seed, same start), counted only over the logged points while the
-  seed-mean loss stays below ×2 of the converged loss (a learner that breaks the
-  fit gets no credit for what happens afterwards). (At the paper's Adam lr 1e-3
-  and SED lr 1 the fall is real but too slow for this budget: SED lr 1 lowered
-  the active fraction by ~9% in 4×10⁴ steps.)
+  no added noise (Adam lr 0.05 and RMSprop lr 0.01 for 2×10⁴ steps, SED lr 2 with
+  s = 0.1 per matrix/√rows for 6×10⁴): judged by the update-noise rule — from the
+  learner's own loss plateau t_p to the end, the active fraction falls by ≥ 25%
+  of its value at t_p (and > 3 s.e.), net of the GD control's relative fall over
+  the same steps (per seed, same start), while the running median of the
+  seed-mean loss stays within [½, 2]× its end value, which is ≤ 0.1 (the task
+  stays learned; update noise's own plateau is ~0.06). SED at lr 5 broke the fit
+  (loss_norm > 0.1 within 500 steps); at lr 2 it sits at update noise's loss
+  level; at lr 1 the fall is ~9% in 4×10⁴ steps. RMSprop lr 0.01 collapses the
+  active fraction in its first ~3×10³ steps — a start-up transient of its
+  second-moment estimate (no bias correction), while the loss still falls to
+  its plateau — and moves little after: the row fails (a finding; at lr 1e-3
+  there is no transient and the fall is 2% net over 6×10⁴ steps).
 * ``relu-zero-eigenvalues`` — at the end of the update-noise runs, a dense
   ``eigh`` of the full 1,800×1,800 Hessian (``jax.hessian``, no structure used)
   has, in every seed, exactly as many eigenvalues with |λ| ≤ 10·ε·λ_max as the
@@ -69,7 +74,7 @@ CONDITIONS = {
     "label": ("uniform-label", {"width": 2.0}, "gd", {}, {"lr": LR}, 20_000),
     "adam": ("none", {}, "adam", {}, {"lr": 0.05}, 20_000),
     "rmsprop": ("none", {}, "rmsprop", {}, {"lr": 0.01}, 20_000),
-    "sed": ("none", {}, "sed", {"per_matrix": True}, {"lr": 5.0, "sigma": 0.1}, 20_000),
+    "sed": ("none", {}, "sed", {"per_matrix": True}, {"lr": 2.0, "sigma": 0.1}, 60_000),
 }
 
 
@@ -143,31 +148,42 @@ def check_gd(opts):
                                               "loss_norm_end": _mse(_end(r["loss_norm"]))[0]})]
 
 
-def _plateau_time(steps, loss):
-    """First logged step where the seed-mean loss is within a factor 1.5 of its end value."""
-    m = loss.mean(0)
-    end = m[-max(1, len(m) // 10):].mean()
-    idx = int(np.nonzero(m <= 1.5 * end)[0][0])
-    return idx, end
+LEARNED = 0.1  # a plateau counts as "the task learned" when loss_norm ≤ this (≥ 90% of target variance explained)
+
+
+def _plateau(records):
+    """The learner's own loss plateau: (index of t_p, end loss, loss stays on it after t_p, task still learned).
+
+    t_p is the first logged step where the seed-mean loss is within ×1.5 of its
+    end value; "on it" means the running median of the seed-mean loss over 5
+    logged points (robust to Adam's isolated spikes) lies within [½, 2]× the end
+    value at every later point; "learned" means the end loss_norm ≤ ``LEARNED``.
+    Update noise and the noise-free learners are judged by this one rule."""
+    m = records["loss_norm"].mean(0)
+    end = float(m[-max(1, len(m) // 10):].mean())
+    ip = int(np.nonzero(m <= 1.5 * end)[0][0])
+    after = m[ip:]
+    med = np.array([np.median(after[max(0, i - 2):i + 3]) for i in range(after.size)])
+    on = bool(np.all((med <= 2 * end) & (med >= end / 2)))
+    return ip, end, on, end <= LEARNED
 
 
 def check_update(opts):
     c = _condition(opts.seed, "update")
     r, steps = c["records"], c["steps"]
-    ip, loss_end = _plateau_time(steps, r["loss_norm"])
+    ip, loss_end, on_plateau, learned = _plateau(r)
     t_p = int(steps[ip])
     late = int(np.searchsorted(steps, 5 * t_p))
     au = r["active_units"]
     drop = au[:, ip] - _end(au)
     drop_late = au[:, min(late, au.shape[1] - 1)] - _end(au)
     (m, se), (ml, sel) = _mse(drop), _mse(drop_late)
-    lm = r["loss_norm"].mean(0)[ip:]
-    on_plateau = bool(np.all((lm <= 2 * loss_end) & (lm >= loss_end / 2)))
-    ok = m >= 0.2 and m > 3 * se and ml >= 0.1 and on_plateau and (c["diverged"] < 0).all()
+    ok = m >= 0.2 and m > 3 * se and ml >= 0.1 and on_plateau and learned and (c["diverged"] < 0).all()
     res = [CheckResult("relu-update-noise-sparsifies",
                        "seed-mean fall of the fraction of active units from the loss plateau t_p to the end "
                        f"(gradient noise σ_g=0.025, lr 0.4, 6e4 steps, {SEEDS} seeds, s.e. over seeds)", 0.2, m, se,
-                       "fall ≥ 0.2 and > 3 s.e.; fall after 5·t_p ≥ 0.1; seed-mean loss after t_p within ×2 of its end",
+                       "fall ≥ 0.2 and > 3 s.e.; fall after 5·t_p ≥ 0.1; seed-mean loss after t_p within ×2 of its "
+                       f"end, which is ≤ {LEARNED} (task learned)",
                        bool(ok), details=_common(c) | {
                            "t_plateau": t_p, "fall_after_5tp": ml, "fall_after_5tp_se": sel,
                            "loss_norm_end": float(loss_end), "loss_on_plateau": on_plateau,
@@ -209,45 +225,30 @@ def check_label(opts):
                                               "active_units_end": _mse(_end(r["active_units"]))[0]})]
 
 
-def _on_plateau_until(loss, start_loss, factor=2.0):
-    """Number of leading logged points where the seed-mean loss stays below ×factor of its start.
-
-    Only a rise counts as leaving the plateau: from the 5,000-step start the GD control itself
-    keeps lowering the loss (×0.4 over 6×10⁴ steps) — that is still fitting, not breaking the fit."""
-    m, ref = loss.mean(0), float(np.mean(start_loss))
-    off = np.nonzero(m > factor * ref)[0]
-    return int(off[0]) if off.size else loss.shape[1]
-
-
 def _check_adaptive(name, label):
     def run(opts):
         c = _condition(opts.seed, name)
         r = c["records"]
-        n = _on_plateau_until(r["loss_norm"], c["start"]["loss_norm"])
-        if n < 2:
-            return [CheckResult(f"relu-{name}-sparsifies", f"relative fall of the active fraction under {label}",
-                                0.25, float("nan"), float("nan"), "on the loss plateau", False,
-                                details=_common(c) | {"verdict": "the loss rose above ×2 of the converged "
-                                                                 f"loss by step {int(c['steps'][n])}"})]
-        on = {k: v[:, :n] for k, v in r.items()}
+        ip, loss_end, on_plateau, learned = _plateau(r)
+        n = r["active_fraction"].shape[1]
         g = _condition(opts.seed, "gd")  # same start and seeds' params; its change is subtracted per seed
-        control = 1 - _end(g["records"]["active_fraction"][:, :n]) / g["start"]["active_fraction"]
-        rel = 1 - _end(on["active_fraction"]) / c["start"]["active_fraction"] - control
-        d_au = _end(on["active_units"]) - c["start"]["active_units"]
+        ga = g["records"]["active_fraction"][:, :n]
+        control = 1 - _end(ga) / ga[:, ip]
+        rel = 1 - _end(r["active_fraction"]) / r["active_fraction"][:, ip] - control
+        d_au = _end(r["active_units"]) - r["active_units"][:, ip]
         (m, se), (ma, sea) = _mse(rel), _mse(d_au)
-        ok = m >= 0.25 and m > 3 * se and (c["diverged"] < 0).all()
-        steps_on = int(c["steps"][n - 1])
+        ok = m >= 0.25 and m > 3 * se and on_plateau and learned and (c["diverged"] < 0).all()
         return [CheckResult(f"relu-{name}-sparsifies",
-                            f"seed-mean relative fall of the active fraction under {label} without added noise, "
-                            f"counted while the seed-mean loss stays below ×2 of the converged loss, net of the GD control's "
-                            f"change over the same steps "
-                            f"({steps_on} of {int(c['steps'][-1])} steps; {SEEDS} seeds, s.e. over seeds)", 0.25, m, se,
-                            "relative fall ≥ 0.25 and > 3 s.e.", bool(ok),
+                            f"seed-mean relative fall of the active fraction under {label} without added noise, from "
+                            f"its loss plateau t_p = {int(c['steps'][ip])} to the end of {int(c['steps'][-1])} steps, "
+                            f"net of the GD control's over the same steps ({SEEDS} seeds, s.e. over seeds)", 0.25, m, se,
+                            "relative fall ≥ 0.25 and > 3 s.e.; seed-mean loss after t_p within ×2 of its end, which "
+                            f"is ≤ {LEARNED} (task learned)", bool(ok),
                             details=_common(c) | {"delta_active_units": ma, "delta_active_units_se": sea,
-                                                  "steps_on_plateau": steps_on,
+                                                  "t_plateau": int(c["steps"][ip]), "loss_on_plateau": on_plateau,
                                                   "gd_control_relative_fall": _mse(control)[0],
                                                   "loss_norm_start": _mse(c["start"]["loss_norm"])[0],
-                                                  "loss_norm_end": _mse(_end(r["loss_norm"]))[0]})]
+                                                  "loss_norm_end": loss_end})]
     return run
 
 
@@ -296,7 +297,7 @@ CHECKS = {
                                               _check_adaptive("rmsprop", "RMSprop lr 0.01"), "relu"),
                                 "relu: RMSprop sparsifies without added noise"),
     "relu-sed-sparsifies": (lambda: Check("relu-sed-sparsifies",
-                                          _check_adaptive("sed", "SED lr 5, s 0.1 per matrix/√rows"), "relu"),
+                                          _check_adaptive("sed", "SED lr 2, s 0.1 per matrix/√rows"), "relu"),
                             "relu: SED sparsifies without added noise"),
     "relu-zero-eigenvalues": (lambda: Check("relu-zero-eigenvalues", check_zero_eigs, "relu"),
                               "relu: #zero Hessian eigenvalues = exact null directions of inactive and partly active units"),
