@@ -119,3 +119,15 @@ def test_exact_null_dimension_is_the_dense_zero_count():
     assert predicted >= spec.per_unit + (spec.d_in + 1 - 3)  # the corridor's smooth views are rank-poor too
     assert n_zero == predicted
     assert e[n_zero] > 1e3 * np.finfo(float).eps * e[-1]   # a clear gap above the counted zeros
+
+
+def test_full_too_large_falls_back_to_gauss_newton_and_says_so():
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=1, n_hid=10, T=8, n_rays=5)  # m = 40 < P = 120
+    ctx = loss.extras["relu"]
+    p = loss.init(jax.random.key(2))
+    f = HS.functionals(p, ctx, method="full", max_dense=50)
+    gn = HS.functionals(p, ctx, method="gauss-newton", max_dense=50)
+    assert f["method"].startswith("gauss-newton (full: ") and "> max_dense 50" in f["method"]
+    assert f["n_zero"] == gn["n_zero"] and f["lambda_max"] == gn["lambda_max"]
+    assert f["exact_null"] == HS.exact_null_dimension(p, ctx["X"], ctx["spec"])

@@ -206,9 +206,13 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
             "structural_zeros": int(P - P_a)}
     if spec.activation == "relu":
         info["exact_null"] = exact_null_dimension(params, X, spec)
+    if method == "full" and P_a > max_dense:
+        # too large for a dense eigh: fall back to the Gauss–Newton path and say so in the row
+        # (the full Hessian's exact zero count is still ``exact_null``)
+        out = functionals(params, ctx, "gauss-newton", rtol, max_dense, lanczos_steps)
+        out["method"] = f"{out['method']} (full: {P_a} active parameters > max_dense {max_dense})"
+        return out
     if method == "full":
-        if P_a > max_dense:
-            raise ValueError(f"full Hessian of {P_a} active parameters exceeds max_dense={max_dense}")
         H = np.asarray(full_hessian(params, X, Y, spec, kappa, units)) if P_a else np.zeros((0, 0))
         return _summarise(np.linalg.eigvalsh(H) if P_a else [], P, rtol, info | {"solved_size": P_a})
     if method == "gauss-newton" and min(P_a, m) <= max_dense:
