@@ -19,6 +19,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from flatland import hookimpl, mean_se, measure_drift, ratio_along, scalar
@@ -34,8 +36,6 @@ ZERO_LEARNERS = (("gd", "gd-zero-drift", {}), ("momentum", "momentum-zero-drift"
 def _zero_drift_row(options, lab, learner, row, extra, starts, tol, ref):
     """One learner: the projected point's displacement per step during convergence (the power control)
     and after ``ZERO_BURN`` steps (the verdict), both from the same off-Γ starts."""
-    import dataclasses
-
     law, _ = lab.law(lab.component("noise", "update"), lab.component("learners", "gd"))
     zero_noise = lambda h: {"learner": {"lr": h["learner"]["lr"]}, "noise": {"sigma": 0.0}}  # noqa: E731 (Φ only)
     grid = {"learner": {"lr": ZERO_LR, **extra}}

@@ -238,6 +238,10 @@ def _check_adaptive(name, label):
         d_au = _end(r["active_units"]) - r["active_units"][:, ip]
         (m, se), (ma, sea) = _mse(rel), _mse(d_au)
         ok = m >= 0.25 and m > 3 * se and on_plateau and learned and (c["diverged"] < 0).all()
+        why = [w for w, bad in (("fall < 0.25 or ≤ 3 s.e.", not (m >= 0.25 and m > 3 * se)),
+                                ("loss left its plateau", not on_plateau),
+                                (f"plateau loss_norm {loss_end:.3g} > {LEARNED}: the fit broke", not learned),
+                                ("a chain diverged", not (c["diverged"] < 0).all())) if bad]
         return [CheckResult(f"relu-{name}-sparsifies",
                             f"seed-mean relative fall of the active fraction under {label} without added noise, from "
                             f"its loss plateau t_p = {int(c['steps'][ip])} to the end of {int(c['steps'][-1])} steps, "
@@ -248,7 +252,8 @@ def _check_adaptive(name, label):
                                                   "t_plateau": int(c["steps"][ip]), "loss_on_plateau": on_plateau,
                                                   "gd_control_relative_fall": _mse(control)[0],
                                                   "loss_norm_start": _mse(c["start"]["loss_norm"])[0],
-                                                  "loss_norm_end": loss_end})]
+                                                  "loss_norm_end": loss_end,
+                                                  "verdict": "; ".join(why) or "within tolerance"})]
     return run
 
 
