@@ -1,0 +1,232 @@
+"""Sweep files: a base run configuration and axes → the list of runs a study consists of.
+
+What: ``load(path)`` reads a sweep TOML file and ``expand(raw, base_dir)``
+turns it into :class:`Point` s, each an ordinary, validated
+:class:`~flatland.config.RunConfig` (so any point can be re-run alone with
+``flatland run``) with the overrides that make it, a stable id and its index.
+
+Format::
+
+    [sweep]
+    base = "../small.toml"       # a run config, relative to this file (or a [base] table inline)
+    draws = 20                   # random draws per grid combination (needed when an axis is random)
+    seed = 0                     # seeds the random draws: the same file always gives the same points
+
+    [axes]
+    "learner.lr" = [0.05, 0.1]                          # a list: a grid axis
+    "run.seed" = { seeds = 4 }                          # seeds 0..3: a grid axis
+    "noise.name" = ["gradient", "uniform-label"]
+    "noise.sigma" = { log_uniform = [0.01, 0.1], when = { "noise.name" = "gradient" } }
+    "noise.width" = { log_uniform = [0.1, 1.0], when = { "noise.name" = "uniform-label" } }
+    "task.n_hid" = { uniform_int = [50, 150] }          # also: uniform = [lo, hi]
+
+Axis keys are ``section.key`` of the run config. Grid axes (lists, ``grid``,
+``seeds``) form a Cartesian product; random axes (``uniform``,
+``log_uniform``, ``uniform_int``, inclusive bounds) are drawn ``draws`` times
+per grid combination. ``when`` makes an axis conditional: it applies only to
+points whose (already assigned, or base) values match every ``key = value``
+given; conditions are read in file order, so a condition may name an axis
+declared above it. A point's random values depend only on ``seed`` and the
+point's grid combination and draw number, never on the other points.
+
+Why its own module: the sweep runner, ``--resume`` and the results table all
+need the same expansion, and a mistake in a sweep file must stop with one line
+before any run starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from .config import SECTIONS, RunConfig, from_dict
+from .errors import UserError
+
+GRID_FORMS = ("grid", "seeds")
+RANDOM_FORMS = ("uniform", "log_uniform", "uniform_int")
+MAX_POINTS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its position, the axis values that make it, and its resolved config."""
+
+    index: int
+    id: str              # stable across re-expansions: a hash of the overrides
+    overrides: dict      # {"section.key": value}
+    config: RunConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class _Axis:
+    key: str
+    form: str            # "list" | "grid" | "seeds" | a RANDOM_FORMS entry
+    values: tuple        # grid values, or (lo, hi) for a random axis
+    when: dict
+
+    @property
+    def random(self) -> bool:
+        return self.form in RANDOM_FORMS
+
+
+def _where(key: str) -> str:
+    return f"[axes] {key!r}"
+
+
+def _parse_axis(key: str, spec, sections) -> _Axis:
+    if not isinstance(key, str) or key.count(".") != 1 or not all(key.split(".")):
+        raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\")")
+    if key.split(".")[0] not in sections:
+        raise UserError(f"{_where(key)}: unknown section {key.split('.')[0]!r} "
+                        f"(known: {', '.join(sorted(sections))})")
+    if isinstance(spec, list):
+        spec = {"grid": spec}
+    if not isinstance(spec, dict):
+        raise UserError(f"{_where(key)}: give a list of values or a table such as {{ log_uniform = [lo, hi] }}")
+    when = spec.get("when", {})
+    if not isinstance(when, dict) or not all(isinstance(k, str) and "." in k for k in when):
+        raise UserError(f"{_where(key)}: when must be a table of \"section.key\" = value")
+    forms = [f for f in spec if f != "when"]
+    if len(forms) != 1 or forms[0] not in GRID_FORMS + RANDOM_FORMS:
+        raise UserError(f"{_where(key)}: give exactly one of {', '.join(GRID_FORMS + RANDOM_FORMS)} "
+                        f"(got {', '.join(forms) or 'none'})")
+    form, v = forms[0], spec[forms[0]]
+    if form == "grid":
+        if not isinstance(v, list) or not v:
+            raise UserError(f"{_where(key)}: grid must be a non-empty list of values")
+        return _Axis(key, form, tuple(v), when)
+    if form == "seeds":
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_POINTS:
+            raise UserError(f"{_where(key)}: seeds must be a whole number ≥ 1 (the seeds 0 … N−1)")
+        return _Axis(key, form, tuple(range(v)), when)
+    ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                       and math.isfinite(x) for x in v) and v[0] <= v[1])
+    if not ok or (form == "log_uniform" and v[0] <= 0) or (form == "uniform_int" and not all(
+            isinstance(x, int) for x in v)):
+        need = {"uniform": "two finite numbers lo ≤ hi", "log_uniform": "two numbers 0 < lo ≤ hi",
+                "uniform_int": "two whole numbers lo ≤ hi"}[form]
+        raise UserError(f"{_where(key)}: {form} needs [lo, hi], {need}; got {v!r}")
+    return _Axis(key, form, tuple(v), when)
+
+
+def _draw(axis: _Axis, rng: np.random.Generator):
+    lo, hi = axis.values
+    if axis.form == "uniform":
+        return float(rng.uniform(lo, hi))
+    if axis.form == "log_uniform":
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return int(rng.integers(lo, hi, endpoint=True))
+
+
+def _applies(axis: _Axis, values: dict, base: dict) -> bool:
+    def current(k):
+        s, key = k.split(".")
+        return values[k] if k in values else base.get(s, {}).get(key)
+    return all(current(k) == v for k, v in axis.when.items())
+
+
+def _base(raw: dict, base_dir: Path) -> dict:
+    sweep = raw.get("sweep", {})
+    if "base" in sweep and "base" in raw:
+        raise UserError("give the base run config once: [sweep] base = \"file.toml\" or a [base] table, not both")
+    if "base" in raw:
+        if not isinstance(raw["base"], dict):
+            raise UserError("[base] must be a table holding a run config ([base.task], [base.learner], …)")
+        return raw["base"]
+    if "base" not in sweep:
+        raise UserError("a sweep needs a base run config: [sweep] base = \"file.toml\" or a [base] table")
+    if not isinstance(sweep["base"], str):
+        raise UserError("[sweep] base must be the path of a run config (a string)")
+    path = (base_dir / sweep["base"]).resolve()
+    if not path.is_file():
+        raise UserError(f"[sweep] base: run config {sweep['base']!r} not found (looked in {path.parent})")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"[sweep] base {sweep['base']!r}: not valid TOML: {exc}") from None
+
+
+def _point_id(overrides: dict) -> str:
+    return hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def expand(raw: dict, base_dir=".") -> list[Point]:
+    """The sweep's points, in a stable order (grid combinations, then draws). See the module doc."""
+    unknown = sorted(set(raw) - {"sweep", "axes", "base"})
+    if unknown:
+        raise UserError(f"unknown sweep table(s) {', '.join(unknown)} (known: sweep, axes, base)")
+    sweep = raw.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise UserError("[sweep] must be a table")
+    bad = sorted(set(sweep) - {"base", "draws", "seed"})
+    if bad:
+        raise UserError(f"unknown [sweep] key(s) {', '.join(bad)} (known: base, draws, seed)")
+    base = _base(raw, Path(base_dir))
+    axes_raw = raw.get("axes", {})
+    if not isinstance(axes_raw, dict) or not axes_raw:
+        raise UserError("[axes] must name at least one axis, e.g. \"learner.lr\" = [0.05, 0.1]")
+    sections = set(SECTIONS) | set(base)
+    axes = [_parse_axis(k, v, sections) for k, v in axes_raw.items()]
+    random = [a for a in axes if a.random]
+    draws = sweep.get("draws", 1 if not random else None)
+    if draws is None:
+        raise UserError(f"[sweep] draws = N is needed: {random[0].key!r} is drawn at random")
+    seed = sweep.get("seed", 0)
+    for name, v, lo in (("draws", draws, 1), ("seed", seed, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise UserError(f"[sweep] {name} must be a whole number ≥ {lo}, got {v!r}")
+    if draws != 1 and not random:
+        raise UserError(f"[sweep] draws = {draws} repeats identical points: no axis is drawn at random "
+                        "(use \"run.seed\" = { seeds = N } for repeats)")
+
+    combos = [{}]
+    for axis in axes:  # grid axes in file order; a conditional one multiplies only the combos it applies to
+        if axis.random:
+            continue
+        combos = [d for c in combos
+                  for d in ([dict(c, **{axis.key: v}) for v in axis.values] if _applies(axis, c, base) else [c])]
+        if len(combos) * draws > MAX_POINTS:
+            raise UserError(f"the sweep has more than {MAX_POINTS:,} points; split it")
+    points = []
+    for ci, combo in enumerate(combos):
+        for d in range(draws):
+            rng = np.random.default_rng([seed, ci, d])
+            values = dict(combo)
+            for axis in random:
+                if _applies(axis, values, base):
+                    values[axis.key] = _draw(axis, rng)
+            overrides = {a.key: values[a.key] for a in axes if a.key in values}
+            points.append(_resolve(len(points), overrides, base))
+    return points
+
+
+def _resolve(index: int, overrides: dict, base: dict) -> Point:
+    doc = {s: dict(t) if isinstance(t, dict) else t for s, t in base.items()}
+    for key, value in overrides.items():
+        s, k = key.split(".")
+        doc.setdefault(s, {})[k] = value
+    try:
+        cfg = from_dict(doc)
+    except UserError as exc:
+        raise UserError(f"sweep point {index} ({', '.join(f'{k}={v!r}' for k, v in overrides.items())}): "
+                        f"{exc}") from None
+    return Point(index, _point_id(overrides), overrides, cfg)
+
+
+def load(path) -> list[Point]:
+    """Read a sweep file and expand it (base paths are relative to the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"sweep file {str(path)!r} not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file") from None
+    return expand(raw, path.parent)
