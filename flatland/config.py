@@ -160,18 +160,22 @@ def from_dict(raw: dict) -> RunConfig:
     return RunConfig(**sections, extensions=extensions)
 
 
-def load(path) -> RunConfig:
-    """Read and validate a TOML run configuration."""
+def read_toml(path, what: str = "config file") -> dict:
+    """A TOML file as a dict, or a one-line UserError (missing, not TOML, not text)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {str(path)!r} not found")
+        raise UserError(f"{what} {str(path)!r} not found")
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file") from None
-    return from_dict(raw)
+
+
+def load(path) -> RunConfig:
+    """Read and validate a TOML run configuration."""
+    return from_dict(read_toml(path))
 
 
 def _toml_value(v) -> str:

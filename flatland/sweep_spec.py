@@ -39,12 +39,11 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
-from .config import SECTIONS, RunConfig, from_dict
+from .config import SECTIONS, RunConfig, from_dict, read_toml
 from .errors import UserError
 
 GRID_FORMS = ("grid", "seeds")
@@ -142,13 +141,7 @@ def _base(raw: dict, base_dir: Path) -> dict:
         raise UserError("a sweep needs a base run config: [sweep] base = \"file.toml\" or a [base] table")
     if not isinstance(sweep["base"], str):
         raise UserError("[sweep] base must be the path of a run config (a string)")
-    path = (base_dir / sweep["base"]).resolve()
-    if not path.is_file():
-        raise UserError(f"[sweep] base: run config {sweep['base']!r} not found (looked in {path.parent})")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"[sweep] base {sweep['base']!r}: not valid TOML: {exc}") from None
+    return read_toml(base_dir / sweep["base"], "[sweep] base: run config")
 
 
 def _point_id(overrides: dict) -> str:
@@ -220,13 +213,4 @@ def _resolve(index: int, overrides: dict, base: dict) -> Point:
 
 def load(path) -> list[Point]:
     """Read a sweep file and expand it (base paths are relative to the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file {str(path)!r} not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file") from None
-    return expand(raw, path.parent)
+    return expand(read_toml(path, "sweep file"), Path(path).parent)
