@@ -1,0 +1,81 @@
+"""One results-table row per sweep point, read from the point's ordinary run folder.
+
+What: ``run_row(point, run_dir)`` flattens what a run left behind — its
+``summary.json`` (written by :func:`flatland.runner.run` at the end), its
+checkpoint, or an ``error.txt`` a sweep runner writes when a run raises — into
+a flat dict: the point's index and id, every config value as a
+``section.key`` column, the run's status (``done``, ``diverged``, ``failed``,
+``partial``, ``pending``) with a one-line reason, steps done and wall time,
+``initial.<metric>`` and ``final.<metric>`` seed means, and each scalar of an
+extension's report (e.g. ``timescale.tau``, ``timescale.r2``,
+``timescale.ok``) under its report's name.
+
+Why here: the sweep runner, ``--resume`` (which redoes only rows that are not
+``done``/``diverged``) and ``flatland report`` read the same rows; the run
+folder stays the single source of truth, so a table can always be rebuilt
+from the folders.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .sweep_spec import Point
+
+ERROR_FILE = "error.txt"
+FINISHED = ("done", "diverged")
+
+
+def _scalar(v):
+    """Table cell: numbers, strings and booleans as they are; None as NaN; lists/dicts as JSON text."""
+    if v is None:
+        return math.nan
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    return json.dumps(v, default=float)
+
+
+def status_of(run_dir) -> tuple[str, str]:
+    """(status, reason) of a run folder; see the module doc."""
+    run_dir = Path(run_dir)
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        s = json.loads(summary.read_text())
+        d = s.get("diverged")
+        if d:
+            return "diverged", f"non-finite parameters at step {d['step']} (seed {d['seed']})"
+        return "done", ""
+    error = run_dir / ERROR_FILE
+    if error.exists():
+        lines = error.read_text().strip().splitlines()
+        return "failed", lines[0] if lines else "failed without a message"
+    if (run_dir / "checkpoint.npz").exists():
+        return "partial", "stopped before the end; --resume continues it from its checkpoint"
+    return "pending", ""
+
+
+def run_row(point: Point, run_dir) -> dict:
+    """The table row of one sweep point (module doc)."""
+    run_dir = Path(run_dir)
+    row = {"point": point.index, "point_id": point.id, "run_dir": str(run_dir)}
+    for section, table in point.config.to_dict().items():
+        for key, value in table.items():
+            row[f"{section}.{key}"] = _scalar(value)
+    status, reason = status_of(run_dir)
+    row["status"], row["reason"] = status, reason
+    summary = json.loads((run_dir / "summary.json").read_text()) if status in FINISHED else {}
+    row["steps_done"] = summary.get("steps_done", math.nan)
+    row["wall_seconds"] = summary.get("wall_seconds", math.nan)
+    row["diverged_step"] = (summary.get("diverged") or {}).get("step", math.nan)
+    for name, prefix in (("initial_logged", "initial"), ("final", "final")):
+        for metric, value in (summary.get(name) or {}).items():
+            row[f"{prefix}.{metric}"] = _scalar(value)
+    skip = {"steps_done", "wall_seconds", "diverged", "config", "final", "initial_logged", "notes"}
+    for name, report in summary.items():
+        if name in skip or not isinstance(report, dict):
+            continue
+        for key, value in report.items():
+            if value is None or isinstance(value, (bool, int, float, str)):
+                row[f"{name}.{key}"] = _scalar(value)
+    return row
