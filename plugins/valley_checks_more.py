@@ -33,10 +33,10 @@ ZERO_POINT, ZERO_LR, ZERO_OFFSET, ZERO_BURN = (2.0, 0.5), 0.05, 0.05, 800
 ZERO_LEARNERS = (("gd", "gd-zero-drift", {}), ("momentum", "momentum-zero-drift", {"beta": 0.9}))
 
 
-def _zero_drift_row(options, lab, learner, row, extra, starts, tol, ref):
+def _zero_drift_row(options, law, learner, row, extra, starts, tol, ref):
     """One learner: the projected point's displacement per step during convergence (the power control)
-    and after ``ZERO_BURN`` steps (the verdict), both from the same off-Γ starts."""
-    law, _ = lab.law(lab.component("noise", "update"), lab.component("learners", "gd"))
+    and after ``ZERO_BURN`` steps (the verdict), both from the same off-Γ starts. ``law`` (update
+    noise with GD) only supplies the projection onto Γ; its noise is set to 0."""
     zero_noise = lambda h: {"learner": {"lr": h["learner"]["lr"]}, "noise": {"sigma": 0.0}}  # noqa: E731 (Φ only)
     grid = {"learner": {"lr": ZERO_LR, **extra}}
     runs = [measure(options, "hyperbola", "none", grid, ZERO_POINT, learner=learner, k=71, chains=starts.shape[1],
@@ -78,7 +78,7 @@ def gd_zero_drift(options):
     law, _ = lab.law(lab.component("noise", "update"), lab.component("learners", "gd"))
     ref = float(np.linalg.norm(predict(lab.problem(lab.component("losses", "hyperbola")), ZERO_POINT, law,
                                        hyper={"learner": {"lr": ZERO_LR}, "noise": {"sigma": 0.01}}).drift_finite_eta))
-    return [_zero_drift_row(options, lab, learner, row, extra, starts, 1e-3 * ref, ref)
+    return [_zero_drift_row(options, law, learner, row, extra, starts, 1e-3 * ref, ref)
             for learner, row, extra in ZERO_LEARNERS]
 
 

@@ -78,14 +78,6 @@ def run_all(out: Path, flatland: str) -> None:
         subprocess.run([flatland, "run", str(cfg), "--out", str(d), "--quiet", *resume], check=True)
 
 
-def _read(path: Path) -> dict:
-    """metrics.csv as columns (numpy), one row per logged step (single seed)."""
-    import csv
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else None
-
-
 def end_hessian(out: Path, name: str) -> dict:
     """At the last checkpoint: the full Hessian's exact null dimension (structure; see the relu
     plugin's ``hessian.exact_null_dimension``), and λ_max · lr and the Gauss–Newton zero count from
@@ -110,6 +102,7 @@ def end_hessian(out: Path, name: str) -> dict:
 
 def report(out: Path) -> None:
     import csv
+    import flatland
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,8 +116,8 @@ def report(out: Path) -> None:
         f = out / name / "metrics.csv"
         if not f.exists():
             continue
-        m = _read(f)
-        if m is None:
+        m = flatland.read_csv(f)
+        if not m or m["step"].size == 0:   # a run still before its first checkpoint
             continue
         for t, p in zip(at, paper):
             i = np.nonzero(m["step"] == t)[0]
