@@ -29,13 +29,16 @@ class RunContext:
     table (defaults filled), ``run`` the resolved ``[run]`` table (steps,
     seeds, snapshot_every, …), ``cache`` a dict the extension may keep compiled
     functions in (it lives as long as the assembled run, across a resume in the
-    same process).
+    same process), ``out`` the run's folder (set when the run starts; a
+    ``report`` reads its own CSVs from there, which hold every row also after a
+    resume).
     """
 
     loss: Any
     options: dict
     run: dict
     cache: dict = dataclasses.field(default_factory=dict)
+    out: Optional[Path] = None
 
 
 @dataclasses.dataclass

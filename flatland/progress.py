@@ -1,4 +1,4 @@
-"""A dependency-free progress bar on stderr: steps done, rate (steps/s) and ETA.
+"""A dependency-free progress bar on stderr: work done (steps of a run, runs of a sweep), rate and ETA.
 
 On a terminal it redraws one line; otherwise (a log file, CI) it prints a line
 at most every ``min_interval`` seconds, so logs stay short.
@@ -21,8 +21,9 @@ def _hms(seconds: float) -> str:
 class Progress:
     """``update(done)`` after each chunk; rate is measured from the first update after ``start``."""
 
-    def __init__(self, total: int, start: int = 0, label: str = "run", stream=None, min_interval: float = 10.0):
-        self.total, self.start, self.label = total, start, label
+    def __init__(self, total: int, start: int = 0, label: str = "run", stream=None, min_interval: float = 10.0,
+                 unit: str = "steps"):
+        self.total, self.start, self.label, self.unit = total, start, label, unit
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.t0 = time.perf_counter()
@@ -36,7 +37,8 @@ class Progress:
         width = 24
         frac = done / self.total if self.total else 1.0
         bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
-        line = (f"{self.label} [{bar}] {done:,}/{self.total:,} steps  {rate:,.0f} steps/s  "
+        shown = f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+        line = (f"{self.label} [{bar}] {done:,}/{self.total:,} {self.unit}  {shown} {self.unit}/s  "
                 f"ETA {_hms(eta)}" + (f"  {note}" if note else ""))
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")

@@ -62,18 +62,18 @@ class Setup:
         every = self.cfg.run["log_every"] if every is None else int(every)
         if (n, every) not in self.compiled:
             self.compiled[(n, every)] = _compile(self, n, every)
-        return self.compiled[(n, every)](keys, params, state, t0)
+        return self.compiled[(n, every)](keys, params, state, t0, self.hyper)
 
 
 def _compile(setup: Setup, n: int, every: int) -> Callable:
+    """(keys, params, state, t0, hyper) -> trace; hyper is an argument, so rebound setups share it."""
     run = make_runner(setup.step, n, every=every, record=setup.record)
-    hyper = setup.hyper
     if setup.cfg.run["ensemble"] == "loop":
         # Seeds one after another through one compiled single-seed chunk: at the Fig 2 size on a
         # small CPU that is ~1.6x faster per chain than the vmapped chunk (benchmarks/relu_speed.py).
         one = jax.jit(run)
 
-        def chunk(keys, params, state, t0):
+        def chunk(keys, params, state, t0, hyper):
             outs = []
             for i in range(keys.shape[0]):
                 pick = lambda t, i=i: jax.tree_util.tree_map(lambda a: a[i], t)  # noqa: E731
@@ -81,7 +81,7 @@ def _compile(setup: Setup, n: int, every: int) -> Callable:
             return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
         return chunk
     many = ensemble(run)
-    return lambda keys, params, state, t0: many(keys, params, state, hyper, t0)
+    return lambda keys, params, state, t0, hyper: many(keys, params, state, hyper, t0)
 
 
 def _create(reg, kind, section: dict, dtype):
@@ -228,9 +228,9 @@ def _dtype(init):
     return leaves[0].dtype if leaves else jnp.result_type(float)
 
 
-def build_setup(cfg: RunConfig) -> Setup:
+def build_setup(cfg: RunConfig, asm=None) -> Setup:
     """Assemble everything ``cfg`` names (see module doc); every mistake is a one-line UserError."""
-    asm = assemble()
+    asm = asm or assemble()
     reg = asm.registry
     loss = _loss(reg, cfg)
     init = _init_fn(cfg, loss)
@@ -248,6 +248,48 @@ def build_setup(cfg: RunConfig) -> Setup:
     base = jax.random.key(cfg.run["seed"], impl=PRNG_IMPL[cfg.run["prng"]])
     return Setup(cfg, loss, noise, learner, {"learner": lh, "noise": nh}, init, step, record, base, names,
                  columns, column_of, arrays, extensions, contexts, tuple(asm.plugins))
+
+
+def _options_only(reg, kind: str, section: dict) -> dict:
+    """A learner/noise section without its hyperparameters (the keys that are not factory options)."""
+    try:
+        params = inspect.signature(reg.entry(kind, section["name"]).factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    return {k: v for k, v in section.items() if k == "name" or k in params}
+
+
+def structure_key(cfg: RunConfig, reg) -> str:
+    """What the compiled chunks of ``cfg`` depend on: the config without hyperparameter values, seed and steps.
+
+    Hyperparameters (learner/noise keys that are not factory options) and the
+    base key are arguments of the compiled chunk, so configs with the same
+    structure share one :class:`Setup` through :func:`rebind`.
+    """
+    import json
+
+    d = cfg.to_dict()
+    d["run"] = {k: v for k, v in d["run"].items() if k not in ("seed", "steps")}
+    d["learner"] = _options_only(reg, "learners", d["learner"])
+    names = d["noise"]["name"]
+    if isinstance(names, str):
+        d["noise"] = _options_only(reg, "noise", d["noise"])
+    else:
+        d["noise"] = {"name": names} | {n: _options_only(reg, "noise", {"name": n, **d["noise"].get(n, {})})
+                                        for n in names}
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def rebind(setup: Setup, cfg: RunConfig, reg) -> Setup:
+    """``setup`` for ``cfg`` of the same :func:`structure_key`: new hyperparameters, seed and steps, same compiled chunks."""
+    dtype = _dtype(setup.init)
+    _, nh = _create_noise(reg, cfg.noise, dtype)
+    _, lh = _create(reg, "learners", cfg.learner, dtype)
+    cfg = dataclasses.replace(cfg, extensions=setup.cfg.extensions)
+    for ctx in setup.contexts:
+        ctx.run.update(cfg.run)
+    base = jax.random.key(cfg.run["seed"], impl=PRNG_IMPL[cfg.run["prng"]])
+    return dataclasses.replace(setup, cfg=cfg, hyper={"learner": lh, "noise": nh}, base_key=base)
 
 
 def initial_state(setup: Setup):

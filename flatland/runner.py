@@ -44,7 +44,9 @@ from . import checkpoint as ckpt
 from .config import RunConfig, to_toml
 from .errors import UserError
 from .progress import Progress
-from .run_build import PRNG_IMPL, Setup, build_setup, chunk_keys, initial_state  # noqa: F401  (re-exported)
+from . import run_build
+from .run_build import (PRNG_IMPL, Setup, build_setup, chunk_keys, initial_state,  # noqa: F401  (re-exported)
+                        rebind, structure_key)
 from .run_figures import metrics_figure
 from .run_files import Csv, read_csv, write_versions  # noqa: F401  (read_csv re-exported)
 
@@ -62,21 +64,20 @@ _BUILT: dict = {}
 def build(cfg: RunConfig) -> Setup:
     """Assemble the components and the compiled chunk functions for ``cfg``.
 
-    Setups are cached per process by :func:`config_digest` (everything but
-    ``run.steps``), so a resumed or repeated run in the same process reuses the
-    compiled chunks instead of compiling them again. ``setup.cfg`` is the
-    resolved config (extension tables with their defaults filled).
+    Setups are cached per process by :func:`~flatland.run_build.structure_key`
+    (the config without hyperparameter values, seed and steps): a resumed or
+    repeated run, or a sweep point that differs from an earlier one only in
+    learning rate, noise scale or seed, reuses the compiled chunks instead of
+    compiling them again (hyperparameters and keys are arguments of the chunk).
+    ``setup.cfg`` is the resolved config (extension tables with their defaults filled).
     """
-    key = config_digest(cfg)
+    asm = run_build.assemble()
+    key = structure_key(cfg, asm.registry)
     if key not in _BUILT:
         if len(_BUILT) >= 8:
             _BUILT.pop(next(iter(_BUILT)))
-        _BUILT[key] = build_setup(cfg)
-    setup = _BUILT[key]
-    run = dict(setup.cfg.run, steps=cfg.run["steps"])
-    for ctx in setup.contexts:
-        ctx.run["steps"] = cfg.run["steps"]
-    return dataclasses.replace(setup, cfg=dataclasses.replace(setup.cfg, run=run))
+        _BUILT[key] = build_setup(cfg, asm)
+    return rebind(_BUILT[key], cfg, asm.registry)
 
 
 def segments(t: int, end: int, every: int) -> list:
@@ -178,6 +179,8 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
     cfg = setup.cfg
     digest = config_digest(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    for ctx in setup.contexts:
+        ctx.out = out
     files = _Files(out, setup)
     params, state = initial_state(setup)
     t = 0

@@ -10,6 +10,12 @@ a flat dict: the point's index and id, every config value as a
 extension's report (e.g. ``timescale.tau``, ``timescale.r2``,
 ``timescale.ok``) under its report's name.
 
+``write_table(rows, path)`` writes the rows as one Parquet file (atomically;
+pandas and pyarrow read it), ``read_table(path)`` reads it back as a
+``pandas.DataFrame``. Columns a row lacks (e.g. ``noise.width`` in a row
+without label noise) are missing values; a column whose values mix kinds is
+written as text.
+
 Why here: the sweep runner, ``--resume`` (which redoes only rows that are not
 ``done``/``diverged``) and ``flatland report`` read the same rows; the run
 folder stays the single source of truth, so a table can always be rebuilt
@@ -79,3 +85,38 @@ def run_row(point: Point, run_dir) -> dict:
             if value is None or isinstance(value, (bool, int, float, str)):
                 row[f"{name}.{key}"] = _scalar(value)
     return row
+
+
+def _column(values: list):
+    """One table column with a type pyarrow can store: numbers, nullable booleans, or text."""
+    import pandas as pd
+
+    present = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.array([None if isinstance(v, float) else v for v in values], dtype="boolean")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.array(values, dtype="float64" if any(isinstance(v, float) for v in values) else "int64")
+    return pd.array([None if isinstance(v, float) and math.isnan(v) else str(v) for v in values], dtype="string")
+
+
+def write_table(rows: list, path) -> None:
+    """The rows as one Parquet file, ordered by point, written atomically (module doc)."""
+    import io
+
+    import pandas as pd
+
+    from .checkpoint import atomic_write_bytes
+
+    rows = sorted(rows, key=lambda r: r["point"])
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    frame = pd.DataFrame({c: _column([r.get(c, math.nan) for r in rows]) for c in columns})
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_table(path):
+    """A sweep's results table as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(path)

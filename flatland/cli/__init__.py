@@ -13,7 +13,7 @@ import sys
 from ..errors import PluginError, UserError
 
 #: command modules, in the order ``--help`` lists them
-COMMANDS = ("plugins", "list", "theory", "check", "run", "geometry", "reproduce")
+COMMANDS = ("plugins", "list", "theory", "check", "run", "sweep", "report", "geometry", "reproduce")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -45,6 +45,30 @@ def _snap_fn(ctx):
     return jax.jit(jax.vmap(one))
 
 
+def _hessian_report(ctx) -> dict:
+    """Seed means of the first and last hessian.csv rows: zero count and nonzero fraction 1 − n_zero/P.
+
+    The eLife sweep compares the fraction of nonzero Hessian eigenvalues with the
+    fraction of active units; with ``hessian = "gauss-newton"`` the zero count is
+    capped by the Gauss–Newton rank, so ``method`` goes into the report too.
+    """
+    from flatland import read_csv
+
+    path = None if ctx.out is None else ctx.out / "hessian.csv"
+    rows = read_csv(path) if path is not None and path.exists() else {}
+    if not rows or np.asarray(rows["step"]).size == 0:
+        return {}
+    steps = np.atleast_1d(rows["step"])
+    P = ctx.loss.extras["relu"]["spec"].n_params
+    out = {"n_params": int(P), "method": str(np.atleast_1d(rows["method"])[-1])}
+    for name, at in (("initial", steps.min()), ("final", steps.max())):
+        pick = steps == at
+        zero = float(np.mean(np.atleast_1d(rows["n_zero"])[pick]))
+        out |= {f"{name}_step": int(at), f"{name}_n_zero": zero, f"{name}_nonzero_fraction": 1 - zero / P,
+                f"{name}_exact_null": float(np.mean(np.atleast_1d(rows["exact_null"])[pick]))}
+    return out
+
+
 class ReluRun(RunExtension):
     """See the module doc."""
 
@@ -100,6 +124,9 @@ class ReluRun(RunExtension):
             f"τ = {ts['tau']:.4g} steps (R² {ts['r2']:.2f})" if ts["ok"] else f"fit failed: {ts['reason']}")]}
         if "loss_norm" in curves:
             out["phases"] = label_phases(curves["step"], curves["loss_norm"], curves["active_units"])
+        hess = _hessian_report(ctx)
+        if hess:
+            out["hessian"] = hess
         return out
 
     def figures(self, ctx, out) -> list:

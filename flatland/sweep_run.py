@@ -1,0 +1,226 @@
+"""``run_sweep``: every point of a sweep file as an ordinary run, on a Dask cluster, into one table.
+
+What: the points of :func:`flatland.sweep_spec.load` run as tasks on a
+``dask.distributed`` cluster — a ``LocalCluster`` of ``workers`` processes with
+one thread each (started with :func:`flatland.sweep_worker.worker_env`), or the
+cluster at ``scheduler`` used as it is. Each point runs into
+``OUT/runs/<index>-<id>/``, an ordinary ``flatland run`` folder (its
+``config.toml`` re-runs it alone). As points finish, their rows go to
+``OUT/table.parquet`` (rewritten atomically at most every ``table_every``
+seconds and at the end), and a progress line shows finished/failed counts and
+the ETA.
+
+Resume: ``OUT/sweep.json`` lists the points' ids; ``resume=True`` checks that
+the sweep file still expands to the same points, keeps every finished
+(``done``/``diverged``) run as it is, resumes partial runs from their last
+checkpoint, and reruns failed and pending ones. A lock file
+(``OUT/sweep.lock``, holding the pid) stops two sweeps writing one folder.
+
+Order: points are submitted grouped by their structure (the config without the
+learner and noise numbers, the seed and the step count), so that a worker's
+consecutive points tend to reuse its compiled chunk (:func:`flatland.runner.build`)
+and the on-disk compilation cache. Before any run starts, one point of each
+structure is assembled here, so a misspelt name stops the sweep with one line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from . import sweep_spec
+from .config import RunConfig
+from .errors import UserError
+from .progress import Progress
+from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
+from .sweep_worker import run_point, worker_env
+
+MANIFEST, LOCK, TABLE, RUNS, CACHE = "sweep.json", "sweep.lock", "table.parquet", "runs", "jax-cache"
+
+
+def point_dir(out: Path, point) -> Path:
+    """A point's run folder: ``OUT/runs/<index, 5 digits>-<id>``."""
+    return out / RUNS / f"{point.index:05d}-{point.id}"
+
+
+def structure(cfg: RunConfig) -> str:
+    """What decides a point's compiled program, for ordering: the config minus numbers of learner/noise, seed, steps."""
+    d = cfg.to_dict()
+    d["run"] = {k: v for k, v in d["run"].items() if k not in ("seed", "steps")}
+    for s in ("learner", "noise"):
+        d[s] = {k: v for k, v in d[s].items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _validate(points) -> None:
+    """Assemble one point per structure: unknown names and bad options stop the sweep before it starts."""
+    from .run_build import build_setup
+
+    seen = set()
+    for p in points:
+        key = structure(p.config)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build_setup(p.config)
+        except UserError as exc:
+            where = ", ".join(f"{k}={v!r}" for k, v in p.overrides.items())
+            raise UserError(f"sweep point {p.index} ({where}): {exc}") from None
+
+
+def _manifest(points, sweep_file) -> dict:
+    return {"sweep_file": str(sweep_file),
+            "points": [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]}
+
+
+def _prepare(out: Path, points, sweep_file, resume: bool) -> None:
+    """Create or check the sweep folder (module doc)."""
+    manifest = out / MANIFEST
+    if resume:
+        if not manifest.exists():
+            raise UserError(f"--resume: {out} holds no sweep ({MANIFEST} missing)")
+        old = [(p["index"], p["id"]) for p in json.loads(manifest.read_text())["points"]]
+        new = [(p.index, p.id) for p in points]
+        if old != new:
+            diff = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+            raise UserError(f"--resume: {sweep_file} no longer gives the points in {out} ({len(old)} there, "
+                            f"{len(new)} now; first difference at point {diff}); use the original sweep file")
+        return
+    if manifest.exists():
+        raise UserError(f"{out} already holds a sweep; use --resume to continue it, or another --out")
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty; give a new or empty --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    from .checkpoint import atomic_write_text
+
+    atomic_write_text(manifest, json.dumps(_manifest(points, sweep_file), indent=1, default=str) + "\n")
+    shutil.copyfile(sweep_file, out / "sweep.toml")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(out: Path) -> Path:
+    """Take ``OUT/sweep.lock`` (pid@host); a lock of a live process on this host is an error."""
+    path = out / LOCK
+    me = f"{os.getpid()}@{socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            held = path.read_text().strip()
+            pid, _, host = held.partition("@")
+            if host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid)):
+                raise UserError(f"{out} is in use by another sweep (pid {pid}); wait for it or use another --out")
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
+        return path
+    raise UserError(f"could not take the lock {path}; remove it if no sweep is running there")
+
+
+def _client(scheduler, workers, cache_dir):
+    """A dask.distributed Client: on the given scheduler, or on a new LocalCluster (module doc)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserError(f"--scheduler {scheduler}: cannot connect ({exc}); give the address a "
+                            "`dask scheduler` printed, e.g. tcp://127.0.0.1:8786") from None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR, env=worker_env(cache_dir))
+    return Client(cluster), cluster
+
+
+def _lost(point, run_dir: Path, exc) -> dict:
+    """Row of a point whose worker died or whose task raised outside run_point."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ERROR_FILE).write_text(f"worker lost: {type(exc).__name__}: {exc}".splitlines()[0] + "\n")
+    return run_row(point, run_dir)
+
+
+def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progress=True,
+              table_every: float = 10.0) -> dict:
+    """Run (or resume) a sweep; returns counts per status and the table's path (module doc)."""
+    from dask.distributed import as_completed
+
+    sweep_file, out = Path(sweep_file), Path(out)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be ≥ 1, got {workers}")
+    if scheduler and workers:
+        raise UserError("--workers starts a local cluster; with --scheduler the cluster's own workers run the sweep")
+    points = sweep_spec.load(sweep_file)
+    _validate(points)
+    _prepare(out, points, sweep_file, resume)
+    lock = _lock(out)
+    try:
+        rows, todo = {}, []
+        for p in points:
+            if status_of(point_dir(out, p))[0] in FINISHED:
+                rows[p.index] = run_row(p, point_dir(out, p))
+            else:
+                todo.append(p)
+        todo.sort(key=lambda p: (structure(p.config), p.index))
+        write_table(list(rows.values()) + [run_row(p, point_dir(out, p)) for p in todo], out / TABLE)
+        if todo:
+            _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_completed)
+        write_table(list(rows.values()), out / TABLE)
+    finally:
+        lock.unlink(missing_ok=True)
+    counts = {}
+    for r in rows.values():
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return {"points": len(points), "counts": counts, "table": str(out / TABLE), "ran": len(todo)}
+
+
+def _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_completed) -> None:
+    cache = out / CACHE
+    cache.mkdir(exist_ok=True)
+    client, cluster = _client(scheduler, workers, cache.resolve())
+    token = uuid.uuid4().hex[:8]
+    bar = Progress(len(todo), label="sweep", unit="runs") if progress else None
+    try:
+        futures = {}
+        for rank, p in enumerate(todo):
+            f = client.submit(run_point, p, point_dir(out, p).resolve(), cache.resolve(), pure=False,
+                              key=f"flatland-{token}-{p.index:05d}-{p.id}", priority=-rank)
+            futures[f] = p
+        last_write, done = time.monotonic(), 0
+        for f in as_completed(futures):
+            p = futures[f]
+            try:
+                rows[p.index] = f.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died; the point is a failed row
+                rows[p.index] = _lost(p, point_dir(out, p), exc)
+            done += 1
+            if bar:
+                failed = sum(1 for q in futures.values() if q.index in rows and rows[q.index]["status"] == "failed")
+                bar.update(done, f"{failed} failed")
+            if time.monotonic() - last_write >= table_every:
+                write_table(list(rows.values()) + [run_row(q, point_dir(out, q)) for q in todo
+                                                   if q.index not in rows], out / TABLE)
+                last_write = time.monotonic()
+        if bar:
+            bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+

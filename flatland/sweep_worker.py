@@ -1,0 +1,76 @@
+"""What a sweep worker does with one point: set the process up once, then run or resume the point's run.
+
+What: ``worker_env(cache_dir)`` is the environment a worker process should
+start with (XLA on one thread, BLAS on one thread, JAX's on-disk compilation
+cache in the sweep folder); ``run_point(point, run_dir, cache_dir)`` applies it
+to the current process when JAX has not yet started its backend (so workers of
+a cluster started elsewhere get it too), then runs the point as an ordinary
+``flatland run`` into ``run_dir`` — resuming from its checkpoint when there is
+one, starting afresh otherwise — and returns its table row. A run that raises
+leaves ``error.txt`` (one-line reason first, then the traceback) and a
+``failed`` row; it never takes the sweep down.
+
+Why one thread per worker: a sweep keeps every core busy with runs, and XLA's
+own thread pool would make the runs fight over the cores (the small matmuls of
+these networks gain little from threads). Why the shared cache: points with the
+same array shapes and structure lower to the same XLA program (hyperparameters
+and seeds are arguments of the compiled chunk, see :func:`flatland.runner.build`),
+so a program compiled by one worker is read from disk by the others.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import traceback
+from pathlib import Path
+
+from .sweep_table import ERROR_FILE, run_row
+
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_env(cache_dir) -> dict:
+    """Environment variables a worker process starts with (module doc)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = {"XLA_FLAGS": (flags + " " + SINGLE_THREAD_XLA).strip() if "intra_op" not in flags else flags,
+           "JAX_COMPILATION_CACHE_DIR": str(cache_dir)}
+    return env | {v: os.environ.get(v, "1") for v in THREAD_VARS}
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+        return bool(getattr(xla_bridge, "_backends", {}))
+    except ImportError:  # pragma: no cover - a JAX without this module: assume started, change nothing
+        return True
+
+
+def prepare_process(cache_dir) -> None:
+    """Apply :func:`worker_env` to this process where it can still take effect (idempotent)."""
+    import jax
+
+    if not _backend_started():
+        for k, v in worker_env(cache_dir).items():
+            os.environ[k] = v
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def run_point(point, run_dir, cache_dir) -> dict:
+    """Run or resume one sweep point into ``run_dir``; its table row (module doc)."""
+    run_dir = Path(run_dir)
+    prepare_process(cache_dir)
+    from . import runner
+
+    resume = (run_dir / "checkpoint.npz").exists()
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    try:
+        runner.run(point.config, run_dir, resume=resume, progress=False)
+    except Exception as exc:  # noqa: BLE001 - a failed point is a table row, not a failed sweep
+        run_dir.mkdir(parents=True, exist_ok=True)
+        first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        (run_dir / ERROR_FILE).write_text(first + "\n\n" + traceback.format_exc())
+    return run_row(point, run_dir)
