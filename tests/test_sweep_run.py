@@ -1,0 +1,129 @@
+"""flatland sweep on Dask: every point runs as an ordinary run, one table, resume, folder mistakes in one line."""
+import json
+import os
+
+import pytest
+
+from flatland import runner
+from flatland.cli import main
+from flatland.config import load
+from flatland.errors import UserError
+from flatland.sweep_run import LOCK, MANIFEST, TABLE, point_dir, run_sweep
+from flatland.sweep_spec import load as load_points
+from flatland.sweep_table import read_table
+from flatland.sweep_worker import run_point
+
+SWEEP = """
+[sweep]
+seed = 0
+
+[base.task]
+name = "fig5a"
+start = [2.0, 0.1]
+
+[base.learner]
+name = "gd"
+
+[base.noise]
+name = "update"
+sigma = 0.01
+
+[base.run]
+steps = 300
+seeds = 2
+log_every = 50
+snapshot_every = 100
+checkpoint_every = 100
+metrics = ["loss", "param_norm"]
+
+[axes]
+"learner.lr" = [0.05, 50.0]
+"run.seed" = { seeds = 2 }
+"""
+
+#: columns that legitimately differ between two runs of the same sweep
+VOLATILE = ["wall_seconds", "run_dir"]
+
+
+def _write(tmp_path, text=SWEEP, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def comparable(frame):
+    return frame.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def test_every_point_is_an_ordinary_run_in_one_table_and_resume_redoes_nothing(tmp_path):
+    sweep = _write(tmp_path)
+    out = tmp_path / "out"
+    res = run_sweep(sweep, out, workers=1, progress=False)
+    assert res["points"] == 4 and res["ran"] == 4
+    assert res["counts"] == {"done": 2, "diverged": 2}          # lr 50 on curvature 4 diverges
+    table = read_table(out / TABLE)
+    assert list(table["point"]) == [0, 1, 2, 3]
+    assert list(table["learner.lr"]) == [0.05, 0.05, 50.0, 50.0] and list(table["run.seed"]) == [0, 1, 0, 1]
+    assert (table.loc[table.status == "diverged", "diverged_step"] >= 1).all()
+    assert table.loc[0, "final.loss"] != table.loc[1, "final.loss"]   # seeds differ
+
+    # any point re-runs alone from its folder's config.toml, with the same result
+    p = load_points(sweep)[1]
+    alone = runner.run(load(point_dir(out, p) / "config.toml"), tmp_path / "alone", progress=False, figures=False)
+    assert alone["final"]["loss"] == table.loc[1, "final.loss"]
+
+    before = comparable(table)
+    res = run_sweep(sweep, out, resume=True, progress=False)
+    assert res["ran"] == 0
+    assert comparable(read_table(out / TABLE)).equals(before)
+    assert not (out / LOCK).exists()
+
+
+def test_a_point_that_raises_is_a_failed_row_and_is_retried_on_resume(tmp_path, monkeypatch):
+    point = load_points(_write(tmp_path))[0]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated plugin crash\nsecond line")
+
+    monkeypatch.setattr(runner, "run", broken)
+    row = run_point(point, tmp_path / "p", tmp_path / "cache")
+    assert row["status"] == "failed" and row["reason"] == "RuntimeError: simulated plugin crash"
+    assert "Traceback" in (tmp_path / "p" / "error.txt").read_text()
+    monkeypatch.undo()
+    row = run_point(point, tmp_path / "p", tmp_path / "cache")
+    assert row["status"] == "done" and not (tmp_path / "p" / "error.txt").exists()
+
+
+def test_sweep_folder_mistakes_are_one_line_errors(tmp_path, capsys):
+    sweep = _write(tmp_path)
+    out = tmp_path / "out"
+
+    def err(*argv):
+        assert main(["sweep", str(sweep), "--out", str(out), "--quiet", *argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    assert "no sweep" in err("--resume")
+    out.mkdir()
+    (out / "stray.txt").write_text("x")
+    assert "not empty" in err()
+    assert "--workers must be ≥ 1" in err("--workers", "0")
+    assert "--scheduler" in err("--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    (out / "stray.txt").unlink()
+
+    # a sweep folder: without --resume refused; a changed sweep file refused; a live lock refused
+    (out / MANIFEST).write_text(json.dumps({"points": [{"index": 0, "id": "x"}]}))
+    assert "--resume" in err()
+    assert "no longer gives the points" in err("--resume")
+    points = load_points(sweep)
+    (out / MANIFEST).write_text(json.dumps({"points": [{"index": p.index, "id": p.id} for p in points]}))
+    (out / LOCK).write_text(f"{os.getpid()}@{os.uname().nodename}\n")
+    assert "in use by another sweep" in err("--resume")
+
+
+def test_a_misspelt_component_stops_the_sweep_before_any_run(tmp_path):
+    sweep = _write(tmp_path, SWEEP.replace('"learner.lr" = [0.05, 50.0]', '"learner.name" = ["gd", "gdd"]'))
+    with pytest.raises(UserError, match=r"sweep point 2 .*gdd"):
+        run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
