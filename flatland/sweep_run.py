@@ -19,11 +19,14 @@ checkpoint, and reruns failed and pending ones. A lock file
 Order: points are submitted grouped by their structure (the config without the
 learner and noise numbers, the seed and the step count), so that a worker's
 consecutive points tend to reuse its compiled chunk (:func:`flatland.runner.build`)
-and the on-disk compilation cache. Before any run starts, one point of each
+and the on-disk compilation cache; the groups go in an order fixed by a hash of
+their structure, not by the file's axes, so a sweep stopped early has finished a
+mix of all its mechanisms rather than all points of the first. Before any run starts, one point of each
 structure is assembled here, so a misspelt name stops the sweep with one line.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -177,7 +180,7 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
                 rows[p.index] = run_row(p, point_dir(out, p))
             else:
                 todo.append(p)
-        todo.sort(key=lambda p: (structure(p.config), p.index))
+        todo.sort(key=lambda p: (hashlib.sha256(structure(p.config).encode()).hexdigest(), p.index))
         write_table(list(rows.values()) + [run_row(p, point_dir(out, p)) for p in todo], out / TABLE)
         if todo:
             _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_completed)

@@ -20,7 +20,10 @@ Format::
     "noise.width" = { log_uniform = [0.1, 1.0], when = { "noise.name" = "uniform-label" } }
     "task.n_hid" = { uniform_int = [50, 150] }          # also: uniform = [lo, hi]
 
-Axis keys are ``section.key`` of the run config. Grid axes (lists, ``grid``,
+Axis keys are ``section.key`` of the run config, optionally with a ``#label``
+(``"learner.lr#adam"``) so that one key can have several axes under different
+``when`` conditions; two axes that both apply to one point and set the same key
+are an error. Grid axes (lists, ``grid``,
 ``seeds``) form a Cartesian product; random axes (``uniform``,
 ``log_uniform``, ``uniform_int``, inclusive bounds) are drawn ``draws`` times
 per grid combination. ``when`` makes an axis conditional: it applies only to
@@ -63,7 +66,7 @@ class Point:
 
 @dataclasses.dataclass(frozen=True)
 class _Axis:
-    key: str
+    key: str             # the axis's name in the file: "section.key" or "section.key#label"
     form: str            # "list" | "grid" | "seeds" | a RANDOM_FORMS entry
     values: tuple        # grid values, or (lo, hi) for a random axis
     when: dict
@@ -72,14 +75,22 @@ class _Axis:
     def random(self) -> bool:
         return self.form in RANDOM_FORMS
 
+    @property
+    def target(self) -> str:
+        """The config key it sets ("section.key")."""
+        return self.key.split("#")[0]
+
 
 def _where(key: str) -> str:
     return f"[axes] {key!r}"
 
 
 def _parse_axis(key: str, spec, sections) -> _Axis:
-    if not isinstance(key, str) or key.count(".") != 1 or not all(key.split(".")):
-        raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\")")
+    target = key.split("#")[0] if isinstance(key, str) else key
+    if (not isinstance(key, str) or target.count(".") != 1 or not all(target.split("."))
+            or key.count("#") > 1 or key.endswith("#")):
+        raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\"), "
+                        "optionally with a #label (\"learner.lr#adam\")")
     if key.split(".")[0] not in sections:
         raise UserError(f"{_where(key)}: unknown section {key.split('.')[0]!r} "
                         f"(known: {', '.join(sorted(sections))})")
@@ -127,6 +138,14 @@ def _applies(axis: _Axis, values: dict, base: dict) -> bool:
         s, key = k.split(".")
         return values[k] if k in values else base.get(s, {}).get(key)
     return all(current(k) == v for k, v in axis.when.items())
+
+
+def _set(values: dict, axis: _Axis, value) -> dict:
+    """``values`` with ``axis.target`` set; a second axis setting the same key is an error."""
+    if axis.target in values.get("#set", {}):
+        raise UserError(f"axes {values['#set'][axis.target]!r} and {axis.key!r} both set {axis.target} for one "
+                        "point; make their when conditions exclusive")
+    return dict(values, **{axis.target: value, "#set": dict(values.get("#set", {}), **{axis.target: axis.key})})
 
 
 def _base(raw: dict, base_dir: Path) -> dict:
@@ -182,7 +201,7 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
         if axis.random:
             continue
         combos = [d for c in combos
-                  for d in ([dict(c, **{axis.key: v}) for v in axis.values] if _applies(axis, c, base) else [c])]
+                  for d in ([_set(c, axis, v) for v in axis.values] if _applies(axis, c, base) else [c])]
         if len(combos) * draws > MAX_POINTS:
             raise UserError(f"the sweep has more than {MAX_POINTS:,} points; split it")
     points = []
@@ -192,8 +211,8 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
             values = dict(combo)
             for axis in random:
                 if _applies(axis, values, base):
-                    values[axis.key] = _draw(axis, rng)
-            overrides = {a.key: values[a.key] for a in axes if a.key in values}
+                    values = _set(values, axis, _draw(axis, rng))
+            overrides = {t: values[t] for t in dict.fromkeys(a.target for a in axes) if t in values}
             points.append(_resolve(len(points), overrides, base))
     return points
 

@@ -94,3 +94,21 @@ def test_point_count_is_the_product_of_grid_sizes_times_draws(sizes, draws):
     pts = expand(sweep(axes, draws=draws))
     assert len(pts) == math.prod(sizes) * draws
     assert len({p.id for p in pts}) == len(pts)
+
+
+def test_one_key_may_have_several_labelled_axes_under_exclusive_conditions():
+    raw = {"base": BASE, "sweep": {"draws": 2},
+           "axes": {"learner.name": ["gd", "adam"],
+                    "learner.lr": {"uniform": [0.05, 0.15], "when": {"learner.name": "gd"}},
+                    "learner.lr#adam": {"log_uniform": [1e-4, 1e-3], "when": {"learner.name": "adam"}}}}
+    pts = expand(raw)
+    lrs = {p.config.learner["name"]: [] for p in pts}
+    for p in pts:
+        lrs[p.config.learner["name"]].append(p.config.learner["lr"])
+        assert set(p.overrides) == {"learner.name", "learner.lr"}
+    assert all(0.05 <= v <= 0.15 for v in lrs["gd"]) and all(1e-4 <= v <= 1e-3 for v in lrs["adam"])
+    clash = dict(raw, axes=dict(raw["axes"], **{"learner.lr#adam": {"uniform": [0.1, 0.2]}}))
+    with pytest.raises(UserError, match="both set learner.lr"):
+        expand(clash)
+    with pytest.raises(UserError, match="#label"):
+        expand(dict(raw, axes={"learner.lr#": [0.1]}))
