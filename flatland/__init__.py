@@ -26,6 +26,10 @@ from .lab import Lab, Measured  # noqa: E402
 from .verdicts import decisive, drift_ratio, failed, scalar, vector_verdict  # noqa: E402
 from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
 from .run_files import read_csv  # noqa: E402
+from .sweep_stats import (  # noqa: E402
+    SweepClaim, SweepSection, claim as sweep_claim, fraction as sweep_fraction, median as sweep_median, median_ci,
+    paper_verdict, pearson_ci, wilson,
+)
 
 __all__ = [
     "Assembly", "BrokenPlugin", "PluginInfo", "assemble", "KINDS", "Check", "CheckContext", "CheckResult",
@@ -37,4 +41,7 @@ __all__ = [
     "vector_verdict",
     # long runs: run extensions (snapshots, reports, figures of a task family) and their files
     "RunContext", "RunExtension", "Snapshot", "read_csv",
+    # sweeps: claims about a results table, with intervals and the paper-comparison verdict
+    "SweepClaim", "SweepSection", "sweep_claim", "sweep_fraction", "sweep_median", "median_ci", "paper_verdict",
+    "pearson_ci", "wilson",
 ]

@@ -71,7 +71,12 @@ class RunExtension:
     * ``report(ctx, summary, curves)`` — entries added to ``summary.json``;
       ``curves`` are the seed means ``{"step": ..., metric: ...}``; a ``notes``
       list of one-line strings is printed by ``flatland run``;
-    * ``figures(ctx, out)`` — write PNGs into ``out/figures``; return their paths.
+    * ``figures(ctx, out)`` — write PNGs into ``out/figures``; return their paths;
+    * ``sweep_report(table, out)`` — for ``flatland report``: a
+      :class:`~flatland.SweepSection` of claims about a sweep's table (a pandas
+      DataFrame, one row per run; judge them with :mod:`flatland.sweep_stats`)
+      with figures written into ``out/figures``, or None when the table holds
+      none of this extension's runs.
     """
 
     name: str = "extension"
@@ -96,6 +101,9 @@ class RunExtension:
 
     def figures(self, ctx: RunContext, out: Path) -> list:
         return []
+
+    def sweep_report(self, table, out: Path):
+        return None
 
     def __repr__(self) -> str:
         return f"<run extension {self.name}>"

@@ -132,3 +132,7 @@ class ReluRun(RunExtension):
     def figures(self, ctx, out) -> list:
         from .figures import make_figures
         return make_figures(out)
+
+    def sweep_report(self, table, out):
+        from .sweep_claims import section
+        return section(table, out)

@@ -1,0 +1,150 @@
+"""``report(sweep_dir)``: a sweep's table → Markdown summary, claims.json and figures.
+
+What it writes into ``SWEEP_DIR`` (``report.md``, ``claims.json``,
+``figures/*.png``):
+
+* the runs per status, and per mechanism (``learner.name`` × ``noise.name``);
+* for every metric logged at the start and the end (``initial.X`` and
+  ``final.X`` columns): per mechanism, the share of runs that end lower
+  (Wilson 95% interval) and the median of final/initial (order-statistic 95%
+  interval), with one figure of the final/initial distributions;
+* every run extension's own section (:meth:`flatland.RunExtension.sweep_report`),
+  e.g. the eLife sweep's claims for the ReLU tasks, each claim beside the
+  paper's number with a verdict by :func:`flatland.sweep_stats.paper_verdict`.
+
+Only finished runs (status ``done``) enter the statistics; diverged, failed and
+unfinished runs are counted and listed, never silently dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .sweep_stats import RULE, median_ci, wilson
+from .sweep_table import read_table
+
+GROUP = ("learner.name", "noise.name")
+
+
+def _groups(table):
+    cols = [c for c in GROUP if c in table.columns]
+    if not cols:
+        return [("all", table)]
+    return [(" + ".join(str(v) for v in (k if isinstance(k, tuple) else (k,))), g)
+            for k, g in table.groupby(cols, dropna=False, sort=True)]
+
+
+def paired_metrics(table) -> list:
+    """Metrics with both an ``initial.`` and a ``final.`` column."""
+    return [c[len("final."):] for c in table.columns
+            if c.startswith("final.") and "initial." + c[len("final."):] in table.columns]
+
+
+def _change_rows(done) -> list:
+    rows = []
+    for metric in paired_metrics(done):
+        for name, g in _groups(done):
+            a, b = g[f"initial.{metric}"].to_numpy(float), g[f"final.{metric}"].to_numpy(float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            lower = wilson(int((b[ok] < a[ok]).sum()), int(ok.sum()))
+            pos = ok & (a > 0)
+            ratio = median_ci(b[pos] / a[pos]) if pos.any() else (math.nan,) * 3
+            rows.append({"metric": metric, "group": name, "n": int(ok.sum()), "lower": lower, "ratio": ratio})
+    return rows
+
+
+def _fmt(t) -> str:
+    return "–" if not math.isfinite(t[0]) else f"{t[0]:.3g} [{t[1]:.3g}, {t[2]:.3g}]"
+
+
+def _ratio_figure(done, out: Path) -> list:
+    metrics = paired_metrics(done)
+    if not metrics or done.empty:
+        return []
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _groups(done)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1, 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, g) in enumerate(groups):
+            a, b = g[f"initial.{metric}"].to_numpy(float), g[f"final.{metric}"].to_numpy(float)
+            ok = np.isfinite(a) & np.isfinite(b) & (a > 0)
+            r = b[ok] / a[ok]
+            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, r.size)
+            ax.plot(i + jitter, r, "o", ms=3, alpha=0.6)
+            if r.size:
+                ax.plot([i - 0.3, i + 0.3], [np.median(r)] * 2, "k-", lw=2)
+        ax.axhline(1, color="0.5", lw=0.8, ls="--")
+        ax.set_xticks(range(len(groups)), [n for n, _ in groups], rotation=30, ha="right", fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylabel("final / initial (runs; bar = median)")
+    fig.suptitle("end of run relative to its start, per mechanism (dashed: no change)", fontsize=10)
+    fig.tight_layout()
+    path = out / "figures" / "final_over_initial.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
+def _sections(table, out: Path) -> list:
+    from .assembly import assemble
+
+    sections = []
+    for entry in assemble().registry.entries("run_extensions"):
+        section = entry.factory().sweep_report(table, out)
+        if section is not None:
+            sections.append(section)
+    return sections
+
+
+def report(sweep_dir) -> dict:
+    """Write report.md, claims.json and the figures for the sweep in ``sweep_dir`` (module doc)."""
+    from .sweep_run import TABLE
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / TABLE).exists():
+        raise UserError(f"{sweep_dir} holds no sweep table ({TABLE}); give the --out folder of a `flatland sweep`")
+    table = read_table(sweep_dir / TABLE)
+    done = table[table["status"] == "done"]
+    status = table["status"].value_counts().to_dict()
+    lines = [f"# Sweep report: {sweep_dir.name}", "",
+             f"{len(table)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
+             + ". Statistics use the finished (done) runs; intervals are 95%.", ""]
+    lines += ["| mechanism | runs | done | diverged | failed | unfinished |", "|---|---|---|---|---|---|"]
+    for name, g in _groups(table):
+        c = g["status"].value_counts()
+        lines.append(f"| {name} | {len(g)} | {c.get('done', 0)} | {c.get('diverged', 0)} | {c.get('failed', 0)} | "
+                     f"{int(c.get('partial', 0) + c.get('pending', 0))} |")
+    bad = table[table["status"].isin(["failed", "diverged"])]
+    for _, r in bad.head(20).iterrows():
+        lines.append(f"\n* point {r['point']} {r['status']}: {r['reason']}")
+    changes = _change_rows(done)
+    if changes:
+        lines += ["", "## Start → end of each run, per mechanism", "",
+                  "| metric | mechanism | runs | share lower at the end [95% Wilson] | median final/initial [95%] |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c['metric']} | {c['group']} | {c['n']} | {_fmt(c['lower'])} | {_fmt(c['ratio'])} |"
+                  for c in changes]
+    figures = _ratio_figure(done, sweep_dir)
+    sections = _sections(table, sweep_dir)
+    for s in sections:
+        lines += ["", f"## {s.title}", "", f"Verdicts: {RULE}.", "",
+                  "| claim | paper | measured [95% CI] | runs | verdict | estimator | partly if |",
+                  "|---|---|---|---|---|---|---|"] + [c.row() for c in s.claims]
+        lines += [""] + [f"* {n}" for n in s.notes]
+        figures += s.figures
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures]
+    (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
+    claims = [dict(dataclasses.asdict(c), section=s.title) for s in sections for c in s.claims]
+    (sweep_dir / "claims.json").write_text(json.dumps({"status": status, "changes": changes, "claims": claims},
+                                                      indent=1, default=float) + "\n")
+    return {"report": sweep_dir / "report.md", "claims": claims, "figures": figures}
