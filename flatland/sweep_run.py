@@ -77,9 +77,15 @@ def _validate(points) -> None:
             raise UserError(f"sweep point {p.index} ({where}): {exc}") from None
 
 
+def _digest(point) -> str:
+    """Hash of a point's whole config: a changed base config is caught on --resume even where ids stay."""
+    return hashlib.sha256(json.dumps(point.config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _manifest(points, sweep_file) -> dict:
     return {"sweep_file": str(sweep_file),
-            "points": [{"index": p.index, "id": p.id, "overrides": p.overrides} for p in points]}
+            "points": [{"index": p.index, "id": p.id, "digest": _digest(p), "overrides": p.overrides}
+                       for p in points]}
 
 
 def _prepare(out: Path, points, sweep_file, resume: bool) -> None:
@@ -88,8 +94,8 @@ def _prepare(out: Path, points, sweep_file, resume: bool) -> None:
     if resume:
         if not manifest.exists():
             raise UserError(f"--resume: {out} holds no sweep ({MANIFEST} missing)")
-        old = [(p["index"], p["id"]) for p in json.loads(manifest.read_text())["points"]]
-        new = [(p.index, p.id) for p in points]
+        old = [(p["index"], p["id"], p.get("digest")) for p in json.loads(manifest.read_text())["points"]]
+        new = [(p.index, p.id, _digest(p)) for p in points]
         if old != new:
             diff = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
             raise UserError(f"--resume: {sweep_file} no longer gives the points in {out} ({len(old)} there, "
@@ -147,7 +153,7 @@ def _client(scheduler, workers, cache_dir):
             raise UserError(f"--scheduler {scheduler}: cannot connect ({exc}); give the address a "
                             "`dask scheduler` printed, e.g. tcp://127.0.0.1:8786") from None
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR, env=worker_env(cache_dir))
     return Client(cluster), cluster
 

@@ -8,7 +8,7 @@ from flatland import runner
 from flatland.cli import main
 from flatland.config import load
 from flatland.errors import UserError
-from flatland.sweep_run import LOCK, MANIFEST, TABLE, point_dir, run_sweep
+from flatland.sweep_run import LOCK, MANIFEST, TABLE, _manifest, point_dir, run_sweep
 from flatland.sweep_spec import load as load_points
 from flatland.sweep_table import read_table
 from flatland.sweep_worker import run_point
@@ -75,6 +75,9 @@ def test_every_point_is_an_ordinary_run_in_one_table_and_resume_redoes_nothing(t
     before = comparable(table)
     res = run_sweep(sweep, out, resume=True, progress=False)
     assert res["ran"] == 0
+    changed = _write(tmp_path, SWEEP.replace("steps = 300", "steps = 400"), "changed.toml")
+    with pytest.raises(UserError, match="no longer gives the points"):   # same ids, another base config
+        run_sweep(changed, out, resume=True, progress=False)
     assert comparable(read_table(out / TABLE)).equals(before)
     assert not (out / LOCK).exists()
 
@@ -116,8 +119,7 @@ def test_sweep_folder_mistakes_are_one_line_errors(tmp_path, capsys):
     (out / MANIFEST).write_text(json.dumps({"points": [{"index": 0, "id": "x"}]}))
     assert "--resume" in err()
     assert "no longer gives the points" in err("--resume")
-    points = load_points(sweep)
-    (out / MANIFEST).write_text(json.dumps({"points": [{"index": p.index, "id": p.id} for p in points]}))
+    (out / MANIFEST).write_text(json.dumps(_manifest(load_points(sweep), sweep)))
     (out / LOCK).write_text(f"{os.getpid()}@{os.uname().nodename}\n")
     assert "in use by another sweep" in err("--resume")
 
