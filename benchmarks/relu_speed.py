@@ -99,22 +99,29 @@ def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, pr
 
 
 def torch_rate(steps):
+    """The Fig 2 step (corridor, 18 → 500 → 17) as the paper's per-step PyTorch loop."""
+    from flatland_plugins.relu.tasks import corridor
+    d = corridor(seed=0)
+    return torch_gd_rate(d.X, d.Y, 500, 0.1, FIG2["noise"]["sigma"], steps, log_every=100)
+
+
+def torch_gd_rate(X, Y, n_hid, lr, sigma, steps, log_every=100):
+    """Steps/s of full-batch GD + gradient noise N(0, σ²) on a one-hidden-layer ReLU net (no output bias),
+    float64, one thread, logging loss / active fraction / active units every ``log_every`` steps."""
     try:
         import torch
     except ImportError:
         return {"skipped": "torch is not installed (it is not a flatland dependency); "
                            "install it in a throwaway way to compare, e.g. .venv/bin/pip install torch"}
-    from flatland_plugins.relu.tasks import corridor
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    d = corridor(seed=0)
-    X = torch.tensor(d.X, dtype=torch.float64)
-    Y = torch.tensor(d.Y, dtype=torch.float64)
+    X = torch.tensor(np.asarray(X), dtype=torch.float64)
+    Y = torch.tensor(np.asarray(Y), dtype=torch.float64)
+    d_in, d_out = X.shape[1], Y.shape[1]
     var_y = float(((Y - Y.mean(0)) ** 2).mean())
-    W = (torch.randn(500, 18, dtype=torch.float64) * (2 / 18) ** 0.5).requires_grad_()
-    b = (torch.randn(500, dtype=torch.float64) * (2 / 18) ** 0.5).requires_grad_()
-    V = (torch.randn(17, 500, dtype=torch.float64) * (2 / 500)).requires_grad_()
-    lr, sigma = 0.1, FIG2["noise"]["sigma"]
+    W = (torch.randn(n_hid, d_in, dtype=torch.float64) * (2 / d_in) ** 0.5).requires_grad_()
+    b = (torch.randn(n_hid, dtype=torch.float64) * (2 / d_in) ** 0.5).requires_grad_()
+    V = (torch.randn(d_out, n_hid, dtype=torch.float64) * (2 / n_hid)).requires_grad_()
     logs = []
 
     def block(n):
@@ -125,7 +132,7 @@ def torch_rate(steps):
             with torch.no_grad():
                 for p, g in ((W, gW), (b, gb), (V, gV)):
                     p -= lr * (g + sigma * torch.randn_like(g))
-                if (i + 1) % 100 == 0:
+                if (i + 1) % log_every == 0:
                     z = X @ W.T + b
                     r = torch.relu(z) @ V.T - Y
                     logs.append((float((r ** 2).mean()) / var_y, float((z > 0).double().mean()),
