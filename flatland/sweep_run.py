@@ -211,7 +211,7 @@ def _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_comp
             f = client.submit(run_point, p, point_dir(out, p).resolve(), cache.resolve(), pure=False,
                               key=f"flatland-{token}-{p.index:05d}-{p.id}", priority=-rank)
             futures[f] = p
-        last_write, done = time.monotonic(), 0
+        last_write, done, failed = time.monotonic(), 0, 0
         for f in as_completed(futures):
             p = futures[f]
             try:
@@ -219,8 +219,8 @@ def _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_comp
             except Exception as exc:  # noqa: BLE001 - the worker died; the point is a failed row
                 rows[p.index] = _lost(p, point_dir(out, p), exc)
             done += 1
+            failed += rows[p.index]["status"] == "failed"
             if bar:
-                failed = sum(1 for q in futures.values() if q.index in rows and rows[q.index]["status"] == "failed")
                 bar.update(done, f"{failed} failed")
             if time.monotonic() - last_write >= table_every:
                 write_table(list(rows.values()) + [run_row(q, point_dir(out, q)) for q in todo

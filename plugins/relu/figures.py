@@ -16,6 +16,7 @@ What: ``make_figures(out)`` reads ``metrics.csv``, ``hessian.csv`` and
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ def curves(out: Path, plt):
     seeds = np.unique(m["seed"])
     steps = np.unique(m["step"])
     for ax, k in zip(axes, panels):
-        mean = np.array([np.nanmean(m[k][m["step"] == s]) for s in steps])
+        with warnings.catch_warnings():          # a step where every seed is NaN (after divergence): NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.array([np.nanmean(m[k][m["step"] == s]) for s in steps])
         for s in seeds:
             sel = m["seed"] == s
             ax.plot(m["step"][sel], m[k][sel], lw=0.5, alpha=0.3)
