@@ -26,6 +26,7 @@ structure is assembled here, so a misspelt name stops the sweep with one line.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -168,8 +169,6 @@ def _lost(point, run_dir: Path, exc) -> dict:
 def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progress=True,
               table_every: float = 10.0) -> dict:
     """Run (or resume) a sweep; returns counts per status and the table's path (module doc)."""
-    from dask.distributed import as_completed
-
     sweep_file, out = Path(sweep_file), Path(out)
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be ≥ 1, got {workers}")
@@ -177,9 +176,13 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
         raise UserError("--workers starts a local cluster; with --scheduler the cluster's own workers run the sweep")
     points = sweep_spec.load(sweep_file)
     _validate(points)
-    _prepare(out, points, sweep_file, resume)
-    lock = _lock(out)
-    try:
+    with contextlib.ExitStack() as stack:
+        remote = None
+        if scheduler:  # connect first: an unreachable scheduler fails before any file is written
+            remote = _client(scheduler, None, None)
+            stack.callback(remote[0].close)
+        _prepare(out, points, sweep_file, resume)
+        stack.callback(_lock(out).unlink, missing_ok=True)
         rows, todo = {}, []
         for p in points:
             if status_of(point_dir(out, p))[0] in FINISHED:
@@ -189,26 +192,26 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
         todo.sort(key=lambda p: (hashlib.sha256(structure(p.config).encode()).hexdigest(), p.index))
         write_table(list(rows.values()) + [run_row(p, point_dir(out, p)) for p in todo], out / TABLE)
         if todo:
-            _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_completed)
+            _run_all(todo, rows, out, remote, workers, progress, table_every)
         write_table(list(rows.values()), out / TABLE)
-    finally:
-        lock.unlink(missing_ok=True)
     counts = {}
     for r in rows.values():
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     return {"points": len(points), "counts": counts, "table": str(out / TABLE), "ran": len(todo)}
 
 
-def _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_completed) -> None:
-    cache = out / CACHE
+def _run_all(todo, rows, out, remote, workers, progress, table_every) -> None:
+    from dask.distributed import as_completed
+
+    cache = (out / CACHE).resolve()
     cache.mkdir(exist_ok=True)
-    client, cluster = _client(scheduler, workers, cache.resolve())
+    client, cluster = remote or _client(None, workers, cache)
     token = uuid.uuid4().hex[:8]
     bar = Progress(len(todo), label="sweep", unit="runs") if progress else None
     try:
         futures = {}
         for rank, p in enumerate(todo):
-            f = client.submit(run_point, p, point_dir(out, p).resolve(), cache.resolve(), pure=False,
+            f = client.submit(run_point, p, point_dir(out, p).resolve(), cache, pure=False,
                               key=f"flatland-{token}-{p.index:05d}-{p.id}", priority=-rank)
             futures[f] = p
         last_write, done, failed = time.monotonic(), 0, 0
@@ -229,7 +232,6 @@ def _run_all(todo, rows, out, scheduler, workers, progress, table_every, as_comp
         if bar:
             bar.close()
     finally:
-        client.close()
-        if cluster is not None:
+        if remote is None:
+            client.close()
             cluster.close()
-

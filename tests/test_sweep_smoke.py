@@ -80,6 +80,9 @@ def test_an_external_scheduler_gives_the_same_table_and_report(reference, tmp_pa
         for p in procs[::-1]:
             os.killpg(p.pid, signal.SIGTERM)
             p.wait(timeout=30)
+    r = subprocess.run(FLATLAND + ["sweep", str(SMOKE), "--out", str(tmp_path / "nowhere"), "--scheduler",
+                                   "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot connect" in r.stderr and not (tmp_path / "nowhere").exists()
     r = subprocess.run(FLATLAND + ["report", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "The eLife sweep's claims" in (tmp_path / "out" / "report.md").read_text()
