@@ -13,7 +13,10 @@ each mechanism in ``examples/sweeps/elife-scaled.toml``), each on one thread:
   ``--torch-path DIR`` for a throwaway ``pip install --target DIR torch==2.13.0``).
 
 From these and the protocol's mean step count it prints runs per CPU-hour:
-3600 / (mean steps / rate + per-run overhead). Usage::
+3600 / (mean steps / rate + per-run overhead). It also measures whether
+batching would pay: chain-steps/s of ``--batch`` seeds in one ``jit(vmap)``
+(``[run] ensemble = "vmap"``) against the same seeds one after another
+(``"loop"``), once compiled. Usage::
 
     .venv/bin/python benchmarks/sweep_rate.py [--sweep FILE] [--steps 20000] [--json out.json] [--torch-path DIR]
 """
@@ -37,11 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def _with(cfg, **run):
+def _with(cfg, hessian=None, **run):
+    """``cfg`` with [run] keys replaced (and [relu] hessian, when given)."""
     from flatland.config import from_dict
 
     d = cfg.to_dict()
     d["run"].update(run)
+    if hessian is not None:
+        d["relu"] = dict(d.get("relu", {}), hessian=hessian)
     return from_dict(d)
 
 
@@ -57,9 +63,26 @@ def flatland_point(point, steps: int, work: Path) -> dict:
     hess_s = float(np.sum(hess["seconds"])) if hess and np.size(hess["seconds"]) else 0.0
     again = runner.run(_with(cfg, seed=cfg.run["seed"] + 1), work / f"{point.index}-b", progress=False,
                        figures=False)
-    loop = again["wall_seconds"] - float(np.sum(runner.read_csv(work / f"{point.index}-b" / "hessian.csv")["seconds"]))
+    h = runner.read_csv(work / f"{point.index}-b" / "hessian.csv")
+    # the run's wall time starts after its step-0 snapshot, so it holds only the last Hessian
+    loop = again["wall_seconds"] - float(np.sum(h["seconds"][h["step"] == h["step"].max()]))
     return {"steps_per_s": steps / loop, "overhead_s": first_total - loop - hess_s, "hessian_s": hess_s,
             "n_params": first.get("hessian", {}).get("n_params")}
+
+
+def batch_rates(point, seeds: int, steps: int, work: Path) -> dict:
+    """Chain-steps/s of ``seeds`` chains vmapped against looped, compiled (the second run of each)."""
+    from flatland import runner
+
+    out = {}
+    for mode in ("vmap", "loop"):
+        cfg = _with(point.config, hessian="off", steps=steps, seeds=seeds, ensemble=mode)
+        runner.run(cfg, work / f"batch-{mode}-a", progress=False, figures=False)
+        again = runner.run(_with(cfg, seed=cfg.run["seed"] + 1), work / f"batch-{mode}-b", progress=False,
+                           figures=False)
+        out[mode] = seeds * steps / again["wall_seconds"]
+    out["vmap_over_loop"] = out["vmap"] / out["loop"]
+    return out
 
 
 def torch_point(point, steps: int) -> dict:
@@ -79,6 +102,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", default=str(ROOT / "examples" / "sweeps" / "elife-scaled.toml"))
     ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=8, help="seeds for the vmap-vs-loop measurement (0: skip)")
     ap.add_argument("--json")
     ap.add_argument("--torch-path", help="a folder with a throwaway torch install, appended to sys.path")
     args = ap.parse_args()
@@ -114,6 +138,11 @@ def main():
                   + (f"; torch {t['steps_per_s']:,.0f} steps/s → {row['torch_runs_per_cpu_hour']:.1f} runs/CPU-h "
                      f"(loop {row['speedup_loop']:.2f}×)" if "steps_per_s" in t else f"; torch: {t.get('skipped')}"),
                   flush=True)
+        if args.batch:
+            out["batch"] = batch_rates(sample[0], args.batch, args.steps // 4, Path(tmp))
+            b = out["batch"]
+            print(f"point {sample[0].index}, {args.batch} seeds: vmap {b['vmap']:,.0f} chain-steps/s, loop "
+                  f"{b['loop']:,.0f} → vmap/loop {b['vmap_over_loop']:.2f}", flush=True)
     rates = [r["flatland_runs_per_cpu_hour"] for r in out["rows"]]
     out["flatland_runs_per_cpu_hour_mean"] = float(np.mean(rates))
     print(f"protocol mean {mean_steps:,.0f} steps per run: flatland {np.mean(rates):.1f} runs per CPU-hour "
