@@ -137,8 +137,8 @@ def report(sweep_dir) -> dict:
     sections = _sections(table, sweep_dir)
     for s in sections:
         lines += ["", f"## {s.title}", "", f"Verdicts: {RULE}.", "",
-                  "| claim | paper | measured [95% CI] | runs | verdict | estimator | partly if |",
-                  "|---|---|---|---|---|---|---|"] + [c.row() for c in s.claims]
+                  "| claim | paper | measured [95% CI] | runs | verdict | tolerance | estimator | partly if |",
+                  "|---|---|---|---|---|---|---|---|"] + [c.row() for c in s.claims]
         lines += [""] + [f"* {n}" for n in s.notes]
         figures += s.figures
     if figures:

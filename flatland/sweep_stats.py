@@ -8,11 +8,14 @@ every time); ``pearson_ci(x, y)`` — a correlation with its Fisher-z interval;
 :func:`paper_verdict`. All intervals are 95% by default.
 
 The rule: **reproduced** when the paper's number lies inside the measured
-interval; **partly** when it does not but the claim's qualitative statement
-(given with the claim, e.g. "most runs sparsify", "r > 0") holds with the
-whole interval on its side; **not reproduced** otherwise; **not measured**
-with fewer than ``MIN_N`` runs. The rule is fixed before any sweep is run, and
-a plugin's claims use it too.
+interval and the interval is precise enough to tell (its half-width within the
+claim's stated tolerance ``tol``, in log10 units for a claim with ``log=True``);
+**inconclusive** when the paper's number lies inside an interval too wide to
+tell (more runs are needed); **partly** when it lies outside but the claim's
+qualitative statement (given with the claim, e.g. "most runs sparsify",
+"r > 0") holds over the whole interval; **not reproduced** otherwise; **not
+measured** with fewer than ``MIN_N`` runs. The rule and each claim's tolerance
+are fixed before any sweep is run, and a plugin's claims use the same rule.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import Callable, Optional
 import numpy as np
 from scipy import stats
 
-REPRODUCED, PARTLY, NOT, UNMEASURED = "reproduced", "partly", "not reproduced", "not measured"
+REPRODUCED, INCONCLUSIVE, PARTLY, NOT, UNMEASURED = (
+    "reproduced", "inconclusive", "partly", "not reproduced", "not measured")
 MIN_N = 3
 LEVEL = 0.95
 
@@ -52,12 +56,13 @@ class SweepClaim:
     rule: str
     estimator: str
     qualitative: str = ""
+    tolerance: str = ""
 
     def row(self) -> str:
-        """One Markdown table row (columns: claim, paper, measured, runs, verdict, estimator, partly if)."""
+        """One Markdown table row (claim, paper, measured, runs, verdict, tolerance, estimator, partly if)."""
         est = "–" if not math.isfinite(self.estimate) else f"{self.estimate:.3g} [{self.lo:.3g}, {self.hi:.3g}]"
-        return (f"| {self.claim} | {self.paper:.3g} | {est} | {self.n} | **{self.verdict}** | {self.estimator} | "
-                f"{self.qualitative or '–'} |")
+        return (f"| {self.claim} | {self.paper:.3g} | {est} | {self.n} | **{self.verdict}** | {self.tolerance} | "
+                f"{self.estimator} | {self.qualitative or '–'} |")
 
 
 def _z(level: float) -> float:
@@ -99,31 +104,41 @@ def pearson_ci(x, y, level: float = LEVEL) -> tuple[float, float, float, int]:
     return r, math.tanh(z - half), math.tanh(z + half), n
 
 
-def paper_verdict(paper: float, lo: float, hi: float, n: int, side: Optional[Callable[[float], bool]]) -> str:
+def paper_verdict(paper: float, lo: float, hi: float, n: int, side: Optional[Callable[[float], bool]],
+                  tol: float = math.inf, log: bool = False) -> str:
     """The rule of the module doc; ``side(v)`` is the claim's qualitative statement about a value v."""
     if n < MIN_N or not (math.isfinite(lo) and math.isfinite(hi)):
         return UNMEASURED
     if lo <= paper <= hi:
-        return REPRODUCED
+        if log and lo <= 0:
+            return INCONCLUSIVE
+        half = (math.log10(hi) - math.log10(lo)) / 2 if log else (hi - lo) / 2
+        return REPRODUCED if half <= tol else INCONCLUSIVE
     if side is not None and side(lo) and side(hi):
         return PARTLY
     return NOT
 
 
 def claim(text: str, stat: tuple, paper: float, estimator: str, qualitative: str = "",
-          side: Optional[Callable[[float], bool]] = None) -> SweepClaim:
-    """A :class:`SweepClaim` from ``stat`` = (estimate, lo, hi, n); ``qualitative`` words what ``side`` tests."""
+          side: Optional[Callable[[float], bool]] = None, tol: float = math.inf, log: bool = False) -> SweepClaim:
+    """A :class:`SweepClaim` from ``stat`` = (estimate, lo, hi, n), judged by :func:`paper_verdict`.
+
+    ``qualitative`` words what ``side`` tests; ``tol`` is the largest interval half-width (log10 units
+    when ``log``) at which agreement counts as reproduced rather than inconclusive.
+    """
     est, lo, hi, n = stat
-    rule = "reproduced if the paper's value is in the 95% interval" + (
-        f"; partly if the whole interval satisfies: {qualitative}" if side is not None else "")
-    return SweepClaim(text, est, lo, hi, int(n), paper, paper_verdict(paper, lo, hi, n, side), rule, estimator,
-                      qualitative if side is not None else "")
+    unit = " dex" if log else ""
+    rule = (f"reproduced if the paper's value is in the 95% interval and its half-width ≤ {tol:g}{unit}"
+            + (f"; partly if the whole interval satisfies: {qualitative}" if side is not None else ""))
+    return SweepClaim(text, est, lo, hi, int(n), paper, paper_verdict(paper, lo, hi, n, side, tol, log), rule,
+                      estimator, qualitative if side is not None else "", f"±{tol:g}{unit}")
 
 
 #: the rule in words, for reports
-RULE = (f"**reproduced** when the paper's value is inside the 95% interval; **partly** when it is not but the "
-        f"whole interval satisfies the claim's qualitative statement; **not reproduced** otherwise; "
-        f"**not measured** with fewer than {MIN_N} runs")
+RULE = ("**reproduced** when the paper's value is inside the 95% interval and the interval's half-width is within "
+        "the claim's tolerance; **inconclusive** when it is inside an interval wider than that (more runs needed); "
+        "**partly** when it is outside but the whole interval satisfies the claim's qualitative statement; "
+        f"**not reproduced** otherwise; **not measured** with fewer than {MIN_N} runs")
 
 
 def fraction(mask) -> tuple[float, float, float, int]:

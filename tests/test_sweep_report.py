@@ -8,7 +8,7 @@ import pytest
 from flatland import median_ci, paper_verdict, pearson_ci, wilson
 from flatland.cli import main
 from flatland.sweep_report import report
-from flatland.sweep_stats import NOT, PARTLY, REPRODUCED, UNMEASURED
+from flatland.sweep_stats import INCONCLUSIVE, NOT, PARTLY, REPRODUCED, UNMEASURED
 from flatland.sweep_table import write_table
 from flatland_plugins.relu.sweep_claims import section
 
@@ -62,10 +62,13 @@ def test_pearson_interval_covers_about_its_level():
 
 def test_the_verdict_rule():
     pos = lambda v: v > 0  # noqa: E731
-    assert paper_verdict(0.9, 0.8, 0.95, 10, pos) == REPRODUCED
-    assert paper_verdict(0.9, 0.2, 0.5, 10, pos) == PARTLY
-    assert paper_verdict(0.9, -0.2, 0.5, 10, pos) == NOT
-    assert paper_verdict(0.9, 0.8, 0.95, 2, pos) == UNMEASURED
+    assert paper_verdict(0.9, 0.8, 0.95, 10, pos, tol=0.1) == REPRODUCED
+    assert paper_verdict(0.9, 0.5, 0.95, 10, pos, tol=0.1) == INCONCLUSIVE      # inside, but too wide to tell
+    assert paper_verdict(0.05, 0.03, 0.1, 10, pos, tol=0.3, log=True) == REPRODUCED    # half-width 0.26 dex
+    assert paper_verdict(0.05, 0.01, 0.1, 10, pos, tol=0.3, log=True) == INCONCLUSIVE  # half-width 0.5 dex
+    assert paper_verdict(0.9, 0.2, 0.5, 10, pos, tol=0.1) == PARTLY
+    assert paper_verdict(0.9, -0.2, 0.5, 10, pos, tol=0.1) == NOT
+    assert paper_verdict(0.9, 0.8, 0.95, 2, pos, tol=0.1) == UNMEASURED
 
 
 def _elife_table(n=40, seed=0):
