@@ -66,12 +66,42 @@ def test_symbols_are_real_and_literals_exact():
     ("-" * 60 + "x", "nesting deeper"),
     ("(" * 45 + "x" + ")" * 45, "parentheses nested"),
     ("x+" * 300 + "x", "longer than 500"),
+    ("1e99999999*x**2*y**2", "too large"),                    # exact 10**99999999 would take minutes
+    ("1e-99999999*x", "too small"),
+    ("123456e299*x", "too large"),
+    ("(((sqrt(2)*99**99)**99)**99)**99*x", "(sqrt(2)*99**99)**99"),   # power tower of a non-literal number
+    ("Max(" + ",".join(f"x{i}" for i in range(17)) + ")", "2 to 16 arguments"),
+    ("exp(1e5)*x**2*y**2", "exp(1e5)"),
+    ("exp(exp(10))*x", "exp(exp(10))"),
 ])
 def test_hostile_or_invalid_input_is_one_line_naming_the_token(text, token):
     with pytest.raises(UserError) as exc:
         parse_expr(text)
     msg = str(exc.value)
     assert "\n" not in msg and token in msg
+
+
+def test_numbers_at_the_edge_of_the_limits_still_parse_exactly():
+    assert parse_expr("1.5e-3*x") == sp.Rational(3, 2000) * x
+    assert parse_expr("9.99e299*x").as_coeff_Mul()[0] == sp.Rational(999, 100) * 10 ** 299
+    assert parse_expr("0.000e5*x") == 0
+    assert parse_expr("exp(690)*x") == sp.exp(690) * x
+    assert parse_expr("Max(" + ",".join(f"x{i}" for i in range(16)) + ")").func is sp.Max
+
+
+HOSTILE_NUMBERS = ["1e99999999", "1e-99999999", "(sqrt(2)*99**99)**99", "(((sqrt(2)*99**99)**99)**99)**99",
+                   "exp(1e300)", "99**99**99", "Max(" + ",".join(f"x{i}" for i in range(80)) + ")"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_NUMBERS)
+def test_hostile_numbers_are_refused_in_bounded_time(text):
+    """Each refusal costs well under a second of CPU (process time measured; the old parser hung)."""
+    import time
+
+    t0 = time.process_time()
+    with pytest.raises(UserError):
+        parse_expr(text + "*x")
+    assert time.process_time() - t0 < 1.0
 
 
 def test_declared_variables_restrict_names():

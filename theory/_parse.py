@@ -26,6 +26,11 @@ MAX_LITERAL_EXPONENT = 100
 #: largest |log10| of a number a literal power may produce
 MAX_LOG10 = 300
 MAX_BITS = 1000
+#: most arguments of Max (SymPy's Max simplification grows fast with the count: 32 take ~4 s)
+MAX_MAX_ARGS = 16
+#: largest |argument| of exp of a number (e^690 ≈ 1e300 still fits a float64)
+MAX_EXP_ARG = 690
+_LITERAL = re.compile(r"(\d*)\.?(\d*)(?:[eE]([+-]?\d+))?\Z")
 
 _ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_ .+\-*/(),\t]")
 _VARIABLE = re.compile(r"[a-z][a-z0-9]*\Z")
@@ -83,18 +88,39 @@ def _number(text: str, node: ast.Constant) -> sp.Rational:
     if type(value) not in (int, float):
         raise _fail(text, f"only real number literals are allowed, not {_segment(text, node)!r}")
     literal = _segment(text, node)
+    mag = _literal_log10(literal)
+    if mag is not None and abs(mag) > MAX_LOG10:
+        raise _fail(text, f"number {literal[:30]!r} is too {'large' if mag > 0 else 'small'} "
+                          f"(|log10| ≤ {MAX_LOG10})")
     try:
         return sp.Rational(literal)
     except (TypeError, ValueError):
         raise _fail(text, f"bad number {literal!r}") from None
 
 
+def _literal_log10(literal: str):
+    """log10 of a decimal literal's size read from its digits and exponent, without building the number
+    (``1e99999999`` would take minutes as an exact integer); None for zero or an unusual form."""
+    m = _LITERAL.match(literal)
+    if not m:
+        return None
+    whole, frac, exp = m.group(1), m.group(2), int(m.group(3) or 0)
+    if whole.lstrip("0"):
+        return exp + len(whole.lstrip("0")) - 1
+    if frac.strip("0"):
+        return exp - (len(frac) - len(frac.lstrip("0")) + 1)
+    return None
+
+
 def _log10_abs(x: sp.Expr) -> float:
+    """log10 |x| of a number expression, evaluated in floating point with an unbounded exponent."""
+    import mpmath
+
     try:
-        v = abs(float(x))
-    except (OverflowError, TypeError):
+        v = abs(mpmath.mpf(sp.N(x, 15)))
+    except (TypeError, ValueError):
         return math.inf
-    return -math.inf if v == 0 else math.log10(v)
+    return -math.inf if v == 0 else float(mpmath.log10(v))
 
 
 def _power(text: str, node: ast.AST, base: sp.Expr, expo: sp.Expr) -> sp.Expr:
@@ -104,7 +130,7 @@ def _power(text: str, node: ast.AST, base: sp.Expr, expo: sp.Expr) -> sp.Expr:
             raise _fail(text, f"exponent in {_segment(text, node)!r} is too large (|exponent| ≤ {MAX_LITERAL_EXPONENT})")
         if base.is_zero and expo.is_negative:
             raise _fail(text, f"division by zero in {_segment(text, node)!r}")
-        if base.is_Number and not base.is_zero and abs(_log10_abs(base) * float(expo)) > MAX_LOG10:
+        if base.is_number and not base.is_zero and abs(_log10_abs(base) * float(expo)) > MAX_LOG10:
             raise _fail(text, f"number {_segment(text, node)!r} is too large")
     return sp.Pow(base, expo)
 
@@ -175,10 +201,14 @@ class _Builder:
             raise _fail(text, f"starred arguments are not allowed in {name!r}")
         fn, counts = FUNCTIONS[name]
         n = len(node.args)
-        if (counts is None and n < 2) or (counts is not None and n not in counts):
-            want = "at least 2 arguments" if counts is None else f"{counts[0]} argument"
+        if (counts is None and not 2 <= n <= MAX_MAX_ARGS) or (counts is not None and n not in counts):
+            want = f"2 to {MAX_MAX_ARGS} arguments" if counts is None else f"{counts[0]} argument"
             raise _fail(text, f"{name!r} takes {want}, got {n}")
-        return fn(*[self.build(a, depth + 1) for a in node.args])
+        args = [self.build(a, depth + 1) for a in node.args]
+        if name == "exp" and args[0].is_number and _log10_abs(args[0]) > math.log10(MAX_EXP_ARG):
+            raise _fail(text, f"exp of a number beyond ±{MAX_EXP_ARG} in {_segment(text, node)[:40]!r} "
+                              "is outside floating-point range")
+        return fn(*args)
 
 
 def parse_expr(text: str, variables=None) -> sp.Expr:
