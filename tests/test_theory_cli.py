@@ -70,3 +70,24 @@ def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("flatland")
     assert "Traceback" not in err and message in err
+
+
+def test_symbolic_work_has_a_time_budget_that_ends_in_one_line():
+    """(a+…+h)**99 passes the parser but its derivatives are huge: the budget stops it (module theory._budget)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, FLATLAND_SYMBOLIC_SECONDS="2")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "flatland", "theory", "--loss", "(a+b+c+d+e+f+g+h)**99",
+                        "--at", "a=0,b=0,c=0,d=0,e=0,f=0,g=0,h=0", "--noise", "update", "--sigma", "0.01"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "more than 2 s of symbolic work" in r.stderr
+    assert time.monotonic() - t0 < 60
+    env["FLATLAND_SYMBOLIC_SECONDS"] = "soon"
+    r = subprocess.run([sys.executable, "-m", "flatland", "theory", "--loss", "(x*y)**2", "--at", "x=1,y=0",
+                        "--noise", "update", "--sigma", "0.01"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "FLATLAND_SYMBOLIC_SECONDS must be a number" in r.stderr

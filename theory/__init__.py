@@ -14,10 +14,12 @@ by name; the theory imports nothing of flatland's engine but its errors.
 * ``compile_prediction`` — the same drift as a cached pure JAX function for ``jit(vmap(...))``;
 * ``closed_form`` / ``symbolic_drift`` / ``regularizer`` — closed forms, where the covariance has one;
 * ``jax_function`` / ``lambdify_flat`` — cached JAX functions of a problem (loss, residuals, ...);
-* ``check_law`` — a UserError explaining why a law has no prediction for a problem.
+* ``check_law`` — a UserError explaining why a law has no prediction for a problem;
+* ``symbolic_budget`` — a time limit on symbolic work (``FLATLAND_SYMBOLIC_SECONDS``), ending in one line.
 
 Kink convention everywhere: the derivative of Max at a tie is 0, so relu′(0) = 0.
 """
+from ._budget import symbolic_budget
 from ._closed import ETA, SIGMA, closed_form, regularizer, symbolic_drift
 from ._compile import check_law, compile_prediction
 from ._declare import GRADIENT_DESCENT, CovarianceContext, LearnerTheory, StepLaw
@@ -34,4 +36,5 @@ __all__ = [
     "GRADIENT_DESCENT", "CovarianceContext", "LearnerTheory", "StepLaw",
     "hessian_autograd", "hessian_jax", "hessian_sympy", "jax_function", "lambdify_flat", "project",
     "rank_and_basis", "parse_expr", "Prediction", "predict", "Problem", "parse_point", "general_drift",
+    "symbolic_budget",
 ]

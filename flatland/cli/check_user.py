@@ -70,19 +70,20 @@ def run_user(args) -> int:
     from ..results import ResultsFolder, jsonable
     from .. import usercheck as U
     from . import _components as C
-    from flatland.theory import GRADIENT_DESCENT, StepLaw, predict
+    from flatland.theory import GRADIENT_DESCENT, StepLaw, predict, symbolic_budget
 
     _validate(args)
     registry = assemble().registry
-    problem, loss = _problem_and_loss(args, registry)
     noise, learner = C.components(registry, args.noise, args.learner)
     grid = C.hyper(noise, learner, args.sigma, args.eta)
     law, no_prediction = step_law(noise, learner)
-    if law is not None:
-        pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable)
-    else:  # no prediction: the point, its Hessian and the run's size come from plain gradient descent
-        pred0 = predict(problem, args.at, StepLaw(learner=GRADIENT_DESCENT, name="none"),
-                        hyper={"learner": {"lr": args.eta}})
+    with symbolic_budget("the prediction"):
+        problem, loss = _problem_and_loss(args, registry)
+        if law is not None:
+            pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable)
+        else:  # no prediction: the point, its Hessian and the run's size come from plain gradient descent
+            pred0 = predict(problem, args.at, StepLaw(learner=GRADIENT_DESCENT, name="none"),
+                            hyper={"learner": {"lr": args.eta}})
     point = np.asarray(pred0.point, float)
     if pred0.projected_from is not None:
         moved = float(np.linalg.norm(point - np.asarray(pred0.projected_from)))

@@ -107,17 +107,18 @@ def _print_human(pred, latex: bool) -> None:
 
 
 def run(args) -> int:
-    from flatland.theory import predict
+    from flatland.theory import predict, symbolic_budget
 
     from ..assembly import assemble
     from . import _components as C
 
     registry = assemble().registry
-    problem = _problem(args, registry)
     noise, learner = C.components(registry, args.noise, args.learner)
     law = C.law_or_error(noise, learner)
-    pred = predict(problem, args.at, law, hyper=C.hyper(noise, learner, args.sigma, args.eta),
-                   observable=args.observable, project=args.project)
+    with symbolic_budget("the prediction"):
+        problem = _problem(args, registry)
+        pred = predict(problem, args.at, law, hyper=C.hyper(noise, learner, args.sigma, args.eta),
+                       observable=args.observable, project=args.project)
     if args.json:
         print(json.dumps(pred.to_json(), ensure_ascii=False))
     else:
