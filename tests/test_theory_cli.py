@@ -63,6 +63,13 @@ def test_human_output(capsys):
     (["--loss", "(x*y)**2", "--kappa", "2", "--at", "x=1,y=0", "--noise", "update"], "--kappa goes with --residuals"),
     (["--residuals", "x*y", "--kappa", "-1", "--at", "x=1,y=0", "--noise", "update"], "kappa must be positive"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0"], "--noise"),
+    (["--loss", "(-1)**(1/3)*x**2*y**2", "--at", "x=1,y=0", "--noise", "update"], "not real"),
+    (["--loss", "relu(sqrt(-1))*x**2", "--at", "x=1", "--noise", "update"], "non-real argument"),
+    (["--loss", "(x*y)**2", "--at", "x=1e308,y=0", "--noise", "update"], "size at most 1e+100"),
+    (["--loss", "(x*y)**2", "--at", "x=1_0,y=0", "--noise", "update"], "'1_0' is not a number"),
+    (["--loss", "(x*y)**2", "--at", "x=\u0661,y=0", "--noise", "update"], "is not a number"),   # Arabic-Indic 1
+    (["--loss", "(x*y)**2", "--at", "x=inf,y=0", "--noise", "update"], "is not a number"),
+    (["--loss", "exp(x)", "--at", "x=1", "--noise", "update"], "does the loss reach 0 near it?"),
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert main(["theory", *argv]) == 2

@@ -64,7 +64,7 @@ def test_registered_losses_agree_with_their_residuals():
     ("x=1", "no value for y"),
     ("x=1,y=a", "'a' is not a number"),
     ("x=1,x=2,y=0", "given twice"),
-    ("x=nan,y=0", "non-finite"),
+    ("x=nan,y=0", "'nan' is not a number"),
 ])
 def test_bad_points(text, message):
     with pytest.raises(UserError, match=message):

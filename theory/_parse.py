@@ -205,6 +205,9 @@ class _Builder:
             want = f"2 to {MAX_MAX_ARGS} arguments" if counts is None else f"{counts[0]} argument"
             raise _fail(text, f"{name!r} takes {want}, got {n}")
         args = [self.build(a, depth + 1) for a in node.args]
+        for a in args:
+            if a.is_number and a.is_extended_real is False:
+                raise _fail(text, f"{_segment(text, node)[:40]!r} has a non-real argument ({a})")
         if name == "exp" and args[0].is_number and _log10_abs(args[0]) > math.log10(MAX_EXP_ARG):
             raise _fail(text, f"exp of a number beyond ±{MAX_EXP_ARG} in {_segment(text, node)[:40]!r} "
                               "is outside floating-point range")
@@ -239,8 +242,8 @@ def parse_expr(text: str, variables=None) -> sp.Expr:
         raise _fail(text, "too deeply nested") from None
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise _fail(text, "the expression is not finite (division by zero or log(0)?)")
-    if expr.has(sp.I):
-        raise _fail(text, "the expression is not real (log or sqrt of a negative number?)")
+    if expr.has(sp.I) or any(a.is_number and a.is_extended_real is False for a in sp.preorder_traversal(expr)):
+        raise _fail(text, "the expression is not real (a root, log or power of a negative number?)")
     for atom in expr.atoms(sp.Rational):
         if max(abs(atom.p).bit_length(), atom.q.bit_length()) > MAX_BITS:
             raise _fail(text, f"a number in it needs more than {MAX_LOG10} digits (too large, or too small to write exactly)")

@@ -10,6 +10,7 @@ r = x*y), and are ``None`` otherwise.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Sequence
 
 import sympy as sp
@@ -196,6 +197,12 @@ def _point(point) -> Optional[tuple[float, ...]]:
     return None if point is None else tuple(float(p) for p in point)
 
 
+#: a point coordinate: an ASCII decimal number (no underscores, no other scripts' digits, no inf/nan)
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+#: largest |coordinate|: beyond it second derivatives of even a quartic valley overflow float64
+MAX_COORDINATE = 1e100
+
+
 def parse_point(text_or_map, variables: Sequence[str]) -> tuple[float, ...]:
     """``x=1,y=0`` (or a dict, or a sequence) as floats in the order of ``variables``."""
     import math
@@ -209,10 +216,9 @@ def parse_point(text_or_map, variables: Sequence[str]) -> tuple[float, ...]:
                 raise UserError(f"bad point {text_or_map!r}: write NAME=VALUE pairs separated by commas, e.g. x=1,y=0")
             if name in values:
                 raise UserError(f"bad point {text_or_map!r}: {name!r} given twice")
-            try:
-                values[name] = float(val)
-            except ValueError:
-                raise UserError(f"bad point {text_or_map!r}: {val.strip()!r} is not a number") from None
+            if not _DECIMAL.fullmatch(val.strip()):
+                raise UserError(f"bad point {text_or_map!r}: {val.strip()!r} is not a number (write e.g. 1, -0.5, 2e-3)")
+            values[name] = float(val)
         text_or_map = values
     if isinstance(text_or_map, dict):
         unknown = sorted(set(text_or_map) - set(variables))
@@ -226,6 +232,6 @@ def parse_point(text_or_map, variables: Sequence[str]) -> tuple[float, ...]:
         values = [float(v) for v in text_or_map]
         if len(values) != len(variables):
             raise UserError(f"the point has {len(values)} coordinates but there are {len(variables)} variables ({', '.join(variables)})")
-    if not all(math.isfinite(v) for v in values):
-        raise UserError("the point has non-finite coordinates")
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in values):
+        raise UserError(f"the point's coordinates must be finite numbers of size at most {MAX_COORDINATE:g}")
     return tuple(values)

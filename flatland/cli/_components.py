@@ -62,3 +62,18 @@ def law_or_error(noise, learner):
     if law is None:
         raise UserError(why)
     return law
+
+
+def refuse_far_point(pred, variables) -> None:
+    """One line when the projection onto Γ moved the point far (more than 10% of 1 + |point|): the user's
+    point was not near Γ, or the loss has no zero set there (exp(x) "reaches" 0 only at −∞)."""
+    import numpy as np
+
+    if pred.projected_from is None:
+        return
+    point = np.asarray(pred.point, float)
+    moved = float(np.linalg.norm(point - np.asarray(pred.projected_from)))
+    if moved > 0.1 * (1 + float(np.linalg.norm(pred.projected_from))):
+        at = ",".join(f"{v}={x:.4g}" for v, x in zip(variables, point))
+        raise UserError(f"the point is far from the zero-loss manifold (the nearest point found, {at}, is "
+                        f"{moved:.3g} away; does the loss reach 0 near it?): start on Γ, e.g. --at {at}")

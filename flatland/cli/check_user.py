@@ -85,12 +85,7 @@ def run_user(args) -> int:
             pred0 = predict(problem, args.at, StepLaw(learner=GRADIENT_DESCENT, name="none"),
                             hyper={"learner": {"lr": args.eta}})
     point = np.asarray(pred0.point, float)
-    if pred0.projected_from is not None:
-        moved = float(np.linalg.norm(point - np.asarray(pred0.projected_from)))
-        if moved > 0.1 * (1 + float(np.linalg.norm(pred0.projected_from))):
-            at = ",".join(f"{v}={x:.4g}" for v, x in zip(problem.variables, point))
-            raise UserError(f"the point is far from the zero-loss manifold (the nearest point found, {at}, is "
-                            f"{moved:.3g} away): start on Γ, e.g. --at {at}")
+    C.refuse_far_point(pred0, problem.variables)
     if pred0.rank == 0:
         raise UserError("H vanishes at this point (rank 0): there are no normal directions, so no drift to measure")
     if pred0.eta_lambda_max >= 2:

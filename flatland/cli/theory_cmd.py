@@ -119,6 +119,7 @@ def run(args) -> int:
         problem = _problem(args, registry)
         pred = predict(problem, args.at, law, hyper=C.hyper(noise, learner, args.sigma, args.eta),
                        observable=args.observable, project=args.project)
+    C.refuse_far_point(pred, problem.variables)
     if args.json:
         print(json.dumps(pred.to_json(), ensure_ascii=False))
     else:
