@@ -70,6 +70,8 @@ def test_human_output(capsys):
     (["--loss", "(x*y)**2", "--at", "x=\u0661,y=0", "--noise", "update"], "is not a number"),   # Arabic-Indic 1
     (["--loss", "(x*y)**2", "--at", "x=inf,y=0", "--noise", "update"], "is not a number"),
     (["--loss", "exp(x)", "--at", "x=1", "--noise", "update"], "does the loss reach 0 near it?"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "1e308"], "at most 1e+100"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1e308"], "at most 1e+100"),
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert main(["theory", *argv]) == 2

@@ -36,8 +36,19 @@ def components(registry, noise_name: str, learner_name: str):
     return noise, registry.create("learners", learner_name)
 
 
+#: largest --sigma / --eta: the rules square them (and η²λ² must stay finite)
+MAX_SCALE = 1e100
+
+
 def hyper(noise, learner, sigma: float, eta: float) -> dict:
     """The simulator's ``{"learner": ..., "noise": ...}`` overrides from --sigma and --eta."""
+    import math
+
+    for name, v, low in (("--sigma", sigma, 0.0), ("--eta", eta, None)):
+        if not (math.isfinite(v) and (v > 0 or v == low) and v <= MAX_SCALE):
+            need = "≥ 0" if low == 0.0 else "> 0"
+            raise UserError(f"{name} must be a number {need} and at most {MAX_SCALE:g} (its square must fit a "
+                            f"float), got {v:g}")
     if "lr" not in learner.hyper:
         raise UserError(f"learner {learner.name!r} has no 'lr' hyperparameter for --eta to set")
     out = {"learner": {"lr": eta}, "noise": {}}
