@@ -43,6 +43,7 @@ import jax.numpy as jnp
 from . import checkpoint as ckpt
 from .config import RunConfig, to_toml
 from .errors import UserError
+from .folder_lock import LOCK_NAME, folder_lock
 from .progress import Progress
 from . import run_build
 from .run_build import (PRNG_IMPL, Setup, build_setup, chunk_keys, initial_state,  # noqa: F401  (re-exported)
@@ -175,10 +176,28 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
         raise UserError(f"{out} already holds a run (checkpoint.npz); use --resume to continue it or another --out")
     if resume and not ck_path.exists():
         raise UserError(f"--resume: no checkpoint in {out}")
+    if not resume:
+        _require_empty(out)                      # before the build, to fail fast (a lock is its own message) ...
     setup = build(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "run"):
+        if not resume:
+            _require_empty(out)                  # ... and under the lock, where no other run can slip in
+        return _run(setup, out, ck_path, resume, progress, figures, stop_after)
+
+
+def _require_empty(out: Path) -> None:
+    """A fresh run writes only into a new or empty folder (its lock file aside)."""
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
+        raise UserError(f"{out} exists and is not an empty folder; give a new or empty --out (nothing there "
+                        "is deleted or appended to)")
+
+
+def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, figures: bool,
+         stop_after: Optional[int]) -> dict:
+    """The body of :func:`run`, holding the folder's lock."""
     cfg = setup.cfg
     digest = config_digest(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     for ctx in setup.contexts:
         ctx.out = out
     files = _Files(out, setup)
@@ -192,9 +211,6 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
         files.truncate(meta["bytes"])
     else:
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
-        for sub in ("snapshots", "records"):
-            for p in sorted((out / sub).glob("*.npz")) if (out / sub).exists() else ():
-                p.unlink()
         snapshot(setup, out, files, 0, params, False)
         _write_checkpoint(ck_path, params, state, 0, setup, digest, files)
     write_versions(out / "versions.json", setup.plugins)

@@ -14,7 +14,7 @@ Resume: ``OUT/sweep.json`` lists the points' ids; ``resume=True`` checks that
 the sweep file still expands to the same points, keeps every finished
 (``done``/``diverged``) run as it is, resumes partial runs from their last
 checkpoint, and reruns failed and pending ones. A lock file
-(``OUT/sweep.lock``, holding the pid) stops two sweeps writing one folder.
+(:func:`flatland.folder_lock.folder_lock`) stops two sweeps writing one folder.
 
 Order: points are submitted grouped by their structure (the config without the
 learner and noise numbers, the seed and the step count), so that a worker's
@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -40,11 +39,12 @@ from pathlib import Path
 from . import sweep_spec
 from .config import RunConfig
 from .errors import UserError
+from .folder_lock import folder_lock
 from .progress import Progress
 from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
 from .sweep_worker import run_point, worker_env
 
-MANIFEST, LOCK, TABLE, RUNS, CACHE = "sweep.json", "sweep.lock", "table.parquet", "runs", "jax-cache"
+MANIFEST, TABLE, RUNS, CACHE = "sweep.json", "table.parquet", "runs", "jax-cache"
 
 
 def point_dir(out: Path, point) -> Path:
@@ -113,36 +113,6 @@ def _prepare(out: Path, points, sweep_file, resume: bool) -> None:
     shutil.copyfile(sweep_file, out / "sweep.toml")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _lock(out: Path) -> Path:
-    """Take ``OUT/sweep.lock`` (pid@host); a lock of a live process on this host is an error."""
-    path = out / LOCK
-    me = f"{os.getpid()}@{socket.gethostname()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            held = path.read_text().strip()
-            pid, _, host = held.partition("@")
-            if host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid)):
-                raise UserError(f"{out} is in use by another sweep (pid {pid}); wait for it or use another --out")
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me + "\n")
-        return path
-    raise UserError(f"could not take the lock {path}; remove it if no sweep is running there")
-
-
 def _client(scheduler, workers, cache_dir):
     """A dask.distributed Client: on the given scheduler, or on a new LocalCluster (module doc)."""
     from dask.distributed import Client, LocalCluster
@@ -182,7 +152,7 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
             remote = _client(scheduler, None, None)
             stack.callback(remote[0].close)
         _prepare(out, points, sweep_file, resume)
-        stack.callback(_lock(out).unlink, missing_ok=True)
+        stack.enter_context(folder_lock(out, "sweep"))
         rows, todo = {}, []
         for p in points:
             if status_of(point_dir(out, p))[0] in FINISHED:

@@ -8,7 +8,8 @@ from flatland import runner
 from flatland.cli import main
 from flatland.config import load
 from flatland.errors import UserError
-from flatland.sweep_run import LOCK, MANIFEST, TABLE, _manifest, point_dir, run_sweep
+from flatland.folder_lock import LOCK_NAME as LOCK
+from flatland.sweep_run import MANIFEST, TABLE, _manifest, point_dir, run_sweep
 from flatland.sweep_spec import load as load_points
 from flatland.sweep_table import read_table
 from flatland.sweep_worker import run_point

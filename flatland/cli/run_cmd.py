@@ -7,7 +7,9 @@ pandas reads it), ``checkpoint.npz`` (atomic, every ``checkpoint_every``
 steps), ``summary.json`` (final seed means, extension reports) and
 ``figures/metrics.png``; run extensions that apply to the task add their own
 files (for the relu tasks: ``hessian.csv``, ``snapshots/``, timescale and
-phases, Fig 2 figures). ``--resume`` continues a killed run exactly as if it
+phases, Fig 2 figures). DIR must be new or empty (nothing already there is
+deleted or appended to), and one run at a time writes into it (a lock file,
+``.flatland.lock``). ``--resume`` continues a killed run exactly as if it
 had not stopped. Exit status 0 when the run finishes, 1 when it diverged
 (NaN/inf; the step is reported and every logged metric kept), 2 for bad input.
 """

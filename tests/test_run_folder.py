@@ -1,0 +1,60 @@
+"""A run's folder: never written into when it holds something else, one writer at a time (#17, item 3)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flatland import runner
+from flatland.config import from_dict
+from flatland.errors import UserError
+from flatland.folder_lock import LOCK_NAME, folder_lock
+
+CFG = {"task": {"name": "fig5a", "start": [2.0, 0.1]}, "learner": {"name": "gd", "lr": 0.05},
+       "noise": {"name": "update", "sigma": 0.01},
+       "run": {"steps": 200, "seeds": 2, "log_every": 20, "snapshot_every": 100, "checkpoint_every": 100,
+               "metrics": ["loss"]}}
+
+
+def test_a_folder_holding_anything_is_refused_and_left_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    (out / "snapshots").mkdir(parents=True)
+    (out / "snapshots" / "step_0000000000.npz").write_bytes(b"someone else's")
+    (out / "metrics.csv").write_text("foreign,header\n1,2\n")
+    with pytest.raises(UserError, match="not an empty folder"):
+        runner.run(from_dict(CFG), out, progress=False, figures=False)
+    assert (out / "snapshots" / "step_0000000000.npz").read_bytes() == b"someone else's"
+    assert (out / "metrics.csv").read_text() == "foreign,header\n1,2\n"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="not an empty folder"):
+        runner.run(from_dict(CFG), tmp_path / "file", progress=False, figures=False)
+
+
+def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(f"{os.getpid()}@{os.uname().nodename}\n")
+    with pytest.raises(UserError, match=f"in use by another run \\(pid {os.getpid()}\\)"):
+        runner.run(from_dict(CFG), tmp_path / "out", resume=False, progress=False, figures=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                                              # a pid that is certainly gone now
+    (out / LOCK_NAME).write_text(f"{dead.pid}@{os.uname().nodename}\n")
+    with folder_lock(out, "run") as lock:
+        assert lock.read_text().startswith(f"{os.getpid()}@")
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_two_runs_started_together_into_one_folder_never_share_it(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(runner.to_toml(from_dict(dict(CFG, run=dict(CFG["run"], steps=3000)))))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "flatland", "run", str(cfg), "--out", str(out), "--quiet", "--no-figures"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert loser.count("\n") == 1 and ("in use by another run" in loser or "not an empty folder" in loser)
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 3000 // 20                     # one header, every (step, seed) once
+    assert not (out / LOCK_NAME).exists()
