@@ -198,6 +198,7 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     """The body of :func:`run`, holding the folder's lock."""
     cfg = setup.cfg
     digest = config_digest(cfg)
+    ckpt.remove_stale_temps(out)  # a write killed mid-way (SIGKILL) left its temp file
     for ctx in setup.contexts:
         ctx.out = out
     files = _Files(out, setup)

@@ -66,3 +66,27 @@ def test_broken_plugin_does_not_break_list(capsys, monkeypatch):
     code, out, err = run(capsys, "list", "--json")
     assert code == 0 and json.loads(out)
     assert "plugin 'broken'" in err and "cannot import nowhere" in err
+
+
+def test_file_system_errors_are_one_line_and_bugs_one_line_with_a_saved_traceback(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["run", "examples/small.toml", "--out", str(blocker / "sub"), "--steps", "10", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "flatland: error:" in err and "a-file" in err
+
+    from flatland.cli import list_cmd
+
+    def bug(args):
+        raise ZeroDivisionError("oops\nmore")
+
+    monkeypatch.setattr(list_cmd, "run", bug)
+    monkeypatch.delenv("FLATLAND_TRACEBACK", raising=False)
+    assert main(["list"]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "ZeroDivisionError: oops" in err
+    saved = Path(err.split("report it with ")[1].split(")")[0])
+    assert "Traceback" in saved.read_text()
+    saved.unlink()

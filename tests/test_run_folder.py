@@ -58,3 +58,16 @@ def test_two_runs_started_together_into_one_folder_never_share_it(tmp_path):
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 3000 // 20                     # one header, every (step, seed) once
     assert not (out / LOCK_NAME).exists()
+
+
+def test_resume_removes_a_killed_write_s_temp_file_and_files_are_not_private(tmp_path):
+    out = tmp_path / "out"
+    runner.run(from_dict(CFG), out, progress=False, figures=False, stop_after=1)
+    stale = out / ".checkpoint.npz.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    runner.run(from_dict(CFG), out, resume=True, progress=False, figures=False)
+    assert not stale.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes        # atomic writes and CSVs alike

@@ -2,12 +2,16 @@
 
 Each command lives in its own module ``flatland.cli.<name>_cmd`` exposing
 ``add_parser(subparsers)`` and ``run(args) -> int``. A :class:`UserError` (or
-a bad option) prints one line ``flatland: error: ...`` and exits with status 2.
+a bad option, or a path that cannot be read or written) prints one line
+``flatland: error: ...`` and exits with status 2; a plugin's error exits with 3;
+anything else is a bug: one line naming a file that holds the traceback, exit
+status 70 (``FLATLAND_TRACEBACK=1`` shows the traceback instead).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import PluginError, UserError
@@ -58,6 +62,27 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("flatland: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the user gave cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"flatland: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback kept in a file
+        if os.environ.get("FLATLAND_TRACEBACK"):
+            raise
+        print(f"flatland: internal error (a bug — please report it with {_save_traceback()}): "
+              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 70
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a temporary file; its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="flatland-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(" ".join(sys.argv) + "\n\n" + traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":
