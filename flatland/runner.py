@@ -179,11 +179,36 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
     if not resume:
         _require_empty(out)                      # before the build, to fail fast (a lock is its own message) ...
     setup = build(cfg)
+    _check_memory(setup)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "run"):
         if not resume:
             _require_empty(out)                  # ... and under the lock, where no other run can slip in
         return _run(setup, out, ck_path, resume, progress, figures, stop_after)
+
+
+#: live copies of params + learner state a chunk holds (carry, new value, gradient/noise draws)
+WORKING_COPIES = 4
+
+
+def _check_memory(setup: Setup) -> None:
+    """Refuse, before allocating, a run whose params and state cannot fit in this machine's memory."""
+    import os
+
+    key = jax.random.key(0)
+    p1 = jax.eval_shape(setup.init, key)
+    s1 = jax.eval_shape(lambda p: setup.learner.init(p, setup.hyper["learner"]), p1)
+    per_seed = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves((p1, s1)))
+    need = per_seed * setup.cfg.run["seeds"] * WORKING_COPIES
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * total:
+        raise UserError(f"this run needs about {need / 2**30:.3g} GiB ({per_seed / 2**20:.3g} MiB of params and "
+                        f"learner state per seed × {setup.cfg.run['seeds']} seeds × {WORKING_COPIES} working "
+                        f"copies), more than 80% of this machine's {total / 2**30:.3g} GiB; use fewer seeds or a "
+                        "smaller network")
 
 
 def _require_empty(out: Path) -> None:

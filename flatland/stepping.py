@@ -10,6 +10,7 @@ noise perturbs the new params. ``optax_learner`` wraps any optax
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -21,12 +22,25 @@ from .contracts import Learner, Loss, NoiseModel, Oracle
 def as_hyper(defaults, overrides=None, dtype=None) -> dict:
     """Merge ``overrides`` into ``defaults`` and make every value an array leaf.
 
-    An unknown override key is a ValueError naming the known keys.
+    An unknown override key is a ValueError naming the known keys. A number
+    given by a user (a Python scalar) must be a finite real, not true/false,
+    and where the declared default is ≥ 0 it must be ≥ 0 too: a component
+    declares a sign-free hyperparameter by giving it a negative default.
     """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {', '.join(unknown)} (known: {', '.join(sorted(defaults)) or 'none'})")
+    for k, v in overrides.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, (bool, str)):
+                raise ValueError(f"hyperparameter {k} must be a number, got {v!r}")
+            continue  # arrays (grids, traced values) are the caller's business
+        if not math.isfinite(v):
+            raise ValueError(f"hyperparameter {k} must be finite, got {v!r}")
+        d = defaults[k]
+        if v < 0 and isinstance(d, (int, float)) and d >= 0:
+            raise ValueError(f"hyperparameter {k} must be ≥ 0 (a non-negative quantity, default {d}), got {v!r}")
     dtype = dtype or jnp.result_type(float)
     return {k: jnp.asarray(overrides.get(k, v), dtype=dtype) for k, v in defaults.items()}
 

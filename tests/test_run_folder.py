@@ -71,3 +71,15 @@ def test_resume_removes_a_killed_write_s_temp_file_and_files_are_not_private(tmp
     os.umask(umask)
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
     assert set(modes.values()) == {0o666 & ~umask}, modes        # atomic writes and CSVs alike
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"learner": {"name": "gd", "lr": True}}, "lr must be a number"),
+    ({"noise": {"name": "update", "sigma": -0.025}}, "sigma must be ≥ 0"),
+    ({"noise": {"name": "update", "sigma": "high"}}, "sigma must be a number"),
+    ({"run": dict(CFG["run"], seeds=10**9)}, "GiB"),
+])
+def test_bad_numbers_and_runs_too_big_for_memory_stop_before_anything_is_written(tmp_path, change, message):
+    with pytest.raises(UserError, match=message):
+        runner.run(from_dict(dict(CFG, **change)), tmp_path / "out", progress=False, figures=False)
+    assert not (tmp_path / "out").exists()
