@@ -24,12 +24,26 @@ PACKAGES = ("flatland", "jax", "jaxlib", "numpy", "sympy", "optax", "pluggy", "m
 
 
 def default_dir(base: str | Path = "flatland-results") -> Path:
+    """A new folder ``base/<date-time>[-i]``, created here: exclusive, so simultaneous starts never share one."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(base) / stamp
-    i = 1
-    while path.exists():
-        path = Path(base) / f"{stamp}-{i}"
-        i += 1
+    Path(base).mkdir(parents=True, exist_ok=True)
+    for i in range(10_000):
+        path = Path(base) / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free results folder name under {base} for {stamp}")
+
+
+def _claim(path: Path) -> Path:
+    """Create ``path`` or accept it empty; a folder holding anything is refused (nothing is overwritten)."""
+    from .errors import UserError
+
+    path.mkdir(parents=True, exist_ok=True)
+    if any(path.iterdir()):
+        raise UserError(f"{path} already holds results; give a new or empty --out (nothing there is overwritten)")
     return path
 
 
@@ -71,8 +85,8 @@ class ResultsFolder:
     """A results folder being written; checks may call ``landscape``/``bars`` on it."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path is not None else default_dir()
         try:
+            self.path = _claim(Path(path)) if path is not None else default_dir()
             (self.path / "figures").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             from .errors import UserError

@@ -130,3 +130,22 @@ def test_table_and_exit_status_follow_verdicts():
 def test_whole_valley_suite_passes(tmp_path):
     """The built-in suite end to end (what `flatland check` runs; about 2 minutes)."""
     assert main(["check", "--out", str(tmp_path)]) == 0
+
+
+def test_results_folders_are_claimed_exclusively_and_never_overwritten(tmp_path, capsys):
+    """Simultaneous starts get distinct default folders; a used --out is refused before any work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flatland.results import default_dir
+
+    with ThreadPoolExecutor(16) as pool:
+        paths = list(pool.map(lambda _: default_dir(tmp_path / "res"), range(64)))
+    assert len(set(paths)) == 64 and all(p.is_dir() for p in paths)
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "results.json").write_text("{}")
+    assert main(["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--out", str(used)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds results" in err
+    assert (used / "results.json").read_text() == "{}"

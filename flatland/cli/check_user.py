@@ -73,6 +73,7 @@ def run_user(args) -> int:
     from flatland.theory import GRADIENT_DESCENT, StepLaw, predict, symbolic_budget
 
     _validate(args)
+    out = ResultsFolder(args.out)  # first: an unusable --out is found before any work, and settings land early
     registry = assemble().registry
     noise, learner = C.components(registry, args.noise, args.learner)
     grid = C.hyper(noise, learner, args.sigma, args.eta)
@@ -93,6 +94,11 @@ def run_user(args) -> int:
     pl = U.plan(pred0, pred0.eta, args.chains, args.steps, args.burn)
     if law is not None:  # regime warnings where the planned run's chains will go, not only at the point
         pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable, horizon=pl.burn + pl.steps)
+    out.start({"mode": "user valley", "loss": str(problem.loss_expr), "residuals": pred0.residuals,
+               "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": noise.name, "learner": learner.name,
+               "eta": args.eta, "sigma": args.sigma, "chains_per_batch": pl.chains, "steps": pl.steps,
+               "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance, "observable": args.observable,
+               "adaptive": pl.adaptive})
     lab = Lab(registry)
     runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, law,
                          args.observable, pred0, args.tolerance)
@@ -105,12 +111,6 @@ def run_user(args) -> int:
               "regularizer": pred0.regularizer if law is not None else None, "no_prediction": no_prediction}
     if args.observable:
         result["observable"] = args.observable
-    out = ResultsFolder(args.out)
-    out.start({"mode": "user valley", "loss": str(problem.loss_expr), "residuals": pred0.residuals,
-               "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": noise.name, "learner": learner.name,
-               "eta": args.eta, "sigma": args.sigma, "chains_per_batch": pl.chains, "batches": len(runs),
-               "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance,
-               "observable": args.observable, "adaptive": pl.adaptive})
     if problem.dim >= 2:
         out.landscape("user-valley", loss, runs[0])
     rows = [_row(result)]
