@@ -104,6 +104,32 @@ def misspelled_hooks(plugin: object) -> list[str]:
     return bad
 
 
+#: what a plugin may raise at import or registration without taking flatland down with it
+CONTAINED = (Exception, SystemExit, KeyboardInterrupt)
+#: kinds whose factories are built at assembly to check what they return (cheap, argument-free objects)
+BUILT_AT_ASSEMBLY = ("checks", "run_extensions")
+
+
+def _factory_problem(staged) -> str:
+    """Why a plugin's registered factories are unusable ("" when they are fine)."""
+    from .contracts import Check
+    from .extensions import RunExtension
+
+    expected = {"checks": Check, "run_extensions": RunExtension}
+    for kind, comp_name, factory, _ in staged:
+        if not callable(factory):
+            return f"{kind} {comp_name!r}: the factory is a {type(factory).__name__}, not callable"
+        if kind in BUILT_AT_ASSEMBLY:
+            try:
+                made = factory()
+            except CONTAINED as exc:
+                return f"{kind} {comp_name!r}: its factory raised {type(exc).__name__}: {exc}"
+            if not isinstance(made, expected[kind]):
+                return (f"{kind} {comp_name!r}: its factory returned {type(made).__name__}, "
+                        f"not a flatland.{expected[kind].__name__}")
+    return ""
+
+
 class _Assembler:
     def __init__(self, strict: bool):
         self.strict = strict
@@ -146,10 +172,20 @@ class _Assembler:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:
+                except CONTAINED as exc:
                     self.pm.unregister(plugin)
                     self.fail(name, distribution, f"{hook_name} raised {type(exc).__name__}: {exc}")
                     return
+        if not hooks:
+            self.pm.unregister(plugin)
+            self.fail(name, distribution, f"{type(plugin).__name__} {plugin!r:.40} implements no flatland hook "
+                                          f"(known: {', '.join(hookspecs.HOOK_KINDS)})")
+            return
+        problem = _factory_problem(staged)
+        if problem:
+            self.pm.unregister(plugin)
+            self.fail(name, distribution, problem)
+            return
         # All-or-nothing: a plugin whose components clash is left out whole.
         snapshot = {k: dict(v) for k, v in self.registry._entries.items()}
         try:
@@ -169,7 +205,7 @@ def _load_builtins(asm: _Assembler, modules: Iterable[str]) -> None:
         short = modname.rsplit(".", 1)[-1]
         try:
             module = importlib.import_module(modname)
-        except Exception as exc:
+        except CONTAINED as exc:
             asm.fail(short, "flatland", f"import of {modname} failed: {type(exc).__name__}: {exc}")
             continue
         asm.add(module, f"flatland.{short}", version, f"flatland (builtin {modname})", "flatland")
@@ -182,7 +218,7 @@ def _load_entry_points(asm: _Assembler, entry_points) -> None:
         dist_version = dist.version if dist is not None else "?"
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except CONTAINED as exc:
             asm.fail(ep.name, dist_name, f"entry point {ep.value} failed to load: {type(exc).__name__}: {exc}")
             continue
         asm.add(plugin, ep.name, dist_version, f"{dist_name} {dist_version} (entry point {ep.name})", dist_name)
@@ -212,4 +248,5 @@ def assemble(
         else:
             origin = f"{name} (registered directly)"
         asm.add(obj, name, "0+local", origin, name)
+    asm.registry.left_out = [b.name for b in asm.broken]
     return Assembly(asm.registry, asm.plugins, asm.broken, asm.pm)

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any, Callable, Iterator
 
 from .contracts import KINDS
-from .errors import PluginError, unknown_name
+from .errors import PluginError, UserError, unknown_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Registry:
 
     def __init__(self):
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.left_out: list[str] = []  # plugins assembly left out as broken, named in unknown-name errors
 
     def add(self, kind: str, name: str, factory: Callable, summary: str, origin: str) -> None:
         """Add a component; a second one with the same kind and name is an error."""
@@ -61,7 +62,11 @@ class Registry:
         except KeyError:
             if kind not in self._entries:
                 raise unknown_name("component kind", kind, KINDS) from None
-            raise unknown_name(_SINGULAR[kind], name, self._entries[kind]) from None
+            err = unknown_name(_SINGULAR[kind], name, self._entries[kind])
+            if self.left_out:
+                err = UserError(f"{err}; plugin(s) left out as broken: {', '.join(self.left_out)} "
+                                "(`flatland plugins` says why)")
+            raise err from None
 
     def create(self, kind: str, name: str, **options) -> Any:
         """Build the component ``name`` of ``kind`` with ``options``."""

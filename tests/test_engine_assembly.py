@@ -119,3 +119,54 @@ def test_broken_builtin_module_is_reported():
     asm = flatland.assemble(builtins=["flatland_plugins.valleys", "flatland_plugins.does_not_exist"], entry_points=[])
     assert asm.broken[0].name == "does_not_exist" and asm.broken[0].distribution == "flatland"
     assert ("losses", "fig5a") in asm.registry
+
+
+def _exits():
+    raise SystemExit(3)
+
+
+def _interrupts():
+    raise KeyboardInterrupt
+
+
+def _check_factory_raises():
+    def flatland_checks(register):
+        register("boom-check", lambda: 1 / 0, "a check whose factory raises")
+    return _plugin(flatland_checks=flatland_checks)
+
+
+def _check_factory_garbage():
+    def flatland_checks(register):
+        register("garbage-check", lambda: 42, "a check whose factory returns an int")
+    return _plugin(flatland_checks=flatland_checks)
+
+
+def _not_callable():
+    def flatland_learners(register):
+        register("not-callable", None, "a learner without a factory")
+    return _plugin(flatland_learners=flatland_learners)
+
+
+@pytest.mark.parametrize("loader, message", [
+    (_exits, "SystemExit"),
+    (_interrupts, "KeyboardInterrupt"),
+    (_check_factory_raises, "its factory raised ZeroDivisionError"),
+    (_check_factory_garbage, "returned int, not a flatland.Check"),
+    (_not_callable, "not callable"),
+    (lambda: 42, "implements no flatland hook"),
+])
+def test_a_broken_plugin_is_left_out_and_named_without_taking_flatland_down(loader, message):
+    asm = flatland.assemble(entry_points=[FakeEntryPoint("bad", loader)])
+    assert [b.name for b in asm.broken] == ["bad"] and message in asm.broken[0].error
+    assert ("checks", "boom-check") not in asm.registry and ("checks", "garbage-check") not in asm.registry
+    assert ("losses", "fig5a") in asm.registry                      # the built-ins are all there
+    with pytest.raises(PluginError, match="bad"):
+        flatland.assemble(entry_points=[FakeEntryPoint("bad", loader)], strict=True)
+
+
+def test_an_unknown_name_mentions_the_plugins_left_out():
+    from flatland.errors import UserError
+
+    asm = flatland.assemble(entry_points=[FakeEntryPoint("bad", _exits)])
+    with pytest.raises(UserError, match=r"left out as broken: bad \(`flatland plugins` says why\)"):
+        asm.registry.entry("learners", "my-learner")
