@@ -140,6 +140,7 @@ class _Assembler:
         self.broken: list[BrokenPlugin] = []
 
     def fail(self, name: str, distribution: str, error: str) -> None:
+        error = " ".join(str(error).split())  # one line, whatever the exception's message looked like
         if self.strict:
             raise PluginError(f"plugin {name!r} from {distribution}: {error}")
         self.broken.append(BrokenPlugin(name, distribution, error))

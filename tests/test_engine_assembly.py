@@ -170,3 +170,10 @@ def test_an_unknown_name_mentions_the_plugins_left_out():
     asm = flatland.assemble(entry_points=[FakeEntryPoint("bad", _exits)])
     with pytest.raises(UserError, match=r"left out as broken: bad \(`flatland plugins` says why\)"):
         asm.registry.entry("learners", "my-learner")
+
+
+def test_a_wrong_hook_signature_is_one_line():
+    def flatland_losses(register, extra):  # pluggy refuses an argument the hookspec does not have
+        pass
+    asm = flatland.assemble(entry_points=[FakeEntryPoint("sig", lambda: _plugin(flatland_losses=flatland_losses))])
+    assert [b.name for b in asm.broken] == ["sig"] and "\n" not in asm.broken[0].error
