@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 
 import sympy as sp
 
@@ -229,7 +230,9 @@ def parse_expr(text: str, variables=None) -> sp.Expr:
         raise UserError("empty expression")
     _check_characters(text)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: the error below says it
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         near = f" near column {exc.offset}" if exc.offset else ""
         raise _fail(text, f"syntax error{near} ({exc.msg})") from None
