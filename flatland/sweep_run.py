@@ -16,13 +16,15 @@ the sweep file still expands to the same points, keeps every finished
 checkpoint, and reruns failed and pending ones. A lock file
 (:func:`flatland.folder_lock.folder_lock`) stops two sweeps writing one folder.
 
-Order: points are submitted grouped by their structure (the config without the
-learner and noise numbers, the seed and the step count), so that a worker's
-consecutive points tend to reuse its compiled chunk (:func:`flatland.runner.build`)
-and the on-disk compilation cache; the groups go in an order fixed by a hash of
-their structure, not by the file's axes, so a sweep stopped early has finished a
-mix of all its mechanisms rather than all points of the first. Before any run starts, one point of each
-structure is assembled here, so a misspelt name stops the sweep with one line.
+Order: points are submitted grouped by their structure
+(:func:`flatland.run_build.structure_key`: the config without hyperparameter
+values, seed and step count), so that a worker's consecutive points tend to
+reuse its compiled chunk (:func:`flatland.runner.build`) and the on-disk
+compilation cache; the groups go in an order fixed by a hash of their
+structure, not by the file's axes, so a sweep stopped early has finished a mix
+of all its mechanisms rather than all points of the first. Before any run
+starts, one point of each structure is assembled here, so a misspelt name
+stops the sweep with one line.
 """
 from __future__ import annotations
 
@@ -37,7 +39,6 @@ import uuid
 from pathlib import Path
 
 from . import sweep_spec
-from .config import RunConfig
 from .errors import UserError
 from .folder_lock import folder_lock
 from .progress import Progress
@@ -52,30 +53,28 @@ def point_dir(out: Path, point) -> Path:
     return out / RUNS / f"{point.index:05d}-{point.id}"
 
 
-def structure(cfg: RunConfig) -> str:
-    """What decides a point's compiled program, for ordering: the config minus numbers of learner/noise, seed, steps."""
-    d = cfg.to_dict()
-    d["run"] = {k: v for k, v in d["run"].items() if k not in ("seed", "steps")}
-    for s in ("learner", "noise"):
-        d[s] = {k: v for k, v in d[s].items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
-    return json.dumps(d, sort_keys=True, default=str)
+def _structures(points) -> dict:
+    """Each point's :func:`flatland.run_build.structure_key`. One point of each kind (its structure with
+    the task's values left out: names and option keys are what a sweep file misspells) is assembled here,
+    so a misspelt name stops the sweep with one line before any run starts; a bad task value for one
+    point is that point's failed row."""
+    from .run_build import assemble, build_setup, structure_key
 
-
-def _validate(points) -> None:
-    """Assemble one point per structure: unknown names and bad options stop the sweep before it starts."""
-    from .run_build import build_setup
-
-    seen = set()
+    asm = assemble()
+    keys, seen = {}, set()
     for p in points:
-        key = structure(p.config)
-        if key in seen:
-            continue
-        seen.add(key)
         try:
-            build_setup(p.config)
+            keys[p.index] = structure_key(p.config, asm.registry)
+            kind = json.loads(keys[p.index])
+            kind["task"] = [kind["task"].get("name"), sorted(kind["task"])]
+            kind = json.dumps(kind, sort_keys=True)
+            if kind not in seen:
+                seen.add(kind)
+                build_setup(p.config, asm)
         except UserError as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in p.overrides.items())
             raise UserError(f"sweep point {p.index} ({where}): {exc}") from None
+    return keys
 
 
 def _digest(point) -> str:
@@ -145,7 +144,7 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
     if scheduler and workers:
         raise UserError("--workers starts a local cluster; with --scheduler the cluster's own workers run the sweep")
     points = sweep_spec.load(sweep_file)
-    _validate(points)
+    structures = _structures(points)
     with contextlib.ExitStack() as stack:
         remote = None
         if scheduler:  # connect first: an unreachable scheduler fails before any file is written
@@ -159,7 +158,7 @@ def run_sweep(sweep_file, out, scheduler=None, workers=None, resume=False, progr
                 rows[p.index] = run_row(p, point_dir(out, p))
             else:
                 todo.append(p)
-        todo.sort(key=lambda p: (hashlib.sha256(structure(p.config).encode()).hexdigest(), p.index))
+        todo.sort(key=lambda p: (hashlib.sha256(structures[p.index].encode()).hexdigest(), p.index))
         write_table(list(rows.values()) + [run_row(p, point_dir(out, p)) for p in todo], out / TABLE)
         if todo:
             _run_all(todo, rows, out, remote, workers, progress, table_every)
