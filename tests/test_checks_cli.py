@@ -149,3 +149,22 @@ def test_results_folders_are_claimed_exclusively_and_never_overwritten(tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already holds results" in err
     assert (used / "results.json").read_text() == "{}"
+
+
+def test_a_suite_keeps_each_finished_check_as_it_goes_and_shows_progress(tmp_path, capsys):
+    import argparse
+    import json as _json
+
+    from flatland.cli.check_cmd import _keeper
+    from flatland.contracts import CheckResult
+    from flatland.results import ResultsFolder
+
+    out = ResultsFolder(tmp_path / "res")
+    on_done = _keeper(out, 3, argparse.Namespace(json=False, suite="s"))
+    row = CheckResult(name="a", statistic="s", predicted=1.0, measured=1.0, stderr=0.1, tolerance="t", passed=True)
+    on_done("a", [row], 2.0)
+    on_done("b", [CheckResult(name="b", statistic="s", predicted=1.0, measured=3.0, stderr=0.1, tolerance="t", passed=False)], 4.0)
+    kept = _json.loads((tmp_path / "res" / "partial.json").read_text())
+    assert kept["checks_done"] == ["a", "b"] and kept["of"] == 3 and len(kept["results"]) == 2
+    err = capsys.readouterr().err
+    assert "2/3 checks" in err and "ETA" in err and "1 failing row(s)" in err

@@ -151,7 +151,7 @@ def run_suite(args) -> int:
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     t0, c0 = time.perf_counter(), time.process_time()
-    results = run_checks(checks, options, jobs, quiet=args.json)
+    results = run_checks(checks, options, jobs, quiet=args.json, on_done=_keeper(out, len(checks), args))
     rows = [r for name, got, _ in results for r in got]
     timings = {name: secs for name, _, secs in results}
     total = round(time.perf_counter() - t0, 2)
@@ -161,6 +161,7 @@ def run_suite(args) -> int:
     summary = (f"{sum(r.passed for r in rows)}/{len(rows)} passed in {total:.1f} s wall ({total_cpu:.0f} s CPU, "
                f"{jobs} job{'s' if jobs > 1 else ''}) — results in {out.path}")
     out.bars(rows)
+    (out.path / "partial.json").unlink(missing_ok=True)  # results.json supersedes it
     out.finish(rows, table + "\n\n" + summary, {"timings_seconds": timings, "total_seconds": total, "jobs": jobs,
                                                 "total_cpu_seconds": total_cpu, "passed": passed})
     if args.json:
@@ -175,7 +176,29 @@ def run_suite(args) -> int:
     return 0 if passed else 1
 
 
-def _run_one(check, options, quiet):
+def _keeper(out, total: int, args):
+    """After each check: the rows so far into ``partial.json`` (an interrupted suite keeps them) and a
+    progress line with the checks done, the failing rows and the ETA."""
+    import threading
+
+    from ..progress import Progress
+
+    lock, rows, finished = threading.Lock(), [], []
+    bar = None if args.json else Progress(total, label=f"check {args.suite}", unit="checks", min_interval=0)
+
+    def on_done(name, got, seconds):
+        with lock:
+            rows.extend(got)
+            finished.append(name)
+            out.write_json("partial.json", {"checks_done": finished, "of": total,
+                                            "results": [r.to_json() for r in rows]})
+            if bar:
+                failing = sum(not r.passed for r in rows)
+                bar.update(len(finished), f"last: {name} ({seconds:.0f} s); {failing} failing row(s)")
+    return on_done
+
+
+def _run_one(check, options, quiet, on_done=None):
     from ..verdicts import failed
 
     t = time.perf_counter()
@@ -185,15 +208,19 @@ def _run_one(check, options, quiet):
         got = list(check.run(options))
     except Exception as exc:  # a check that raises is a failing row, never a crash of the suite
         got = [failed(check.name, "(check raised)", f"{type(exc).__name__}: {exc}")]
-    return check.name, got, round(time.perf_counter() - t, 2)
+    result = check.name, got, round(time.perf_counter() - t, 2)
+    if on_done is not None:
+        on_done(*result)
+    return result
 
 
-def run_checks(checks, options, jobs: int, quiet: bool = False):
-    """[(name, rows, seconds)] in the checks' order; ``jobs`` > 1 runs them in threads."""
+def run_checks(checks, options, jobs: int, quiet: bool = False, on_done=None):
+    """[(name, rows, seconds)] in the checks' order; ``jobs`` > 1 runs them in threads; ``on_done(name,
+    rows, seconds)`` is called as each check finishes."""
     if jobs == 1:
-        return [_run_one(c, options, quiet) for c in checks]
+        return [_run_one(c, options, quiet, on_done) for c in checks]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_one, c, options, quiet) for c in checks]
+        futures = [pool.submit(_run_one, c, options, quiet, on_done) for c in checks]
         return [f.result() for f in futures]
