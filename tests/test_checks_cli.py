@@ -168,3 +168,13 @@ def test_a_suite_keeps_each_finished_check_as_it_goes_and_shows_progress(tmp_pat
     assert kept["checks_done"] == ["a", "b"] and kept["of"] == 3 and len(kept["results"]) == 2
     err = capsys.readouterr().err
     assert "2/3 checks" in err and "ETA" in err and "1 failing row(s)" in err
+
+
+def test_list_shows_each_check_s_suite_and_only_points_to_the_right_suite(capsys):
+    import json as _json
+
+    assert main(["list", "checks", "--json"]) == 0
+    rows = {r["name"]: r for r in _json.loads(capsys.readouterr().out)}
+    assert rows["relu-zero-eigenvalues"]["suite"] == "relu" and rows["drift-constants"]["suite"] == "valleys"
+    assert main(["check", "--only", "relu-zero-eigenvalues"]) == 2
+    assert "is in suite 'relu' (use --suite relu)" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``flatland list [KIND] [--json]``: registered components with summary and origin."""
+"""``flatland list [KIND] [--json]``: registered components with summary and origin (checks: their suite)."""
 import json
 import sys
 
@@ -19,8 +19,10 @@ def run(args) -> int:
         raise unknown_name("component kind", args.kind, KINDS)
     asm = assemble()
     entries = list(asm.registry.entries(args.kind))
+    suites = {e.name: e.factory().suite for e in entries if e.kind == "checks"}  # built at assembly already
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        print(json.dumps([e.to_json() | ({"suite": suites[e.name]} if e.kind == "checks" else {})
+                          for e in entries], indent=2, ensure_ascii=False))
     else:
         kind = None
         width = max((len(e.name) for e in entries), default=0)
@@ -28,7 +30,8 @@ def run(args) -> int:
             if e.kind != kind:
                 kind = e.kind
                 print(f"{kind}:")
-            print(f"  {e.name:<{width}}  {e.summary}  [{e.origin}]")
+            suite = f"(suite {suites[e.name]}) " if e.kind == "checks" else ""
+            print(f"  {e.name:<{width}}  {suite}{e.summary}  [{e.origin}]")
     for b in asm.broken:
         print(f"flatland: warning: plugin {b.name!r} from {b.distribution} left out: {b.error}", file=sys.stderr)
     return 0
