@@ -73,6 +73,7 @@ def _ratio_figure(done, out: Path) -> list:
     groups = _groups(done)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1, 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
+        spread = []
         for i, (name, g) in enumerate(groups):
             a, b = g[f"initial.{metric}"].to_numpy(float), g[f"final.{metric}"].to_numpy(float)
             ok = np.isfinite(a) & np.isfinite(b) & (a > 0)
@@ -81,6 +82,9 @@ def _ratio_figure(done, out: Path) -> list:
             ax.plot(i + jitter, r, "o", ms=3, alpha=0.6)
             if r.size:
                 ax.plot([i - 0.3, i + 0.3], [np.median(r)] * 2, "k-", lw=2)
+                spread += [r.min(), r.max()]
+        if spread and min(spread) > 0 and max(spread) / min(spread) > 30:
+            ax.set_yscale("log")                          # ratios over decades (a loss): log axis
         ax.axhline(1, color="0.5", lw=0.8, ls="--")
         ax.set_xticks(range(len(groups)), [n for n, _ in groups], rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
