@@ -128,8 +128,10 @@ def report(sweep_dir) -> dict:
         lines.append(f"| {name} | {len(g)} | {c.get('done', 0)} | {c.get('diverged', 0)} | {c.get('failed', 0)} | "
                      f"{int(c.get('partial', 0) + c.get('pending', 0))} |")
     bad = table[table["status"].isin(["failed", "diverged"])]
-    for _, r in bad.head(20).iterrows():
-        lines.append(f"\n* point {r['point']} {r['status']}: {r['reason']}")
+    if len(bad):
+        lines += [""] + [f"* point {r['point']} {r['status']}: {r['reason']}" for _, r in bad.head(20).iterrows()]
+        if len(bad) > 20:
+            lines.append(f"* … and {len(bad) - 20} more (the table's status and reason columns)")
     changes = _change_rows(done)
     if changes:
         lines += ["", "## Start → end of each run, per mechanism", "",
