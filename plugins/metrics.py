@@ -1,9 +1,15 @@
-"""Generic metrics that work on any loss: its value, the parameter norm, the gradient norm.
+"""Generic metrics: the loss value, the parameter and gradient norms (any loss), and recorded responses.
 
 Each is ``Metric(name, fn(params, loss))`` with no ``requires``, so ``flatland
 run`` can log it for every task (a valley, a network, a third-party loss).
 ``loss`` is the default of ``[run] metrics``. Norms are Euclidean over all
 leaves of the params pytree, computed in float64 for the log.
+
+``responses`` is what an experimenter would record: the activity of the
+model's units for each stimulus, (stimuli, units), for any task whose Loss
+declares ``extras["responses"](params)``. It goes to ``records/*.npz`` every
+``log_every`` steps; ``flatland record`` turns those logs into sessions of a
+recording (``flatland.infer``).
 """
 import jax
 import jax.numpy as jnp
@@ -37,9 +43,14 @@ GENERIC = {
 }
 
 
-def _factory(name, fn):
+def responses(params, loss):
+    """The task's declared responses (stimuli, units), in float32 (a recording's precision)."""
+    return jnp.asarray(loss.extras["responses"](params), jnp.float32)
+
+
+def _factory(name, fn, requires=()):
     def factory(every=100):
-        return Metric(name, fn, every)
+        return Metric(name, fn, every, requires)
     return factory
 
 
@@ -47,3 +58,5 @@ def _factory(name, fn):
 def flatland_metrics(register):
     for name, (fn, summary) in GENERIC.items():
         register(name, _factory(name, fn), summary)
+    register("responses", _factory("responses", responses, ("responses",)),
+             "unit activity per stimulus (stimuli × units) of a task that declares extras['responses'] → records/")

@@ -17,7 +17,7 @@ import sys
 from ..errors import PluginError, UserError
 
 #: command modules, in the order ``--help`` lists them
-COMMANDS = ("plugins", "list", "theory", "check", "run", "sweep", "report", "geometry", "reproduce")
+COMMANDS = ("plugins", "list", "theory", "check", "run", "sweep", "report", "geometry", "record", "infer", "reproduce")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -9,7 +9,8 @@ parameters (see :mod:`.tasks`), network parameters (``n_hid``, ``activation``,
 ``init(key)`` drawing the paper's initialisation, and
 ``extras["relu"]`` — the context every relu metric, Hessian functional and the
 run extension read: spec, X, Y (as arrays of the run's dtype), kappa, var_y,
-positions and binning — and, for a task with positions, ``extras["place"]``
+positions and binning — ``extras["responses"]``, the hidden layer's
+activity per input (T, n_hid) that the ``responses`` metric records — and, for a task with positions, ``extras["place"]``
 (the binning), which the place-field metrics declare in ``requires``. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
 option is passed to the task where the task takes it.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from flatland import Loss, UserError
 
 from . import metrics as M
-from .network import NetSpec, forward, init_params
+from .network import NetSpec, forward, hidden, init_params
 from .tasks import TASKS
 
 NET_KEYS = ("n_hid", "activation", "regime", "dtype", "alpha")
@@ -65,5 +66,6 @@ def make_loss(task_name: str, **options) -> Loss:
         residuals=residuals,
         kappa=kappa,
         init=lambda key: init_params(spec, key),
-        extras={"relu": ctx} | ({"place": ctx["place"]} if ctx["place"] is not None else {}),
+        extras={"relu": ctx, "responses": lambda params: hidden(params, X, spec)}
+        | ({"place": ctx["place"]} if ctx["place"] is not None else {}),
     )

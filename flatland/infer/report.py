@@ -1,0 +1,123 @@
+"""The training report of ``flatland infer --train``: Markdown plus figures, every number with its interval.
+
+What: ``write_report(out, evaluation, match_summary, plan)`` writes
+``report.md`` and ``figures/{confusion,accuracy_vs_recording,ablation}.png``
+into ``out``. Accuracies are fractions of recordings classified correctly,
+with 95% percentile-bootstrap intervals over runs (see
+:mod:`flatland.infer.evaluate`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _ci(t) -> str:
+    return f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _figures(ev, out: Path) -> list:
+    plt = _plt()
+    figs = out / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, ax = plt.subplots(figsize=(1.2 * len(ev.classes) + 2.5, 1.0 * len(ev.classes) + 1.5))
+    row = ev.confusion / np.maximum(ev.confusion.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(row, vmin=0, vmax=1, cmap="Blues")
+    for i in range(len(ev.classes)):
+        for j in range(len(ev.classes)):
+            ax.text(j, i, f"{row[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if row[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(ev.classes)), ev.classes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ev.classes)), ev.classes, fontsize=8)
+    ax.set_xlabel("inferred mechanism")
+    ax.set_ylabel("true mechanism")
+    fig.colorbar(im, ax=ax, label="share of the row's recordings")
+    ax.set_title("held-out runs (grouped CV)", fontsize=10)
+    fig.tight_layout()
+    paths.append(figs / "confusion.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+    for ax, (name, d) in zip(axes, (("units recorded", ev.by_units), ("sessions", ev.by_sessions),
+                                    ("observation noise (× unit s.d.)", ev.by_obs_noise))):
+        xs = sorted(d)
+        y = np.array([d[x] for x in xs])
+        ax.errorbar(range(len(xs)), y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], fmt="o-", capsize=3)
+        ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+        ax.axhline(ev.chance, color="0.5", ls="--", lw=0.8, label="largest class share")
+        ax.set_xlabel(name)
+    axes[0].set_ylabel("accuracy (95% bootstrap CI over runs)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("accuracy against what was recorded", fontsize=10)
+    fig.tight_layout()
+    paths.append(figs / "accuracy_vs_recording.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    if ev.ablation:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        names = list(ev.ablation)
+        y = np.array([ev.ablation[n] for n in names])
+        ax.errorbar(range(len(names)), y[:, 0], yerr=[y[:, 0] - y[:, 1], y[:, 2] - y[:, 0]], fmt="o", capsize=3)
+        ax.axhline(ev.model[0], color="C1", lw=1, label=f"all features ({ev.model[0]:.2f})")
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
+        ax.set_ylabel("accuracy without the feature")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(figs / "ablation.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
+
+
+def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path:
+    """report.md and figures in ``out`` (module doc); returns the report's path."""
+    out = Path(out)
+    paths = _figures(ev, out)
+    L = [f"# Which mechanism made this drift? Classifier trained on `{source}`", "",
+         f"{ev.n_runs} runs, {ev.n_recordings} recordings; mechanisms: {', '.join(ev.classes)}.",
+         f"Recordings per run: units {list(plan.units)}, sessions {list(plan.sessions)}, observation noise "
+         f"{list(plan.obs_noise)}, {plan.draws} draw(s) each, from the last {1 - plan.start:.0%} of the logged run.",
+         ""]
+    if match_summary:
+        L += [f"Matched on loss plateau and drift speed ({match_summary['bins']}×{match_summary['bins']} cells): "
+              f"{match_summary['kept']} of {match_summary['runs']} runs kept "
+              f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())}).", ""]
+    L += ["Accuracy: share of recordings classified correctly; 95% percentile bootstrap over runs; folds grouped "
+          "by run.", "",
+          "| estimate | value |", "|---|---|",
+          f"| classifier (grouped CV) | {_ci(ev.model)} |",
+          f"| best single-feature threshold rule (refit per fold) | {_ci(ev.baseline)} |",
+          f"| classifier − rule (paired over runs) | {_ci(ev.margin)} |",
+          f"| shuffled-label control | {_ci(ev.shuffled)} |",
+          f"| largest class share (chance) | {ev.chance:.3f} |", "",
+          "Features the rule chose (folds × recordings): "
+          + ", ".join(f"{k} ({v})" for k, v in ev.baseline_features.items()) + ".", ""]
+    verdict = ("beats" if ev.margin[1] > 0 else "does not beat") + " the best single-feature rule by more than its CI"
+    L += [f"**The classifier {verdict}.**", ""]
+    if ev.held_out_tasks:
+        L += ["## Held-out tasks (train on the others)", "", "| task | classifier | single-feature rule |", "|---|---|---|"]
+        L += [f"| {t} | {_ci(a)} | {_ci(b)} |" for t, (a, b) in ev.held_out_tasks.items()] + [""]
+    L += ["## Accuracy against what was recorded", ""]
+    for name, d in (("units", ev.by_units), ("sessions", ev.by_sessions), ("observation noise", ev.by_obs_noise)):
+        L += [f"* {name}: " + "; ".join(f"{k}: {_ci(v)}" for k, v in sorted(d.items()))]
+    L += ["", "## Confusion (rows: true, columns: inferred; recordings)", "",
+          "| | " + " | ".join(ev.classes) + " |", "|---" * (len(ev.classes) + 1) + "|"]
+    L += [f"| {c} | " + " | ".join(str(v) for v in ev.confusion[i]) + " |" for i, c in enumerate(ev.classes)]
+    if ev.ablation:
+        L += ["", "## Feature ablation (accuracy without each feature)", "", "| feature left out | accuracy |", "|---|---|"]
+        L += [f"| {n} | {_ci(v)} |" for n, v in ev.ablation.items()]
+    L += ["", "Figures: " + ", ".join(f"`{p.relative_to(out)}`" for p in paths), ""]
+    path = out / "report.md"
+    path.write_text("\n".join(L))
+    return path

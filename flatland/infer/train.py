@@ -1,0 +1,73 @@
+"""Training end to end (sweep → matched dataset → evaluation → model) and inference on one recording.
+
+``train(sweep_dir, out, plan)`` builds the labelled recordings of a sweep,
+matches runs on the easy cues (unless ``matched=False``), evaluates with
+grouped cross-validation, fits the final model on all kept recordings, and
+writes ``dataset.parquet``, ``model.json``, ``report.md`` and figures into
+``out``. ``infer_file(path, model)`` reads a recording (the ``flatland
+geometry`` layout), computes its signature and returns the posterior over the
+model's mechanisms with the features that drove it. Without a model folder it
+uses ``DEFAULT_MODEL``, the model trained on the shipped benchmark sweep.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .classifier import fit, load
+from .dataset import Plan, build, match
+from .evaluate import evaluate
+from .features import FEATURES, signature
+from .report import write_report
+
+DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
+
+
+def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 3, folds: int = 5,
+          ablation: bool = True, log=None) -> dict:
+    """Train and evaluate on ``sweep_dir``; write everything into ``out``; return paths and headline numbers."""
+    import io
+
+    from ..checkpoint import atomic_write_bytes
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = build(sweep_dir, plan, log=log)
+    summary = None
+    if matched:
+        frame, summary = match(frame, bins=bins)
+        if frame["mechanism"].nunique() < 2 or frame["run"].nunique() < 4:
+            raise UserError(f"matching on loss plateau and drift speed left {frame['run'].nunique()} run(s) of "
+                            f"{frame['mechanism'].nunique()} mechanism(s): too few to train (more runs, wider noise "
+                            "ranges, fewer --bins, or --no-match)")
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(out / "dataset.parquet", buf.getvalue())
+    ev = evaluate(frame, FEATURES, folds=folds, ablation=ablation)
+    model = fit(frame[[f"f.{n}" for n in FEATURES]].to_numpy(float), frame["mechanism"].to_numpy(), FEATURES, meta={
+        "source": str(sweep_dir), "tasks": sorted(frame["task"].unique()), "runs": int(frame["run"].nunique()),
+        "recordings": len(frame), "units": sorted(map(int, frame["units"].unique())),
+        "sessions": sorted(map(int, frame["sessions"].unique())), "obs_noise": sorted(frame["obs_noise"].unique()),
+        "matched": summary, "cv_accuracy": list(ev.model), "baseline_accuracy": list(ev.baseline)})
+    model.save(out)
+    report = write_report(out, ev, summary, plan, str(sweep_dir))
+    return {"model": out / "model.json", "report": report, "evaluation": ev, "match": summary}
+
+
+def infer_file(path, model_dir=None, key: str = "responses") -> dict:
+    """Posterior over mechanisms for one recording file, with drivers and the signature (module doc)."""
+    from ..geometry.io import load_responses
+
+    model_path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL
+    if model_dir is None and not DEFAULT_MODEL.is_file():
+        raise UserError("no default model is installed; train one with `flatland infer --train SWEEP_DIR` and pass --model")
+    model = load(model_path)
+    R, B, _ = load_responses(str(path), key)
+    sig = signature(R, B)
+    x = np.array([sig.values.get(n, np.nan) for n in model.features], float)
+    post = model.posterior(x)[0]
+    order = np.argsort(-post)
+    return {"posterior": [(model.classes[i], float(post[i])) for i in order], "drivers": model.drivers(x),
+            "signature": sig, "shape": R.shape, "resample": B is not None, "model": model}

@@ -1,0 +1,117 @@
+"""Recordings, drift signatures and the classifier's storage (flatland.infer), on synthetic responses."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flatland import UserError
+from flatland.infer import (FEATURES, RecordingSpec, ResponseLog, fit, load_model, make_recording, signature)
+
+
+def _log(seeds=1, logs=10, stimuli=24, units=30, seed=0):
+    rng = np.random.default_rng(seed)
+    v = np.maximum(rng.normal(0.2, 1.0, (seeds, logs, stimuli, units)), 0).astype(np.float32)
+    return ResponseLog(np.arange(1, logs + 1) * 100, v, "synthetic")
+
+
+def test_recording_layout_units_and_noise():
+    log = _log()
+    rec = make_recording(log, RecordingSpec(sessions=4, units=12, groups=3, obs_noise=0.5, start=0.5, seed=3))
+    assert rec["responses"].shape == rec["resample"].shape == (4, 3, 8, 12)
+    assert list(rec["steps"]) == [600, 700, 900, 1000]      # logs 5..9 of 0..9, evenly spaced, rounded
+    assert np.all(np.diff(rec["units"]) > 0) and rec["units"].size == 12
+    clean = make_recording(log, RecordingSpec(sessions=4, units=12, groups=3, start=0.5, seed=3))
+    assert "resample" not in clean
+    # the noise is independent between the two passes and has the stated size (× each unit's s.d.)
+    d = (rec["responses"] - rec["resample"]).reshape(-1, 12)
+    s = clean["responses"].reshape(-1, 12).std(axis=0)
+    floor = np.median(s[s > 0])
+    np.testing.assert_allclose(d.std(axis=0) / np.sqrt(2), 0.5 * np.maximum(s, floor), rtol=0.35)
+    # the same spec gives the same recording; a different seed other units
+    again = make_recording(log, RecordingSpec(sessions=4, units=12, groups=3, obs_noise=0.5, start=0.5, seed=3))
+    np.testing.assert_array_equal(again["responses"], rec["responses"])
+
+
+@pytest.mark.parametrize("spec, match", [
+    (dict(sessions=11), "fewer than the 11 sessions"),
+    (dict(units=31), "31 units; the run has 30"),
+    (dict(groups=10), "≥ 4"),
+])
+def test_recording_refuses_what_the_run_cannot_give(spec, match):
+    with pytest.raises(UserError, match=match):
+        make_recording(_log(), RecordingSpec(**spec))
+
+
+@pytest.mark.parametrize("bad", [dict(sessions=1), dict(units=1), dict(obs_noise=-1.0), dict(start=1.0)])
+def test_recording_spec_validates(bad):
+    with pytest.raises(UserError):
+        RecordingSpec(**bad)
+
+
+def _sessions(S=5, G=4, K=8, N=40, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.maximum(rng.normal(0.5, 1.0, (G, 1, N)), 0) + 0.3 * np.abs(rng.normal(size=(G, K, N)))
+    return np.repeat(base[None], S, axis=0), rng
+
+
+def test_no_drift_matches_its_control():
+    R, rng = _sessions()
+    B = R + 0.05 * rng.standard_normal(R.shape)
+    R = R + 0.05 * rng.standard_normal(R.shape)
+    sig = signature(R, B)
+    # identical sessions up to independent noise: the drift statistics sit at their Δt = 0 controls
+    assert sig.values["drift_speed"] == pytest.approx(sig.controls["drift_speed"], abs=0.3)
+    assert sig.values["active_change"] == pytest.approx(0.0, abs=1e-12)
+    assert abs(sig.values["proxy_trace_change"]) < 0.02
+
+
+def test_silencing_units_is_measured_exactly():
+    R, _ = _sessions(S=5, N=40)
+    R = R.copy()
+    R[:, :, :, :] = np.maximum(R, 0.1)          # every unit active at first
+    silenced = [0, 0, 8, 16, 20]                  # units switched off by each session
+    for s, k in enumerate(silenced):
+        R[s, :, :, :k] = 0.0
+    sig = signature(R)
+    N = 40
+    assert sig.values["active_change"] == pytest.approx(np.log((N - 20) / N + 1 / N) - np.log(1 + 1 / N))
+    assert sig.values["status_turnover"] == pytest.approx(20 / 40)
+    assert sig.values["proxy_trace_change"] < 0 and sig.controls["active_change"] == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.1, 10.0))
+def test_signature_is_blind_to_unit_order_and_units_of_measurement(seed, scale):
+    R, rng = _sessions(S=4, G=3, K=6, N=20, seed=seed)
+    R = R * np.exp(0.3 * rng.standard_normal(R.shape[:1] + (1, 1, R.shape[-1])))   # some drift in gain
+    perm = rng.permutation(R.shape[-1])
+    a, b = signature(R), signature(scale * R[..., perm])
+    for k in FEATURES:
+        assert (np.isnan(a.values[k]) and np.isnan(b.values[k])) or a.values[k] == pytest.approx(b.values[k], abs=1e-6)
+
+
+def test_model_json_round_trip_and_refusals(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = np.array(["a", "b", "c"])[np.argmax(X + 0.3 * rng.normal(size=X.shape), axis=1)]
+    X[0, 1] = np.nan                                   # NaN features are filled with the training median
+    m = fit(X, y, ["f1", "f2", "f3"], meta={"runs": 60})
+    path = m.save(tmp_path)
+    m2 = load_model(tmp_path)
+    np.testing.assert_allclose(m2.posterior(X), m.posterior(X))
+    assert (m.predict(X) == y).mean() > 0.7 and m2.meta["runs"] == 60
+    two = fit(X[:, :2], np.where(y == "a", "a", "b"), ["f1", "f2"])      # binary: both classes kept
+    assert two.coef.shape == (2, 2) and np.allclose(two.posterior(X[:, :2]).sum(axis=1), 1)
+    d = json.loads(path.read_text())
+    d["coef"] = d["coef"][:1]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.json").write_text(json.dumps(d))
+    with pytest.raises(UserError, match="not a flatland mechanism model"):
+        load_model(tmp_path / "bad")
+    with pytest.raises(UserError, match="no model"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a readable model file"):
+        load_model(tmp_path / "junk.json")
