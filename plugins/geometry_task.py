@@ -14,7 +14,10 @@ The :class:`~flatland.Loss` carries in ``extras``:
 * ``x_train``/``y_train``: training images and labels (minibatches are drawn
   by the noise models' objectives); ``x_stim`` (groups, repeats, 64) held-out
   images arranged by class — the stimulus groups — and ``y_stim``;
-* ``feature_layer`` (2) and ``sizes``.
+* ``feature_layer`` (2) and ``sizes``;
+* ``responses(params)``: the clean feature layer's responses to the held-out
+  stimuli, class after class (stimuli × 84), which the ``responses`` metric
+  records for ``flatland record``/``flatland infer``.
 
 Also registers the learner ``sgd-momentum-l2``: SGD with momentum 0.9 and L2
 weight decay (optax ``add_decayed_weights`` then ``sgd``), the paper's optimiser.
@@ -101,6 +104,7 @@ def digits_mlp(split_seed: int = 0, per_class: int = 40) -> Loss:
     """The digits MLP task as a Loss; ``value(params)`` is the full-batch training cross-entropy."""
     x_tr, y_tr, x_st, y_st = digits_data(split_seed, per_class)
     x_tr, y_tr = jnp.asarray(x_tr), jnp.asarray(y_tr)
+    stim = jnp.asarray(x_st).reshape(-1, x_st.shape[-1])     # class by class: groups of consecutive stimuli
 
     def value(params):
         return cross_entropy(apply(params, x_tr)[0], y_tr)
@@ -110,7 +114,7 @@ def digits_mlp(split_seed: int = 0, per_class: int = 40) -> Loss:
         extras={
             "apply": apply, "x_train": x_tr, "y_train": y_tr, "x_stim": jnp.asarray(x_st),
             "y_stim": jnp.asarray(y_st), "feature_layer": FEATURE_LAYER, "sizes": SIZES,
-            "loss_fn": cross_entropy,
+            "loss_fn": cross_entropy, "responses": lambda params: apply(params, stim)[1],
         },
     )
 

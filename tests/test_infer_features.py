@@ -115,3 +115,31 @@ def test_model_json_round_trip_and_refusals(tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(UserError, match="not a readable model file"):
         load_model(tmp_path / "junk.json")
+
+
+def test_mechanism_labels_come_from_names_only():
+    from flatland.infer import mechanism_of
+    assert mechanism_of("gd", "gradient") == "gd + gradient"
+    assert mechanism_of("sed", "none") == "sed" and mechanism_of("my-rule", float("nan")) == "my-rule"
+
+
+def test_matching_balances_every_cell_and_drops_what_does_not_overlap():
+    import pandas as pd
+    from flatland.infer import match
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        mech = ("a", "b")[i % 2]
+        speed = rng.uniform(0, 1) + (0.6 if mech == "b" else 0.0)     # overlap only on [0.6, 1]
+        rows += [{"run": f"r{i}", "mechanism": mech, "loss_plateau": 10 ** rng.uniform(-4, -2),
+                  "f.drift_speed": speed, "draw": d} for d in range(2)]
+    frame = pd.DataFrame(rows)
+    kept, summary = match(frame, bins=3)
+    runs = kept.groupby("run").first()
+    assert summary["per_mechanism"]["a"] == summary["per_mechanism"]["b"] == summary["kept"] // 2 > 0
+    assert runs["f.drift_speed"].between(0.6 - 0.3, 1.0 + 0.3).mean() > 0.9   # kept runs sit near the overlap
+    # before matching drift speed separates the classes well; after, it does much worse
+    def best_threshold(t):
+        s, y = t["f.drift_speed"].to_numpy(), (t["mechanism"] == "b").to_numpy()
+        return max(np.mean((s > c) == y) for c in np.unique(s))
+    assert best_threshold(frame.groupby("run").first()) > 0.75 > best_threshold(runs)

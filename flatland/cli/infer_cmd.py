@@ -74,8 +74,8 @@ def _train(args) -> int:
         print(f"matched: {res['match']['kept']} of {res['match']['runs']} runs kept")
     print(f"accuracy (CV grouped by run, {ev.n_runs} runs): {f(ev.model)}; best single-feature rule {f(ev.baseline)}; "
           f"margin {f(ev.margin)}; shuffled labels {f(ev.shuffled)}; chance {ev.chance:.3f}")
-    for t, (a, b) in ev.held_out_tasks.items():
-        print(f"  held-out task {t}: {f(a)} (rule {f(b)})")
+    for t, (a, b, c) in ev.held_out_tasks.items():
+        print(f"  held-out task {t}: {f(a)} (rule {f(b)}; margin {f(c)})")
     print(f"flatland infer: model {res['model']}, report {res['report']}")
     return 0
 

@@ -109,14 +109,21 @@ def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: boo
     def by(col):
         return {v: bootstrap(g, "pred") for v, g in cv.groupby(col)}
 
-    tasks = {}
+    tasks, pooled = {}, []
     if frame["task"].nunique() > 1:
         for task in sorted(frame["task"].unique()):
             tr, te = frame[frame["task"] != task], frame[frame["task"] == task].copy()
-            if te["mechanism"].nunique() < 1 or tr["mechanism"].nunique() < 2:
+            if tr["mechanism"].nunique() < 2:
                 continue
             te["pred"], te["base_pred"], _ = predict_split(tr, te, names)
-            tasks[task] = (bootstrap(te, "pred"), bootstrap(te, "base_pred"))
+            tasks[task] = (bootstrap(te, "pred"), bootstrap(te, "base_pred"), bootstrap(te, "pred", "base_pred"))
+            pooled.append(te)
+    if pooled:
+        import pandas as pd
+
+        te = pd.concat(pooled)
+        tasks["all held-out tasks"] = (bootstrap(te, "pred"), bootstrap(te, "base_pred"),
+                                       bootstrap(te, "pred", "base_pred"))
     abl = {}
     if ablation:
         for n in names:

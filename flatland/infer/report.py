@@ -106,8 +106,12 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
     verdict = ("beats" if ev.margin[1] > 0 else "does not beat") + " the best single-feature rule by more than its CI"
     L += [f"**The classifier {verdict}.**", ""]
     if ev.held_out_tasks:
-        L += ["## Held-out tasks (train on the others)", "", "| task | classifier | single-feature rule |", "|---|---|---|"]
-        L += [f"| {t} | {_ci(a)} | {_ci(b)} |" for t, (a, b) in ev.held_out_tasks.items()] + [""]
+        L += ["## Held-out tasks (train on the other tasks, test on this one)", "",
+              "| task | classifier | single-feature rule | classifier − rule |", "|---|---|---|---|"]
+        L += [f"| {t} | {_ci(a)} | {_ci(b)} | {_ci(c)} |" for t, (a, b, c) in ev.held_out_tasks.items()] + [""]
+        a, b, c = ev.held_out_tasks["all held-out tasks"]
+        L += [f"**On held-out tasks the classifier {'beats' if c[1] > 0 else 'does not beat'} the best single-feature "
+              f"rule by more than its CI** (margin {_ci(c)}).", ""]
     L += ["## Accuracy against what was recorded", ""]
     for name, d in (("units", ev.by_units), ("sessions", ev.by_sessions), ("observation noise", ev.by_obs_noise)):
         L += [f"* {name}: " + "; ".join(f"{k}: {_ci(v)}" for k, v in sorted(d.items()))]
