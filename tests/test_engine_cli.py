@@ -45,11 +45,14 @@ def test_user_mistakes_give_one_line_and_status_2(capsys, argv, needle):
 
 
 def test_help_everywhere(capsys):
-    for argv in (["--help"], ["list", "--help"], ["plugins", "--help"]):
+    from flatland.cli import COMMANDS
+
+    for argv in [["--help"]] + [[c, "--help"] for c in COMMANDS]:
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 0
-        assert "usage:" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "usage:" in out and "``" not in out, argv      # plain text, not reST
 
 
 def test_broken_plugin_does_not_break_list(capsys, monkeypatch):

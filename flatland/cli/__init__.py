@@ -21,7 +21,14 @@ COMMANDS = ("plugins", "list", "theory", "check", "run", "sweep", "report", "geo
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit status 2."""
+    """An ArgumentParser whose errors are one line and exit status 2, and whose help is plain text.
+
+    Command descriptions come from module docstrings written for Sphinx-style
+    readers; their double backticks are dropped from what ``--help`` prints.
+    """
+
+    def format_help(self):
+        return super().format_help().replace("``", "")
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
