@@ -81,7 +81,10 @@ def optax_learner(name: str, transformation, **defaults) -> Learner:
     recompile (the optimizer state layout must not depend on their values,
     true for optax's optimizers). A ready ``GradientTransformation``,
     ``optax_learner("mine", optax.chain(...))``, is wrapped as it is, with its
-    hyperparameters fixed inside it.
+    hyperparameters fixed inside it. optax's ``learning_rate`` is stored as
+    the hyperparameter ``lr`` (flatland's name for a step size, which
+    ``flatland check --eta``, a sweep's ``learner.lr`` and a config's
+    ``[learner] lr`` set) and handed back to the factory as ``learning_rate``.
     """
     import optax
 
@@ -96,12 +99,19 @@ def optax_learner(name: str, transformation, **defaults) -> Learner:
     else:
         raise TypeError(f"optax learner {name!r}: expected an optax factory or GradientTransformation")
 
+    renamed = "learning_rate" in defaults and "lr" not in defaults
+    if renamed:
+        defaults = {("lr" if k == "learning_rate" else k): v for k, v in defaults.items()}
+
+    def make(hyper):
+        return factory(**({("learning_rate" if k == "lr" else k): v for k, v in hyper.items()} if renamed else hyper))
+
     def init(params, hyper):
-        return factory(**hyper).init(params)
+        return make(hyper).init(params)
 
     def step(key, params, state, hyper, oracle):
         grads = oracle.grad(key, params)
-        updates, state = factory(**hyper).update(grads, state, params)
+        updates, state = make(hyper).update(grads, state, params)
         return optax.apply_updates(params, updates), state, {}
 
     return Learner(name=name, init=init, step=step, hyper=dict(defaults))

@@ -64,3 +64,49 @@ def test_kit_catches_nan():
 
     with pytest.raises(AssertionError, match="non-finite"):
         check_learner(Learner("nan", lambda p, h: (), step, {"lr": 0.1}))
+
+
+def test_readme_optax_one_liner_is_checkable(tmp_path, capsys):
+    """The README's `optax_learner("adam", optax.adam, learning_rate=1e-3)`: the kit passes it, its step size
+    is the hyperparameter lr, and `flatland check --learner` measures with it (no theory: no prediction)."""
+    import optax
+
+    import flatland
+    import flatland.assembly as assembly
+    from flatland.cli import main
+    from flatland.testing import check_learner
+
+    learner = flatland.optax_learner("adam", optax.adam, learning_rate=1e-3)
+    assert learner.hyper == {"lr": 1e-3}
+    check_learner(learner)
+
+    class Plugin:
+        @flatland.hookimpl
+        def flatland_learners(self, register):
+            register("readme-adam", lambda: flatland.optax_learner("readme-adam", optax.adam, learning_rate=1e-3),
+                     "the README's one-liner")
+
+    orig = assembly.assemble
+    try:
+        assembly.assemble = lambda *a, **k: orig(*a, **{**k, "extra": [("readme", Plugin())]})
+        code = main(["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "readme-adam",
+                     "--sigma", "0.01", "--eta", "0.01", "--chains", "64", "--steps", "200", "--burn", "50",
+                     "--out", str(tmp_path / "r")])
+    finally:
+        assembly.assemble = orig
+    out = capsys.readouterr()
+    assert code == 0 and "Traceback" not in out.err
+    assert "declares no theory" in out.out and "measured" in out.out
+
+
+def test_kit_asks_for_a_step_size_named_lr():
+    import jax.numpy as jnp
+
+    from flatland import Learner
+    from flatland.testing import check_learner
+
+    def step(key, params, state, hyper, oracle):
+        return params, state, {}
+
+    with pytest.raises(AssertionError, match="no hyperparameter 'lr'"):
+        check_learner(Learner("no-lr", lambda p, h: jnp.zeros(()), step, {"rate": 0.1}))

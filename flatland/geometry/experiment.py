@@ -93,7 +93,7 @@ def make_train(loss, noise, learner, n_steps: int):
 
 def pretrain(loss, plain, learner, keys, protocol: Protocol = DEFAULT):
     """Initialise and pretrain one network per key with plain minibatch SGD; returns stacked params."""
-    hyper = {"learner": f32_hyper({"learning_rate": protocol.learning_rate, "weight_decay": protocol.weight_decay}),
+    hyper = {"learner": f32_hyper({"lr": protocol.learning_rate, "weight_decay": protocol.weight_decay}),
              "noise": {}}
     train = make_train(loss, plain, learner, protocol.pretrain)
 
@@ -113,7 +113,7 @@ def continue_sessions(loss, noise, learner, protocol: Protocol = DEFAULT):
     dropped, so the whole run is one scan over intervals (one compiled body).
     """
     inter = make_train(loss, noise, learner, protocol.interval)
-    lhyper = f32_hyper({"learning_rate": protocol.learning_rate, "weight_decay": protocol.weight_decay})
+    lhyper = f32_hyper({"lr": protocol.learning_rate, "weight_decay": protocol.weight_decay})
     n_burn = -(-protocol.burnin // protocol.interval)
 
     def run(key, params0, noise_hyper):
