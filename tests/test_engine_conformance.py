@@ -97,6 +97,7 @@ def test_readme_optax_one_liner_is_checkable(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0 and "Traceback" not in out.err
     assert "declares no theory" in out.out and "measured" in out.out
+    assert (tmp_path / "r" / "table.txt").read_text().strip() == out.out.strip()    # what the terminal showed
 
 
 def test_kit_asks_for_a_step_size_named_lr():

@@ -115,13 +115,14 @@ def run_user(args) -> int:
         out.landscape("user-valley", loss, runs[0])
     rows = [_row(result)]
     out.bars(rows)
-    out.finish(rows, json.dumps(jsonable(result), indent=2), {"user_check": result})
     result["out"] = str(out.path)
+    human = _human_lines(result)
+    out.finish(rows, "\n".join(human), {"user_check": result})      # table.txt: what the terminal shows
     passed = result["passed"] and (not args.observable or result.get("observable_passed"))
     if args.json:
         print(json.dumps(jsonable(result), indent=2, ensure_ascii=False))
     else:
-        _print_human(result)
+        print("\n".join(human))
     if no_prediction:  # measured, nothing to compare with: not a failure of the theory, not a pass either
         return 0
     return 0 if passed else 1
@@ -155,26 +156,29 @@ def _vec(v):
     return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
 
 
-def _print_human(r):
-    print(f"point on Γ ({', '.join(r['variables'])}): {_vec(r['point'])}   noise {r['noise']}, learner {r['learner']}, "
-          f"η = {r['eta']:g}, σ = {r['sigma']:g}")
-    print(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
+def _human_lines(r) -> list:
+    """What the terminal shows for a user check (also saved as table.txt)."""
+    L = []
+    L.append(f"point on Γ ({', '.join(r['variables'])}): {_vec(r['point'])}   noise {r['noise']}, learner {r['learner']}, "
+             f"η = {r['eta']:g}, σ = {r['sigma']:g}")
+    L.append(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
     if r.get("no_prediction"):
-        print(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
-        print(f"no prediction: {r['no_prediction']}")
-        print(f"results in {r['out']}")
-        return
-    print(f"predicted drift per step (finite-η, along the trajectories): {_vec(r['predicted'])}")
-    print(f"predicted drift per step (leading order):                    {_vec(r['predicted_leading'])}")
-    print(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
+        L.append(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
+        L.append(f"no prediction: {r['no_prediction']}")
+        L.append(f"results in {r['out']}")
+        return L
+    L.append(f"predicted drift per step (finite-η, along the trajectories): {_vec(r['predicted'])}")
+    L.append(f"predicted drift per step (leading order):                    {_vec(r['predicted_leading'])}")
+    L.append(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
     if "along" in r:
-        print(f"ratio measured/predicted along the predicted drift: {r['ratio']:.4f} ± {r['ratio_stderr']:.4f}; "
-              f"across it: {r['across_fraction']:.4f} ± {r['across_stderr']:.4f} of |predicted|")
-    print(f"tolerance {r['tolerance']:.0%} on each: {'PASS' if r['passed'] else 'FAIL'} — {r['verdict']}")
+        L.append(f"ratio measured/predicted along the predicted drift: {r['ratio']:.4f} ± {r['ratio_stderr']:.4f}; "
+                 f"across it: {r['across_fraction']:.4f} ± {r['across_stderr']:.4f} of |predicted|")
+    L.append(f"tolerance {r['tolerance']:.0%} on each: {'PASS' if r['passed'] else 'FAIL'} — {r['verdict']}")
     if "observable" in r:
-        print(f"E[Δ({r['observable']})] per step: measured {r['observable_measured']:.5g} ± {r['observable_stderr']:.2g}; "
-              f"predicted {r['observable_predicted']:.5g} (without Itô term {r['observable_predicted_without_ito']:.5g}): "
-              f"{'PASS' if r['observable_passed'] else 'FAIL'}")
+        L.append(f"E[Δ({r['observable']})] per step: measured {r['observable_measured']:.5g} ± {r['observable_stderr']:.2g}; "
+                 f"predicted {r['observable_predicted']:.5g} (without Itô term {r['observable_predicted_without_ito']:.5g}): "
+                 f"{'PASS' if r['observable_passed'] else 'FAIL'}")
     for w in r["warnings"]:
-        print(f"warning: {w}")
-    print(f"results in {r['out']}")
+        L.append(f"warning: {w}")
+    L.append(f"results in {r['out']}")
+    return L
