@@ -143,3 +143,10 @@ def test_matching_balances_every_cell_and_drops_what_does_not_overlap():
         s, y = t["f.drift_speed"].to_numpy(), (t["mechanism"] == "b").to_numpy()
         return max(np.mean((s > c) == y) for c in np.unique(s))
     assert best_threshold(frame.groupby("run").first()) > 0.75 > best_threshold(runs)
+
+
+def test_confusable_pairs_are_symmetric_rates():
+    from flatland.infer.evaluate import confusable
+    counts = np.array([[8, 2, 0], [3, 7, 0], [0, 1, 9]])
+    assert confusable(["a", "b", "c"], counts) == [("a", "b", 0.25)]          # (2 + 3) / (10 + 10)
+    assert confusable(["a", "b", "c"], counts, above=0.0)[-1] == ("a", "c", 0.0)

@@ -79,6 +79,21 @@ def confusion(frame, col: str = "pred"):
     return classes, m
 
 
+def confusable(classes, counts, above: float = 0.15) -> list:
+    """(a, b, rate) for pairs whose recordings are mistaken for each other at ≥ ``above``, worst first.
+
+    rate = (a read as b + b read as a) / (recordings of a + of b).
+    """
+    out = []
+    for i in range(len(classes)):
+        for j in range(i + 1, len(classes)):
+            n = counts[i].sum() + counts[j].sum()
+            rate = (counts[i, j] + counts[j, i]) / n if n else 0.0
+            if rate >= above:
+                out.append((classes[i], classes[j], float(rate)))
+    return sorted(out, key=lambda t: -t[2])
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Everything the report prints (see module doc for the estimators)."""
