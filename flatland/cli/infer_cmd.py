@@ -98,6 +98,9 @@ def run(args) -> int:
           f"{'independent resample' if res['resample'] else 'even vs odd repeats'}")
     print(f"model: trained on {', '.join(meta.get('tasks', ['?']))} ({meta.get('runs', '?')} runs; "
           f"held-out accuracy {meta.get('cv_accuracy', ['?'])[0]:.2f})" if meta.get("cv_accuracy") else "model: (no metadata)")
+    for what, v, seen in (("sessions", S, meta.get("sessions")), ("units", N, meta.get("units"))):
+        if seen and not min(seen) <= v <= max(seen):
+            print(f"caution: {v} {what}, outside the {min(seen)}–{max(seen)} the model was trained on")
     print("posterior:")
     for name, p in res["posterior"]:
         print(f"  {p:6.3f}  {name}")
