@@ -37,13 +37,24 @@ def default_dir(base: str | Path = "flatland-results") -> Path:
     raise FileExistsError(f"no free results folder name under {base} for {stamp}")
 
 
+CLAIM = ".flatland-results"   # created with O_EXCL: of two checks started on one empty --out, one wins
+
+
 def _claim(path: Path) -> Path:
-    """Create ``path`` or accept it empty; a folder holding anything is refused (nothing is overwritten)."""
+    """Create ``path`` or accept it empty, and claim it atomically; a folder holding anything is refused."""
+    import os
+
     from .errors import UserError
 
+    refused = f"{path} already holds results; give a new or empty --out (nothing there is overwritten)"
     path.mkdir(parents=True, exist_ok=True)
-    if any(path.iterdir()):
-        raise UserError(f"{path} already holds results; give a new or empty --out (nothing there is overwritten)")
+    try:
+        os.close(os.open(path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise UserError(refused) from None
+    if any(p.name != CLAIM for p in path.iterdir()):
+        (path / CLAIM).unlink()
+        raise UserError(refused)
     return path
 
 

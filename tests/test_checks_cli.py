@@ -150,6 +150,19 @@ def test_results_folders_are_claimed_exclusively_and_never_overwritten(tmp_path,
     assert err.count("\n") == 1 and "already holds results" in err
     assert (used / "results.json").read_text() == "{}"
 
+    # two starts on one empty --out: the claim is atomic, exactly one gets the folder
+    from flatland.errors import UserError
+    from flatland.results import _claim
+
+    def claim(_):
+        try:
+            return _claim(tmp_path / "race")
+        except UserError:
+            return None
+    with ThreadPoolExecutor(16) as pool:
+        won = [p for p in pool.map(claim, range(32)) if p is not None]
+    assert len(won) == 1
+
 
 def test_a_suite_keeps_each_finished_check_as_it_goes_and_shows_progress(tmp_path, capsys):
     import argparse
