@@ -44,6 +44,7 @@ BUILTIN = (
     "flatland_plugins.geometry_metrics",
     "flatland_plugins.geometry_checks",
     "flatland_plugins.geometry_penalty",
+    "flatland_plugins.hebbian",
 )
 
 

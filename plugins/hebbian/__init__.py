@@ -1,0 +1,32 @@
+"""Hebbian/anti-Hebbian drift (Qin et al., Nat Neurosci 2023) as a plugin: PSP similarity matching.
+
+Registers the task ``psp``, the noise model ``online-samples``, the learner ``gda`` (gradient
+descent–ascent, which is the Hebbian/anti-Hebbian rule on the similarity-matching objective) and the
+metric ``psp-rotation``. :mod:`.psp` has the model, :mod:`.theory` the rotational diffusion constant
+derived from the update rule. Uses only flatland's public API.
+"""
+from flatland import hookimpl
+
+from .psp import OnlineSamples, gda, psp_task, rotation_metric
+
+
+@hookimpl
+def flatland_losses(register):
+    register("psp", psp_task, "linear similarity matching (PSP): inputs N(0, diag(spectrum)), y = M⁻¹Wx; "
+             "options n, k, spectrum")
+
+
+@hookimpl
+def flatland_noise_models(register):
+    register("online-samples", OnlineSamples, "one fresh input per step (online Hebbian learning; task psp)")
+
+
+@hookimpl
+def flatland_learners(register):
+    register("gda", gda, "gradient descent–ascent (ascent on leaves named by option ascent, rate lr/τ): "
+             "PSP's Hebbian/anti-Hebbian rule at τ = ½")
+
+
+@hookimpl
+def flatland_metrics(register):
+    register("psp-rotation", rotation_metric, "psp: orthogonal factor Q of the learned map's top-k block (k × k)")

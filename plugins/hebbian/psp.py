@@ -1,0 +1,119 @@
+"""Linear similarity matching (principal subspace projection, PSP) as flatland components.
+
+The network (Pehlevan, Sengupta & Chklovskii 2018; drift: Qin et al., Nat Neurosci 2023) maps an input
+x ∈ ℝⁿ to y = M⁻¹Wx ∈ ℝᵏ with feedforward weights W (k × n, Hebbian) and lateral weights M (k × k,
+anti-Hebbian). Its online rule
+
+    W ← (1 − η) W + η y xᵀ,        M ← (1 − η) M + η y yᵀ
+
+is gradient descent in W and ascent in M on the per-sample objective
+
+    ℓ(W, M; x) = ½‖W‖² − ½ xᵀWᵀS⁻¹Wx − ¼‖M‖²,    S = (M + Mᵀ)/2,
+
+since ∂ℓ/∂W = W − y xᵀ and ∂ℓ/∂M = ½(y yᵀ − M): a step −η ∂_W, +2η ∂_M (the ``gda`` learner with
+τ = ½). So the model fits flatland's contracts unchanged:
+
+* task ``psp`` — params {"W", "M"}, inputs x ~ N(0, C) with C = diag(spectrum); ``value`` is the
+  expected objective E_x ℓ; ``extras["online"]`` draws a sample and evaluates ℓ on it;
+* noise ``online-samples`` — each step's objective is ℓ on one fresh sample (an online learner);
+* learner ``gda`` — descent on every leaf, ascent (rate lr/τ) on the leaves named in ``ascent``;
+* synaptic noise — flatland's ``update`` noise, σ_update = √η σ, composed after the samples.
+
+Only S enters y, so M's antisymmetric part (which update noise feeds) decays and never matters.
+The fixed points are F = M⁻¹W = Q U_kᵀ for any orthogonal Q (U_k: the top-k eigenvectors of C): a
+manifold of equally good solutions along which noise rotates the representation.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flatland import Learner, Loss, Metric, NoiseModel, UserError
+
+
+def _spectrum(n: int, k: int, spectrum) -> np.ndarray:
+    lam = np.asarray(spectrum if spectrum is not None else 1.0 / np.arange(1, n + 1), float)
+    if lam.ndim != 1 or lam.size != n or not np.all(np.isfinite(lam)) or np.any(lam <= 0):
+        raise UserError(f"psp: spectrum must be {n} positive numbers, got {spectrum!r}")
+    if not (1 <= k < n):
+        raise UserError(f"psp: need 1 ≤ k < n, got k = {k}, n = {n}")
+    if np.any(np.diff(lam) > 0) or lam[k - 1] <= lam[k]:
+        raise UserError("psp: spectrum must be non-increasing with a gap after the k-th value")
+    return lam
+
+
+def psp_task(n: int = 5, k: int = 2, spectrum=None) -> Loss:
+    """The PSP task: inputs N(0, diag(spectrum)); starts at the fixed point Q = I (W = [Λ_k 0], M = Λ_k)."""
+    lam = _spectrum(int(n), int(k), spectrum)
+    C = jnp.asarray(lam)
+    sd = jnp.sqrt(C)
+
+    def sym(M):
+        return 0.5 * (M + M.T)
+
+    def value(p):
+        W, S = p["W"], sym(p["M"])
+        return (0.5 * jnp.sum(W * W) - 0.5 * jnp.trace(jnp.linalg.solve(S, (W * C) @ W.T))
+                - 0.25 * jnp.sum(p["M"] * p["M"]))
+
+    def sample_value(p, x):
+        W, S = p["W"], sym(p["M"])
+        u = W @ x
+        return 0.5 * jnp.sum(W * W) - 0.5 * u @ jnp.linalg.solve(S, u) - 0.25 * jnp.sum(p["M"] * p["M"])
+
+    def draw(key):
+        return sd * jax.random.normal(key, (lam.size,), C.dtype)
+
+    def init(key):
+        return {"W": jnp.zeros((k, n)).at[:, :k].set(jnp.diag(C[:k])), "M": jnp.diag(C[:k])}
+
+    def filt(p):
+        """F = S⁻¹W, the input-to-output map."""
+        return jnp.linalg.solve(sym(p["M"]), p["W"])
+
+    return Loss("psp", value=value, init=init,
+                extras={"online": {"draw": draw, "value": sample_value}, "psp": {"spectrum": lam, "k": int(k),
+                                                                                  "filter": filt}})
+
+
+class OnlineSamples(NoiseModel):
+    """Each step's objective is the task's per-sample objective on one fresh input (online learning)."""
+
+    name = "online-samples"
+    hyper: dict = {}
+    requires = ("online",)
+
+    def transform(self, loss, key, hyper):
+        online = loss.extras["online"]
+        x = online["draw"](key)
+        return Loss(loss.name, value=lambda p: online["value"](p, x), init=loss.init, extras=loss.extras)
+
+
+def gda(ascent=("M",)) -> Learner:
+    """Gradient descent–ascent: θ ← θ − lr g on every leaf, θ ← θ + (lr/τ) g on the leaves named in ``ascent``."""
+    ascent = tuple(ascent)
+
+    def step(key, params, state, hyper, oracle):
+        g = oracle.grad(key, params)
+        if not isinstance(params, dict):
+            return jax.tree_util.tree_map(lambda p, d: p - hyper["lr"] * d, params, g), state, {}
+        out = {name: (jax.tree_util.tree_map(lambda p, d: p + hyper["lr"] / hyper["tau"] * d, params[name], g[name])
+                      if name in ascent else
+                      jax.tree_util.tree_map(lambda p, d: p - hyper["lr"] * d, params[name], g[name]))
+               for name in params}
+        return out, state, {}
+
+    return Learner("gda", lambda p, h: (), step, {"lr": 0.01, "tau": 0.5})
+
+
+def rotation(params, loss):
+    """Q: the orthogonal factor of F's top-k block (F = S⁻¹W restricted to the top-k input directions)."""
+    ctx = loss.extras["psp"]
+    Fk = ctx["filter"](params)[:, : ctx["k"]]
+    U, _, Vt = jnp.linalg.svd(Fk)
+    return U @ Vt
+
+
+def rotation_metric(every: int = 100) -> Metric:
+    return Metric("psp-rotation", rotation, every, requires=("psp",))
