@@ -6,7 +6,9 @@ finished runs that logged ``responses``, labels each with its mechanism
 names only, so a plugin's learner or noise is a mechanism like any other),
 and cuts several recordings from each run (every combination of the plan's
 unit counts, session counts and observation-noise levels, ``draws`` times with
-different unit subsets and noise), with their signatures and controls.
+different unit subsets and noise, for each of the run's seeds), with their
+signatures and controls. A run's recordings share its ``run`` id, the unit the
+evaluation keeps together.
 
 ``match(frame)`` removes the easy cues before anything is learned: coarsened
 exact matching of runs on the loss plateau and the overall drift speed (both
@@ -75,15 +77,15 @@ def build(sweep_dir, plan: Plan = Plan(), log=None):
         base = {"run": os.path.basename(run_dir), "task": str(r.get("task.name")),
                 "mechanism": mechanism_of(r.get("learner.name"), r.get("noise.name")),
                 "loss_plateau": float(r.get("final.loss_norm", r.get("final.loss", np.nan)))}
-        for (units, sessions, obs), d in itertools.product(
-                itertools.product(plan.units, plan.sessions, plan.obs_noise), range(plan.draws)):
+        for (units, sessions, obs), d, s in itertools.product(
+                itertools.product(plan.units, plan.sessions, plan.obs_noise), range(plan.draws), range(resp.seeds)):
             u = None if units is None or units >= n_units else int(units)
             spec = RecordingSpec(sessions=int(sessions), units=u, obs_noise=float(obs), start=plan.start,
-                                 seed=zlib.crc32(f"{base['run']}/{d}".encode()))
-            rec = make_recording(resp, spec)
+                                 seed=zlib.crc32(f"{base['run']}/{s}/{d}".encode()))
+            rec = make_recording(resp, spec, seed_index=s)
             sig = signature(rec["responses"], rec.get("resample"))
             rows.append(base | {"units": u or n_units, "sessions": int(sessions), "obs_noise": float(obs),
-                                "draw": d}
+                                "draw": d, "seed_index": s}
                         | {f"f.{k}": sig.values[k] for k in FEATURES} | {f"c.{k}": sig.controls[k] for k in FEATURES})
         if log:
             log(f"{base['run']}: {base['mechanism']} on {base['task']}")
