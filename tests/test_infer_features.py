@@ -123,7 +123,7 @@ def test_mechanism_labels_come_from_names_only():
     assert mechanism_of("sed", "none") == "sed" and mechanism_of("my-rule", float("nan")) == "my-rule"
 
 
-def test_matching_balances_every_cell_and_drops_what_does_not_overlap():
+def test_matching_keeps_the_common_support_and_balances_cells():
     import pandas as pd
     from flatland.infer import match
     rng = np.random.default_rng(0)
@@ -134,15 +134,21 @@ def test_matching_balances_every_cell_and_drops_what_does_not_overlap():
         rows += [{"run": f"r{i}", "mechanism": mech, "loss_plateau": 10 ** rng.uniform(-4, -2),
                   "f.drift_speed": speed, "draw": d} for d in range(2)]
     frame = pd.DataFrame(rows)
-    kept, summary = match(frame, bins=3)
+    kept, summary = match(frame)
     runs = kept.groupby("run").first()
-    assert summary["per_mechanism"]["a"] == summary["per_mechanism"]["b"] == summary["kept"] // 2 > 0
-    assert runs["f.drift_speed"].between(0.6 - 0.3, 1.0 + 0.3).mean() > 0.9   # kept runs sit near the overlap
-    # before matching drift speed separates the classes well; after, it does much worse
+    lo, hi = summary["support"]["drift speed"]
+    speeds = frame.groupby("run")["f.drift_speed"].first()
+    assert lo == pytest.approx(speeds[frame.groupby("run")["mechanism"].first() == "b"].min())
+    assert hi == pytest.approx(speeds[frame.groupby("run")["mechanism"].first() == "a"].max())
+    assert runs["f.drift_speed"].between(lo, hi).all() and len(runs) == summary["kept"] > 0
+    balanced, s3 = match(frame, bins=3)
+    assert s3["per_mechanism"]["a"] == s3["per_mechanism"]["b"] == s3["kept"] // 2 > 0
+
     def best_threshold(t):
         s, y = t["f.drift_speed"].to_numpy(), (t["mechanism"] == "b").to_numpy()
         return max(np.mean((s > c) == y) for c in np.unique(s))
-    assert best_threshold(frame.groupby("run").first()) > 0.75 > best_threshold(runs)
+    # before matching drift speed separates the classes well; after, much less
+    assert best_threshold(frame.groupby("run").first()) > 0.75 > best_threshold(balanced.groupby("run").first())
 
 
 def test_confusable_pairs_are_symmetric_rates():

@@ -50,7 +50,8 @@ def add_parser(sub):
     p.add_argument("--draws", type=int, default=1, help="recordings per setting and run (default 1)")
     p.add_argument("--start", type=float, default=0.2, help="fraction of each run skipped (default 0.2)")
     p.add_argument("--no-match", action="store_true", help="do not match runs on loss plateau and drift speed")
-    p.add_argument("--bins", type=int, default=3, help="matching cells per quantity (default 3)")
+    p.add_argument("--bins", type=int, default=0, help="also balance mechanisms in bins × bins cells of the common "
+                   "support (default 0: common support only)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by run (default 5)")
     p.set_defaults(run=run)
 
@@ -59,8 +60,8 @@ def _train(args) -> int:
     from ..errors import UserError
     from ..infer import Plan, train
 
-    if not 1 <= args.draws <= 100 or not 2 <= args.folds <= 50 or not 1 <= args.bins <= 20:
-        raise UserError("--draws must be in [1, 100], --folds in [2, 50], --bins in [1, 20]")
+    if not 1 <= args.draws <= 100 or not 2 <= args.folds <= 50 or not 0 <= args.bins <= 20:
+        raise UserError("--draws must be in [1, 100], --folds in [2, 50], --bins in [0, 20]")
     if any(s is not None and s < 2 for s in args.sessions) or any(u is not None and u < 2 for u in args.units):
         raise UserError("--sessions and --units values must be ≥ 2")
     if not 0 <= args.start < 1:

@@ -10,11 +10,12 @@ different unit subsets and noise, for each of the run's seeds), with their
 signatures and controls. A run's recordings share its ``run`` id, the unit the
 evaluation keeps together.
 
-``match(frame)`` removes the easy cues before anything is learned: coarsened
-exact matching of runs on the loss plateau and the overall drift speed (both
-log-scaled and cut at pooled quantiles into ``bins`` × ``bins`` cells; in each
-cell every mechanism keeps as many runs as the rarest one has there, chosen at
-random), so within the kept set neither quantity tells the mechanisms apart.
+``match(frame)`` removes the easy cues before anything is learned: it keeps
+the runs on the common support of the loss plateau (log) and the overall drift
+speed — inside every mechanism's range of both — so that no value of either
+points to one mechanism alone; optionally (``bins``) it also balances the
+mechanisms within cells of that region (coarsened exact matching). What cue
+is left is measured: the best single-feature threshold rule is the baseline.
 """
 from __future__ import annotations
 
@@ -95,26 +96,37 @@ def build(sweep_dir, plan: Plan = Plan(), log=None):
     return pd.DataFrame(rows)
 
 
-def match(frame, bins: int = 3, seed: int = 0):
-    """(kept frame, summary dict): coarsened exact matching of runs on loss plateau and drift speed."""
+def match(frame, bins: int = 0, seed: int = 0):
+    """(kept frame, summary dict): runs on the common support of loss plateau and drift speed (module doc).
+
+    Step 1 keeps the runs whose log loss plateau and drift speed both lie inside every mechanism's range
+    (the region where all mechanisms have runs). Step 2, with ``bins`` ≥ 1, cuts that region into
+    ``bins`` × ``bins`` equal cells and keeps in each cell as many runs per mechanism as the rarest has.
+    """
     runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),
                                     speed=("f.drift_speed", "median"))
-    x = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
-    y = runs["speed"].to_numpy(float)
-    cells = []
-    for v in (x, y):
-        edges = np.nanquantile(v, np.linspace(0, 1, bins + 1)[1:-1]) if np.any(np.isfinite(v)) else []
-        cells.append(np.searchsorted(edges, v))
-    runs = runs.assign(cell=[f"{a}/{b}" for a, b in zip(*cells)])
-    rng = np.random.default_rng(seed)
-    mechs = sorted(runs["mechanism"].unique())
-    keep = []
-    for _, g in runs.groupby("cell"):
-        counts = g["mechanism"].value_counts()
-        n = min(counts.get(m, 0) for m in mechs)
-        for m in mechs:
-            if n:
-                keep += list(rng.choice(g.index[g["mechanism"] == m], n, replace=False))
-    summary = {"runs": len(runs), "kept": len(keep), "bins": bins,
-               "per_mechanism": {m: int((runs.loc[keep, "mechanism"] == m).sum()) for m in mechs}}
-    return frame[frame["run"].isin(keep)].reset_index(drop=True), summary
+    runs["loss"] = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
+    ranges = runs.groupby("mechanism")[["loss", "speed"]].agg(["min", "max"])
+    inside = np.ones(len(runs), bool)
+    support = {}
+    for q in ("loss", "speed"):
+        lo, hi = float(ranges[(q, "min")].max()), float(ranges[(q, "max")].min())
+        support[q] = (lo, hi)
+        inside &= runs[q].between(lo, hi).to_numpy()
+    runs = runs[inside]
+    mechs = sorted(frame["mechanism"].unique())
+    if bins >= 1 and len(runs):
+        rng = np.random.default_rng(seed)
+        cells = [np.clip(((runs[q] - lo) / max(hi - lo, 1e-12) * bins).astype(int), 0, bins - 1)
+                 for q, (lo, hi) in support.items()]
+        keep = []
+        for _, g in runs.groupby([cells[0].to_numpy(), cells[1].to_numpy()]):
+            n = min(int((g["mechanism"] == m).sum()) for m in mechs)
+            for m in mechs:
+                if n:
+                    keep += list(rng.choice(g.index[g["mechanism"] == m], n, replace=False))
+        runs = runs.loc[keep]
+    summary = {"runs": int(frame["run"].nunique()), "kept": len(runs), "bins": bins,
+               "support": {"log10 loss plateau": support["loss"], "drift speed": support["speed"]},
+               "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}}
+    return frame[frame["run"].isin(runs.index)].reset_index(drop=True), summary

@@ -90,8 +90,12 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
          f"{list(plan.obs_noise)}, {plan.draws} draw(s) each, from the last {1 - plan.start:.0%} of the logged run.",
          ""]
     if match_summary:
-        L += [f"Matched on loss plateau and drift speed ({match_summary['bins']}×{match_summary['bins']} cells): "
-              f"{match_summary['kept']} of {match_summary['runs']} runs kept "
+        sup = match_summary["support"]
+        cells = (f", balanced in {match_summary['bins']}×{match_summary['bins']} cells" if match_summary["bins"]
+                 else "")
+        L += [f"Matched on the common support of log10 loss plateau [{sup['log10 loss plateau'][0]:.2f}, "
+              f"{sup['log10 loss plateau'][1]:.2f}] and drift speed [{sup['drift speed'][0]:.2f}, "
+              f"{sup['drift speed'][1]:.2f}]{cells}: {match_summary['kept']} of {match_summary['runs']} runs kept "
               f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())}).", ""]
     L += ["Accuracy: share of recordings classified correctly; 95% percentile bootstrap over runs; folds grouped "
           "by run.", "",

@@ -25,7 +25,7 @@ from .report import write_report
 DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
 
-def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 3, folds: int = 5,
+def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 0, folds: int = 5,
           ablation: bool = True, log=None) -> dict:
     """Train and evaluate on ``sweep_dir``; write everything into ``out``; return paths and headline numbers."""
     import io
@@ -41,7 +41,7 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
         if frame["mechanism"].nunique() < 2 or frame["run"].nunique() < 4:
             raise UserError(f"matching on loss plateau and drift speed left {frame['run'].nunique()} run(s) of "
                             f"{frame['mechanism'].nunique()} mechanism(s): too few to train (more runs, wider noise "
-                            "ranges, fewer --bins, or --no-match)")
+                            "ranges, --bins 0, or --no-match)")
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     atomic_write_bytes(out / "dataset.parquet", buf.getvalue())
