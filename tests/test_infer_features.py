@@ -141,6 +141,10 @@ def test_matching_keeps_the_common_support_and_balances_cells():
     assert lo == pytest.approx(speeds[frame.groupby("run")["mechanism"].first() == "b"].min())
     assert hi == pytest.approx(speeds[frame.groupby("run")["mechanism"].first() == "a"].max())
     assert runs["f.drift_speed"].between(lo, hi).all() and len(runs) == summary["kept"] > 0
+    far = pd.DataFrame([{"run": f"c{i}", "mechanism": "c", "loss_plateau": 1e-3, "f.drift_speed": -20.0 + i,
+                         "draw": 0} for i in range(5)])
+    _, s_far = match(pd.concat([frame, far]))
+    assert s_far["left_out"] == ["c"] and s_far["kept"] == summary["kept"]   # no overlap: left out, said so
     balanced, s3 = match(frame, bins=3)
     assert s3["per_mechanism"]["a"] == s3["per_mechanism"]["b"] == s3["kept"] // 2 > 0
 

@@ -96,16 +96,8 @@ def build(sweep_dir, plan: Plan = Plan(), log=None):
     return pd.DataFrame(rows)
 
 
-def match(frame, bins: int = 0, seed: int = 0):
-    """(kept frame, summary dict): runs on the common support of loss plateau and drift speed (module doc).
-
-    Step 1 keeps the runs whose log loss plateau and drift speed both lie inside every mechanism's range
-    (the region where all mechanisms have runs). Step 2, with ``bins`` ≥ 1, cuts that region into
-    ``bins`` × ``bins`` equal cells and keeps in each cell as many runs per mechanism as the rarest has.
-    """
-    runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),
-                                    speed=("f.drift_speed", "median"))
-    runs["loss"] = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
+def _support(runs):
+    """({quantity: (lo, hi)}, mask): the range of each quantity inside every mechanism's range, and who is in it."""
     ranges = runs.groupby("mechanism")[["loss", "speed"]].agg(["min", "max"])
     inside = np.ones(len(runs), bool)
     support = {}
@@ -113,8 +105,33 @@ def match(frame, bins: int = 0, seed: int = 0):
         lo, hi = float(ranges[(q, "min")].max()), float(ranges[(q, "max")].min())
         support[q] = (lo, hi)
         inside &= runs[q].between(lo, hi).to_numpy()
+    return support, inside
+
+
+def match(frame, bins: int = 0, seed: int = 0):
+    """(kept frame, summary dict): runs on the common support of loss plateau and drift speed (module doc).
+
+    Step 1 keeps the runs whose log loss plateau and drift speed both lie inside every mechanism's range
+    (the region where all mechanisms have runs). When no such region exists, the mechanism whose absence
+    keeps the most runs is left out (repeatedly; listed in ``left_out``): it cannot be matched on these
+    cues. Step 2, with ``bins`` ≥ 1, cuts that region into
+    ``bins`` × ``bins`` equal cells and keeps in each cell as many runs per mechanism as the rarest has.
+    """
+    runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),
+                                    speed=("f.drift_speed", "median"))
+    runs["loss"] = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
+    left_out = []
+    while True:
+        support, inside = _support(runs)
+        if inside.any() or runs["mechanism"].nunique() <= 2:
+            break
+        # no region shared by all: leave out the mechanism whose absence keeps the most runs
+        best = max(sorted(runs["mechanism"].unique()),
+                   key=lambda m: int(_support(runs[runs["mechanism"] != m])[1].sum()))
+        left_out.append(best)
+        runs = runs[runs["mechanism"] != best]
     runs = runs[inside]
-    mechs = sorted(frame["mechanism"].unique())
+    mechs = sorted(set(frame["mechanism"].unique()) - set(left_out))
     if bins >= 1 and len(runs):
         rng = np.random.default_rng(seed)
         cells = [np.clip(((runs[q] - lo) / max(hi - lo, 1e-12) * bins).astype(int), 0, bins - 1)
@@ -128,5 +145,5 @@ def match(frame, bins: int = 0, seed: int = 0):
         runs = runs.loc[keep]
     summary = {"runs": int(frame["run"].nunique()), "kept": len(runs), "bins": bins,
                "support": {"log10 loss plateau": support["loss"], "drift speed": support["speed"]},
-               "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}}
+               "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}, "left_out": left_out}
     return frame[frame["run"].isin(runs.index)].reset_index(drop=True), summary

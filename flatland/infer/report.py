@@ -96,7 +96,9 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
         L += [f"Matched on the common support of log10 loss plateau [{sup['log10 loss plateau'][0]:.2f}, "
               f"{sup['log10 loss plateau'][1]:.2f}] and drift speed [{sup['drift speed'][0]:.2f}, "
               f"{sup['drift speed'][1]:.2f}]{cells}: {match_summary['kept']} of {match_summary['runs']} runs kept "
-              f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())}).", ""]
+              f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())})."
+              + (f" Left out, because their runs share no region of these cues with the others: "
+                 f"{', '.join(match_summary['left_out'])}." if match_summary.get("left_out") else ""), ""]
     L += ["Accuracy: share of recordings classified correctly; 95% percentile bootstrap over runs; folds grouped "
           "by run.", "",
           "| estimate | value |", "|---|---|",
