@@ -106,7 +106,7 @@ def run(args) -> int:
     for name, p in res["posterior"]:
         print(f"  {p:6.3f}  {name}")
     sig = res["signature"]
-    print("drove it (feature: value, control at Δt = 0; contribution to the top class):")
+    print("drove it (feature: value, control at Δt = 0; drop in the top class's probability without it):")
     for name, c in res["drivers"]:
         print(f"  {name}: {sig.values[name]:.3g} (control {sig.controls[name]:.3g}); {c:+.2f}")
     return 0

@@ -5,7 +5,7 @@
 * drift signatures with Δt = 0 controls: :func:`signature`, ``FEATURES``;
 * labelled data from a sweep, matched on the easy cues: :class:`Plan`,
   :func:`build_dataset`, :func:`match`, :func:`mechanism_of`;
-* the classifier (JSON, no pickles): :func:`fit`, :func:`load_model`,
+* the classifier (a random forest stored as JSON, no pickles): :func:`fit`, :func:`load_model`,
   :class:`MechanismModel`, :func:`single_feature_rule`;
 * its evaluation and report: :func:`evaluate`, :func:`write_report`;
 * training end to end: :func:`train`; one recording: :func:`infer_file`.

@@ -1,15 +1,21 @@
-"""The mechanism classifier: multinomial logistic regression on drift signatures, stored as plain JSON.
+"""The mechanism classifier: a small random forest on drift signatures, stored as plain JSON.
 
-What: ``fit(X, y, names)`` standardises the features (NaN → the training
-median), fits scikit-learn's ``LogisticRegression`` (L2, C = 1) and returns a
-:class:`MechanismModel`; ``model.posterior(x)`` gives P(mechanism | features)
-and ``model.drivers(x)`` the features that pushed the top class up most.
+What: ``fit(X, y, names)`` fills NaN features with the training median, fits
+scikit-learn's ``RandomForestClassifier`` (100 trees of depth ≤ 4, ≥ 10
+recordings per leaf) and returns a :class:`MechanismModel` holding the trees
+as arrays; ``model.posterior(x)`` averages the leaves' class shares over the
+trees, and ``model.drivers(x)`` names the features whose replacement by their
+training median lowers the top class's probability most (occlusion).
 ``single_feature_rule`` is the baseline a classifier must beat: the best
 one-feature threshold rule (a depth-limited tree on one feature, one leaf per
 class), with the feature chosen on the training data only.
 
-Why JSON: a model folder may come from someone else; loading it must not run
-code (a pickle would), and its numbers stay readable.
+Why a forest: the signatures are monotone cues with heavy tails (a task that
+is interpolated stops drifting altogether); on the benchmark a multinomial
+logistic regression on standardised features lost to the single-feature rule
+(0.59 vs 0.66 grouped-CV accuracy) where trees that cut each feature anywhere
+did not. Why JSON: a model folder may come from someone else; loading it must
+not run code (a pickle would), and its numbers stay readable.
 """
 from __future__ import annotations
 
@@ -22,61 +28,84 @@ import numpy as np
 from ..errors import UserError
 
 MODEL_FILE = "model.json"
-FORMAT = 1
+FORMAT = 2
+TREE_KEYS = ("feature", "threshold", "left", "right", "value")
 
 
 @dataclasses.dataclass
 class MechanismModel:
-    """Standardisation, coefficients and metadata of a fitted classifier (module doc)."""
+    """Feature fill values, trees ({feature, threshold, left, right, value} arrays) and metadata."""
 
     features: list
     classes: list
     fill: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: np.ndarray
+    trees: list
     meta: dict = dataclasses.field(default_factory=dict)
 
-    def _z(self, X) -> np.ndarray:
+    def _x(self, X) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, float))
-        X = np.where(np.isfinite(X), X, self.fill)
-        return (X - self.mean) / self.scale
-
-    def logits(self, X) -> np.ndarray:
-        return self._z(X) @ self.coef.T + self.intercept
+        return np.where(np.isfinite(X), X, self.fill)
 
     def posterior(self, X) -> np.ndarray:
-        """P(class | features), rows summing to 1."""
-        a = self.logits(X)
-        a = a - a.max(axis=1, keepdims=True)
-        p = np.exp(a)
-        return p / p.sum(axis=1, keepdims=True)
+        """P(class | features): the mean over trees of the reached leaf's class shares; rows sum to 1."""
+        X = self._x(X)
+        rows = np.arange(X.shape[0])
+        out = np.zeros((X.shape[0], len(self.classes)))
+        for t in self.trees:
+            node = np.zeros(X.shape[0], int)
+            while True:
+                inner = t["left"][node] >= 0
+                if not inner.any():
+                    break
+                f = np.where(inner, t["feature"][node], 0)
+                go_left = X[rows, f] <= t["threshold"][node]
+                node = np.where(inner, np.where(go_left, t["left"][node], t["right"][node]), node)
+            out += t["value"][node]
+        return out / out.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        return np.asarray(self.classes, object)[np.argmax(self.logits(X), axis=1)]
+        return np.asarray(self.classes, object)[np.argmax(self.posterior(X), axis=1)]
 
     def drivers(self, x, k: int = 3) -> list:
-        """(feature, contribution) of the k features that raised the top class's logit most over the others'."""
-        z = self._z(x)[0]
-        top = int(np.argmax(self.logits(x)[0]))
-        others = np.delete(self.coef, top, axis=0).mean(axis=0) if len(self.classes) > 1 else 0
-        c = (self.coef[top] - others) * z
-        order = np.argsort(-c)[:k]
-        return [(self.features[i], float(c[i])) for i in order]
+        """(feature, drop in the top class's probability when the feature is set to its training median)."""
+        x = self._x(x)[:1]
+        p = self.posterior(x)[0]
+        top = int(np.argmax(p))
+        X = np.repeat(x, len(self.features), axis=0)
+        X[np.arange(len(self.features)), np.arange(len(self.features))] = self.fill
+        drop = p[top] - self.posterior(X)[:, top]
+        order = np.argsort(-drop)[:k]
+        return [(self.features[i], float(drop[i])) for i in order]
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "features": self.features, "classes": self.classes, "fill": self.fill.tolist(),
-                "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept.tolist(), "meta": self.meta}
+                "trees": [{k: np.asarray(t[k]).tolist() for k in TREE_KEYS} for t in self.trees], "meta": self.meta}
 
     def save(self, folder) -> Path:
         from ..checkpoint import atomic_write_bytes
 
         path = Path(folder) / MODEL_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, json.dumps(self.to_json(), indent=1).encode())
+        atomic_write_bytes(path, json.dumps(self.to_json(), separators=(",", ":")).encode())
         return path
+
+
+def _tree(d, F: int, C: int) -> dict:
+    t = {"feature": np.asarray(d["feature"], int), "threshold": np.asarray(d["threshold"], float),
+         "left": np.asarray(d["left"], int), "right": np.asarray(d["right"], int),
+         "value": np.asarray(d["value"], float)}
+    n = t["feature"].size
+    if any(t[k].shape != (n,) for k in TREE_KEYS[:4]) or t["value"].shape != (n, C) or n == 0:
+        raise ValueError("tree arrays of inconsistent shapes")
+    inner = t["left"] >= 0
+    if (np.any(t["left"][inner] >= n) or np.any(t["right"][inner] >= n) or np.any(t["right"][inner] < 0)
+            or np.any(t["feature"][inner] < 0) or np.any(t["feature"][inner] >= F)
+            or np.any(t["left"][inner] <= np.flatnonzero(inner)) or np.any(t["right"][inner] <= np.flatnonzero(inner))):
+        raise ValueError("tree links out of range or not pointing forward")
+    if not (np.all(np.isfinite(t["threshold"])) and np.all(np.isfinite(t["value"])) and np.all(t["value"] >= 0)
+            and np.all(t["value"].sum(axis=1) > 0)):
+        raise ValueError("non-finite thresholds or invalid leaf values")
+    return t
 
 
 def load(folder) -> MechanismModel:
@@ -92,38 +121,37 @@ def load(folder) -> MechanismModel:
     try:
         if d.get("format") != FORMAT:
             raise ValueError(f"format {d.get('format')!r}, expected {FORMAT}")
-        m = MechanismModel(list(map(str, d["features"])), list(map(str, d["classes"])),
-                           *(np.asarray(d[k], float) for k in ("fill", "mean", "scale", "coef", "intercept")),
-                           meta=dict(d.get("meta", {})))
-        F, C = len(m.features), len(m.classes)
-        if (m.fill.shape, m.mean.shape, m.scale.shape, m.coef.shape, m.intercept.shape) != ((F,), (F,), (F,), (C, F), (C,)):
-            raise ValueError("array shapes do not match the feature and class lists")
-        if not all(np.all(np.isfinite(a)) for a in (m.fill, m.mean, m.scale, m.coef, m.intercept)) or np.any(m.scale <= 0):
-            raise ValueError("non-finite numbers or a non-positive scale")
+        features, classes = list(map(str, d["features"])), list(map(str, d["classes"]))
+        fill = np.asarray(d["fill"], float)
+        if fill.shape != (len(features),) or not np.all(np.isfinite(fill)) or len(classes) < 2 or not d["trees"]:
+            raise ValueError("fill values, classes or trees missing")
+        trees = [_tree(t, len(features), len(classes)) for t in d["trees"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{path} is not a flatland mechanism model ({exc})") from None
-    return m
+    return MechanismModel(features, classes, fill, trees, dict(d.get("meta", {})))
 
 
-def fit(X, y, names, meta=None, C: float = 1.0) -> MechanismModel:
-    """Fit the classifier on features X (n, F) and labels y (n,)."""
-    from sklearn.linear_model import LogisticRegression
+def fit(X, y, names, meta=None, seed: int = 0) -> MechanismModel:
+    """Fit the classifier on features X (n, F) and labels y (n,) (module doc)."""
+    from sklearn.ensemble import RandomForestClassifier
 
     X = np.asarray(X, float)
     fill = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0)
     fill = np.where(np.isfinite(fill), fill, 0.0)
     Xf = np.where(np.isfinite(X), X, fill)
-    mean, scale = Xf.mean(axis=0), Xf.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    classes = sorted(set(map(str, y)))
+    y = np.asarray(list(map(str, y)))
+    classes = sorted(set(y))
     if len(classes) < 2:
         raise UserError(f"training needs at least two mechanisms, got {classes}")
-    lr = LogisticRegression(C=C, max_iter=2000)
-    lr.fit((Xf - mean) / scale, np.asarray(list(map(str, y))))
-    coef, icpt = lr.coef_, lr.intercept_
-    if len(classes) == 2:      # sklearn keeps one row for two classes; store both for a uniform softmax
-        coef, icpt = np.vstack([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
-    return MechanismModel(list(names), [str(c) for c in lr.classes_], fill, mean, scale, coef, icpt, dict(meta or {}))
+    rf = RandomForestClassifier(100, max_depth=4, min_samples_leaf=10, random_state=seed).fit(Xf, y)
+    trees = []
+    for est in rf.estimators_:
+        t = est.tree_
+        v = t.value[:, 0, :]
+        v = v / v.sum(axis=1, keepdims=True)
+        trees.append({"feature": t.feature.astype(int), "threshold": t.threshold.astype(float),
+                      "left": t.children_left.astype(int), "right": t.children_right.astype(int), "value": v})
+    return MechanismModel(list(names), [str(c) for c in rf.classes_], fill, trees, dict(meta or {}))
 
 
 def single_feature_rule(X, y, names, groups=None):
