@@ -164,3 +164,16 @@ def test_confusable_pairs_are_symmetric_rates():
     counts = np.array([[8, 2, 0], [3, 7, 0], [0, 1, 9]])
     assert confusable(["a", "b", "c"], counts) == [("a", "b", 0.25)]          # (2 + 3) / (10 + 10)
     assert confusable(["a", "b", "c"], counts, above=0.0)[-1] == ("a", "c", 0.0)
+
+
+def test_features_outside_the_training_range_are_named():
+    import pandas as pd
+    from flatland.infer import Signature
+    from flatland.infer.train import feature_ranges, outside_training
+    frame = pd.DataFrame({f"f.{n}": np.linspace(0, 1, 101) for n in FEATURES})
+    ranges = feature_ranges(frame)
+    assert ranges["drift_speed"] == pytest.approx([0.01, 0.99])
+    m = fit(np.random.default_rng(0).normal(size=(40, len(FEATURES))), ["a", "b"] * 20, list(FEATURES),
+            meta={"feature_ranges": ranges})
+    sig = Signature({n: 0.5 for n in FEATURES} | {"active_change": -1.4}, {})
+    assert [o[0] for o in outside_training(m, sig)] == ["active_change"]

@@ -102,6 +102,9 @@ def run(args) -> int:
     for what, v, seen in (("sessions", S, meta.get("sessions")), ("units", N, meta.get("units"))):
         if seen and not min(seen) <= v <= max(seen):
             print(f"caution: {v} {what}, outside the {min(seen)}–{max(seen)} the model was trained on")
+    for name, v, lo, hi in res["outside"]:
+        print(f"caution: {name} = {v:.3g} is outside the training recordings' range [{lo:.3g}, {hi:.3g}] "
+              "(1st–99th percentile): the posterior extrapolates")
     print("posterior:")
     for name, p in res["posterior"]:
         print(f"  {p:6.3f}  {name}")

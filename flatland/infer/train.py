@@ -50,10 +50,32 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
         "source": str(sweep_dir), "tasks": sorted(frame["task"].unique()), "runs": int(frame["run"].nunique()),
         "recordings": len(frame), "units": sorted(map(int, frame["units"].unique())),
         "sessions": sorted(map(int, frame["sessions"].unique())), "obs_noise": sorted(frame["obs_noise"].unique()),
-        "matched": summary, "cv_accuracy": list(ev.model), "baseline_accuracy": list(ev.baseline)})
+        "matched": summary, "cv_accuracy": list(ev.model), "baseline_accuracy": list(ev.baseline),
+        "feature_ranges": feature_ranges(frame)})
     model.save(out)
     report = write_report(out, ev, summary, plan, str(sweep_dir))
     return {"model": out / "model.json", "report": report, "evaluation": ev, "match": summary}
+
+
+def feature_ranges(frame) -> dict:
+    """{feature: [1st, 99th percentile]} of the training recordings: outside them the model extrapolates."""
+    out = {}
+    for n in FEATURES:
+        v = frame[f"f.{n}"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[n] = [float(np.percentile(v, 1)), float(np.percentile(v, 99))]
+    return out
+
+
+def outside_training(model, sig) -> list:
+    """(feature, value, lo, hi) for the recording's features outside the model's training range."""
+    out = []
+    for n, (lo, hi) in model.meta.get("feature_ranges", {}).items():
+        v = sig.values.get(n, np.nan)
+        if np.isfinite(v) and not lo <= v <= hi:
+            out.append((n, float(v), lo, hi))
+    return out
 
 
 def infer_file(path, model_dir=None, key: str = "responses") -> dict:
@@ -70,4 +92,5 @@ def infer_file(path, model_dir=None, key: str = "responses") -> dict:
     post = model.posterior(x)[0]
     order = np.argsort(-post)
     return {"posterior": [(model.classes[i], float(post[i])) for i in order], "drivers": model.drivers(x),
-            "signature": sig, "shape": R.shape, "resample": B is not None, "model": model}
+            "signature": sig, "shape": R.shape, "resample": B is not None, "model": model,
+            "outside": outside_training(model, sig)}
