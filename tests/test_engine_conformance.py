@@ -109,5 +109,5 @@ def test_kit_asks_for_a_step_size_named_lr():
     def step(key, params, state, hyper, oracle):
         return params, state, {}
 
-    with pytest.raises(AssertionError, match="no hyperparameter 'lr'"):
+    with pytest.raises(AssertionError, match="but no 'lr'"):
         check_learner(Learner("no-lr", lambda p, h: jnp.zeros(()), step, {"rate": 0.1}))

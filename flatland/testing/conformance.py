@@ -99,9 +99,9 @@ def reference_gd() -> Learner:
 def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
     """A learner's contract and declarations, run with exact gradients on the smoke problem (or ``loss``)."""
     assert isinstance(learner, Learner), f"learner factory returned {type(learner).__name__}, not flatland.Learner"
-    assert "lr" in learner.hyper, (
-        f"learner {learner.name}: no hyperparameter 'lr' (hyper: {', '.join(learner.hyper) or 'none'}); flatland's "
-        "step size is named 'lr' — `flatland check --eta`, configs and sweeps set it")
+    assert not learner.hyper or "lr" in learner.hyper, (   # none at all: fixed inside (a ready optax chain)
+        f"learner {learner.name}: hyperparameters {', '.join(learner.hyper)} but no 'lr'; flatland's step size is "
+        "named 'lr' — `flatland check --eta`, configs and sweeps set it")
     check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoiseModel(), learner)
     check_learner_declarations(learner, loss or smoke_loss())
 
