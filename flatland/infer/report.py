@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluate import confusable
+
 
 def _ci(t) -> str:
     return f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"
@@ -124,8 +126,6 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
     L += ["", "## Confusion (rows: true, columns: inferred; recordings)", "",
           "| | " + " | ".join(ev.classes) + " |", "|---" * (len(ev.classes) + 1) + "|"]
     L += [f"| {c} | " + " | ".join(str(v) for v in ev.confusion[i]) + " |" for i, c in enumerate(ev.classes)]
-    from .evaluate import confusable
-
     pairs = confusable(ev.classes, ev.confusion)
     L += ["", "Pairs mistaken for each other in at least 15% of their recordings: "
           + ("; ".join(f"{a} ↔ {b} ({r:.0%})" for a, b, r in pairs) if pairs else "none") + "."]
