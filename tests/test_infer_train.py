@@ -4,6 +4,7 @@ The sweep (three mechanisms × 5 seeds of a 40-unit ReLU net on a random mapping
 the ordinary sweep machinery; recordings are cut from the logged responses. Statistical rule: accuracies
 are bootstrap estimates over runs (95% CI); the trained model must beat chance (CI above the largest class
 share) and the shuffled-label control must not (its CI contains chance or lies below it).
+Marked slow (~55 s on one core: the sweep is 15 real runs); CI's second stage runs it.
 """
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from flatland.cli import main
 from flatland.infer import Plan, build_dataset, evaluate, fit, infer_file
 from flatland.sweep_run import run_sweep
+
+pytestmark = pytest.mark.slow
 
 SWEEP = """
 [sweep]
