@@ -13,14 +13,7 @@ import os
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..check_figures import _plt
 
 
 def plot_pc_resolved(measurements: dict, path: str, dt: int | None = None) -> str:

@@ -12,18 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..check_figures import _plt
 from .evaluate import confusable
 
 
 def _ci(t) -> str:
     return f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _figures(ev, out: Path) -> list:
