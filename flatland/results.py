@@ -93,7 +93,7 @@ def jsonable(obj):
 
 
 class ResultsFolder:
-    """A results folder being written; checks may call ``landscape``/``bars`` on it."""
+    """A results folder being written; checks may call ``figure``/``landscape``/``bars`` on it."""
 
     def __init__(self, path: str | Path | None = None):
         try:
@@ -125,17 +125,28 @@ class ResultsFolder:
                                          "figures": self.figures, "figure_errors": self.figure_errors})
         self.write_text("table.txt", table + "\n")
 
-    def _figure(self, name: str, draw, *args) -> None:
-        """Draw one PNG; a plotting failure is recorded, never fatal to the checks."""
-        from . import check_figures as figures
+    def figure(self, name: str, draw) -> None:
+        """Draw one PNG ``figures/NAME.png`` with ``draw(path)``; a plotting failure is recorded, never fatal.
+
+        For checks' own figures (plugins included): matplotlib is set to its file-only Agg backend
+        first, and figures are drawn one at a time, so ``draw`` may use ``matplotlib.pyplot``.
+        """
+        from .check_figures import _plt
 
         path = self.path / "figures" / f"{_safe(name)}.png"
         try:
             with _PLOT_LOCK:
-                getattr(figures, draw)(path, *args)
+                _plt()
+                draw(path)
             self.figures.append(str(path.relative_to(self.path)))
         except Exception as exc:
             self.figure_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def _figure(self, name: str, draw, *args) -> None:
+        """One of the engine's figures (a function of :mod:`flatland.check_figures`) through :meth:`figure`."""
+        from . import check_figures as figures
+
+        self.figure(name, lambda path: getattr(figures, draw)(path, *args))
 
     def landscape(self, tag: str, loss, measured) -> None:
         self._figure(f"landscape-{tag}", "landscape", loss, measured)

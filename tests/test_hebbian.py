@@ -64,3 +64,53 @@ def test_psp_task_refuses_bad_options(bad):
     from flatland import UserError
     with pytest.raises(UserError):
         psp_task(**({"n": 5, "k": 2} | bad))
+
+
+def test_synaptic_noise_passes_the_kit_and_states_its_covariance():
+    """The kit draws the noise and compares it with param_cov; here: W entries σ_W², M entries σ_M²."""
+    from flatland.testing import check_noise
+    from flatland_plugins.hebbian.psp import SynapticNoise
+
+    loss = psp_task(n=5, k=2, spectrum=LAM)
+    noise = SynapticNoise()
+    check_noise(noise, loss, gda())
+    p = loss.initial_params(jax.random.PRNGKey(0))
+    hyper = {"sigma_w": jnp.asarray(0.3), "sigma_m": jnp.asarray(0.1)}
+    declared = np.diag(np.asarray(noise.param_cov(p, hyper)))      # the kit compared it with 4,000 draws
+    assert np.allclose(declared[:4], 0.01) and np.allclose(declared[4:], 0.09)   # ravel order: M (2×2), then W
+
+
+def test_unrolled_solve_equals_lapack():
+    from flatland_plugins.hebbian.psp import _solve
+
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 3, 5):
+        A = rng.normal(size=(k, k))
+        S = jnp.asarray(A @ A.T + k * np.eye(k))
+        B = jnp.asarray(rng.normal(size=(k, 4)))
+        np.testing.assert_allclose(_solve(S, B), np.linalg.solve(S, B), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(_solve(S, B[:, 0]), np.linalg.solve(S, B[:, 0]), rtol=1e-10, atol=1e-12)
+
+
+def test_development_of_known_rotations():
+    """The angle development recovers a known sequence of rotations (k = 2 unwrapped past π, and k = 3)."""
+    from flatland_plugins.hebbian.diffusion import development, diffusion_estimate
+
+    phi = np.cumsum(np.full(40, 0.2))                                  # 8 rad in total: wraps past π
+    Q = np.stack([[[np.cos(f), -np.sin(f)], [np.sin(f), np.cos(f)]] for f in np.r_[0, phi]])
+    a = development(Q)
+    np.testing.assert_allclose(np.abs(a[:, 0]), np.r_[0, phi], atol=1e-12)
+    from scipy.linalg import expm
+    rng = np.random.default_rng(0)
+    gens = [rng.normal(scale=0.05, size=(3, 3)) for _ in range(30)]
+    gens = [g - g.T for g in gens]
+    Qs = [np.eye(3)]
+    for g in gens:
+        Qs.append(expm(g) @ Qs[-1])
+    a3 = development(np.stack(Qs))
+    want = np.cumsum([[g[1, 0], g[2, 0], g[2, 1]] for g in gens], axis=0)
+    np.testing.assert_allclose(np.abs(a3[1:]), np.abs(want), atol=1e-10)
+    # Brownian angles with D = 0.01 per step, recorded every 5 steps: the estimate finds D within 3 s.e.
+    walk = np.cumsum(rng.normal(scale=np.sqrt(0.01 * 5), size=(400, 200, 1)), axis=1)
+    e = diffusion_estimate(np.concatenate([np.zeros((400, 1, 1)), walk], 1), 5)
+    assert abs(e["D"] - 0.01) < 3 * e["se"] and e["se"] < 0.001

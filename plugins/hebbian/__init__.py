@@ -1,13 +1,13 @@
 """Hebbian/anti-Hebbian drift (Qin et al., Nat Neurosci 2023) as a plugin: PSP similarity matching.
 
-Registers the task ``psp``, the noise model ``online-samples``, the learner ``gda`` (gradient
+Registers the task ``psp``, the noise models ``online-samples`` and ``synaptic``, the learner ``gda`` (gradient
 descent–ascent, which is the Hebbian/anti-Hebbian rule on the similarity-matching objective) and the
 metric ``psp-rotation``. :mod:`.psp` has the model, :mod:`.theory` the rotational diffusion constant
 derived from the update rule. Uses only flatland's public API.
 """
 from flatland import hookimpl
 
-from .psp import OnlineSamples, gda, psp_task, rotation_metric
+from .psp import OnlineSamples, SynapticNoise, gda, psp_task, rotation_metric
 
 
 @hookimpl
@@ -19,6 +19,7 @@ def flatland_losses(register):
 @hookimpl
 def flatland_noise_models(register):
     register("online-samples", OnlineSamples, "one fresh input per step (online Hebbian learning; task psp)")
+    register("synaptic", SynapticNoise, "psp: W ← W + σ_W ξ, M ← M + σ_M ζ after each step (options sigma_w, sigma_m)")
 
 
 @hookimpl
@@ -30,3 +31,10 @@ def flatland_learners(register):
 @hookimpl
 def flatland_metrics(register):
     register("psp-rotation", rotation_metric, "psp: orthogonal factor Q of the learned map's top-k block (k × k)")
+
+
+@hookimpl
+def flatland_checks(register):
+    from .checks import flatland_checks as register_checks
+
+    register_checks(register)

@@ -43,6 +43,32 @@ def _spectrum(n: int, k: int, spectrum) -> np.ndarray:
     return lam
 
 
+SMALL_K = 8   # up to this many outputs the solve with S is unrolled elimination (see _solve)
+
+
+def _solve(S, B):
+    """S⁻¹B for the symmetric S = (M + Mᵀ)/2.
+
+    S is positive definite on the solution manifold (S = Q Λ_k Qᵀ) and near it, so elimination without
+    pivoting is exact there; unrolled for k ≤ ``SMALL_K`` it is ~15× faster under ``vmap`` on a CPU than
+    the batched LAPACK call of ``jnp.linalg.solve`` (measured: 0.10 vs 1.6 ms for 3,072 2×2 systems).
+    A zero pivot (far off the manifold) gives inf, which the run reports as divergence.
+    """
+    k = S.shape[-1]
+    if k > SMALL_K:
+        return jnp.linalg.solve(S, B)
+    vec = B.ndim == 1
+    A = jnp.concatenate([S, B[:, None] if vec else B], axis=1)
+    rows = [A[i] for i in range(k)]
+    for i in range(k):
+        rows[i] = rows[i] / rows[i][i]
+        for r in range(k):
+            if r != i:
+                rows[r] = rows[r] - rows[r][i] * rows[i]
+    X = jnp.stack(rows)[:, k:]
+    return X[:, 0] if vec else X
+
+
 def psp_task(n: int = 5, k: int = 2, spectrum=None) -> Loss:
     """The PSP task: inputs N(0, diag(spectrum)); starts at the fixed point Q = I (W = [Λ_k 0], M = Λ_k)."""
     lam = _spectrum(int(n), int(k), spectrum)
@@ -54,13 +80,13 @@ def psp_task(n: int = 5, k: int = 2, spectrum=None) -> Loss:
 
     def value(p):
         W, S = p["W"], sym(p["M"])
-        return (0.5 * jnp.sum(W * W) - 0.5 * jnp.trace(jnp.linalg.solve(S, (W * C) @ W.T))
+        return (0.5 * jnp.sum(W * W) - 0.5 * jnp.trace(_solve(S, (W * C) @ W.T))
                 - 0.25 * jnp.sum(p["M"] * p["M"]))
 
     def sample_value(p, x):
         W, S = p["W"], sym(p["M"])
         u = W @ x
-        return 0.5 * jnp.sum(W * W) - 0.5 * u @ jnp.linalg.solve(S, u) - 0.25 * jnp.sum(p["M"] * p["M"])
+        return 0.5 * jnp.sum(W * W) - 0.5 * u @ _solve(S, u) - 0.25 * jnp.sum(p["M"] * p["M"])
 
     def draw(key):
         return sd * jax.random.normal(key, (lam.size,), C.dtype)
@@ -70,7 +96,7 @@ def psp_task(n: int = 5, k: int = 2, spectrum=None) -> Loss:
 
     def filt(p):
         """F = S⁻¹W, the input-to-output map."""
-        return jnp.linalg.solve(sym(p["M"]), p["W"])
+        return _solve(sym(p["M"]), p["W"])
 
     return Loss("psp", value=value, init=init,
                 extras={"online": {"draw": draw, "value": sample_value}, "psp": {"spectrum": lam, "k": int(k),
@@ -88,6 +114,32 @@ class OnlineSamples(NoiseModel):
         online = loss.extras["online"]
         x = online["draw"](key)
         return Loss(loss.name, value=lambda p: online["value"](p, x), init=loss.init, extras=loss.extras)
+
+
+class SynapticNoise(NoiseModel):
+    """Synaptic noise: W ← W + σ_W ξ and M ← M + σ_M ζ after each step, all entries independent N(0, 1).
+
+    Qin et al. add √η σ ξ to W and √η σ ζ to M (σ_W = σ_M = √η σ, the same as flatland's ``update``
+    noise); σ_M = 0 keeps the noise on the feedforward weights only. Only S = (M + Mᵀ)/2 enters the
+    output, so S's off-diagonal entries get variance σ_M²/2.
+    """
+
+    name = "synaptic"
+    hyper: dict = {"sigma_w": 0.01, "sigma_m": 0.01}
+    requires = ("psp",)
+
+    def perturb_params(self, key, params, hyper):
+        kw, km = jax.random.split(key)
+        W, M = params["W"], params["M"]
+        return {"W": W + hyper["sigma_w"] * jax.random.normal(kw, W.shape, W.dtype),
+                "M": M + hyper["sigma_m"] * jax.random.normal(km, M.shape, M.dtype)}
+
+    def param_cov(self, params, hyper):
+        from jax.flatten_util import ravel_pytree
+
+        var = {"W": jnp.full(params["W"].shape, hyper["sigma_w"] ** 2),
+               "M": jnp.full(params["M"].shape, hyper["sigma_m"] ** 2)}
+        return jnp.diag(ravel_pytree(var)[0])
 
 
 def gda(ascent=("M",)) -> Learner:

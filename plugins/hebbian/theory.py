@@ -62,6 +62,11 @@ def diffusion_constant(spectrum, k: int, c_w: float, c_s: float) -> float:
     return float(sum(f(lam[i], lam[j], c_w, c_s) for i in range(k) for j in range(i + 1, k)))
 
 
+def synaptic_constant(spectrum, k: int, sigma_w: float, sigma_m: float) -> float:
+    """D for independent per-step noise of s.d. σ_W on W's and σ_M on M's entries (S gets c_S = σ_M²/2)."""
+    return diffusion_constant(spectrum, k, sigma_w ** 2, sigma_m ** 2 / 2)
+
+
 def flatland_noise_constant(spectrum, k: int, eta: float, sigma: float) -> float:
     """D for flatland's PSP: update noise of s.d. √η σ on every W and M entry (c_W = ησ², c_S = ησ²/2)."""
-    return diffusion_constant(spectrum, k, eta * sigma ** 2, eta * sigma ** 2 / 2)
+    return synaptic_constant(spectrum, k, np.sqrt(eta) * sigma, np.sqrt(eta) * sigma)

@@ -1,0 +1,188 @@
+"""Checks of suite ``hebbian``: PSP's rotational diffusion law (Qin et al., Nat Neurosci 2023).
+
+The study (cached per seed): PSP networks (n = 5 inputs) start at their fixed point and follow the
+expected Hebbian/anti-Hebbian rule (``gda``, η = ``ETA``) with ``synaptic`` noise, ``CHAINS``
+independent chains per point, ``STEPS`` steps, the rotation recorded every ``EVERY`` steps. The
+expected rule isolates the synaptic noise the law is about: online sampling adds its own rotation
+at higher order in η (measured in the slow test ``tests/test_hebbian_online.py``). Points:
+
+* σ = 5·10⁻⁴, 5·10⁻³, 5·10⁻² (two decades; per-step s.d. √η σ on W and M) on the spectrum
+  λ = (3, 1, 0.3, 0.2, 0.1), k = 2;
+* the same spectrum with noise on W only (σ_M = 0): Qin et al.'s D_φ = ησ²/4 Σ_{i≤k} λ_i⁻²;
+* the spectrum scaled by 1/3 and by 3 (σ = 5·10⁻³): D ∝ λ⁻²;
+* k = 3 on λ = (4, 2, 1, 0.3, 0.1) (three pairs, rotations in SO(3)).
+
+Every D is estimated from the angle MSD as :mod:`.diffusion` says (per-chain slope of the
+time-averaged MSD over lags 10–80 steps, with an intercept; mean ± s.e. over chains) and judged by
+flatland's verdict rule: |D̂/D − 1| ≤ 5% with 3 s.e. inside the 5%. The scalings are weighted
+least-squares slopes of log D̂ (weights 1/(s.e./D̂)²), judged within 5% of 2 and −2.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from flatland import Check, CheckResult, hookimpl, scalar
+
+from . import diffusion as dif
+from .theory import diffusion_constant, synaptic_constant
+
+ETA, STEPS, EVERY, CHAINS = 0.1, 2000, 10, 1024
+TOL = 0.05
+BASE, K = (3.0, 1.0, 0.3, 0.2, 0.1), 2
+SIGMAS = (5e-4, 5e-3, 5e-2)
+SIGMA0 = 5e-3
+SCALES = (1 / 3, 3.0)
+K3_SPECTRUM, K3 = (4.0, 2.0, 1.0, 0.3, 0.1), 3
+
+
+@functools.lru_cache(maxsize=2)
+def study(seed: int = 0) -> dict:
+    """Per point: spectrum, k, (σ_W, σ_M), predicted D, the estimate, the ensemble MSD curve."""
+    from flatland import assemble
+
+    reg = assemble().registry
+    s = np.sqrt(ETA)
+    runs = [(BASE, K, [(s * x, s * x) for x in SIGMAS] + [(s * SIGMA0, 0.0)], [f"sigma={x:g}" for x in SIGMAS]
+             + [f"sigma={SIGMA0:g},W-only"])]
+    runs += [(tuple(c * v for v in BASE), K, [(s * SIGMA0, s * SIGMA0)], [f"sigma={SIGMA0:g},spectrum×{c:.3g}"])
+             for c in SCALES]
+    runs += [(K3_SPECTRUM, K3, [(s * SIGMA0, s * SIGMA0)], [f"sigma={SIGMA0:g},k=3"])]
+    points, t0 = {}, time.perf_counter()
+    for r, (spectrum, k, grid, names) in enumerate(runs):
+        loss = reg.create("losses", "psp", n=len(spectrum), k=k, spectrum=list(spectrum))
+        Q = dif.simulate(loss, grid, eta=ETA, chains=CHAINS, steps=STEPS, every=EVERY, seed=seed * 1000 + r,
+                         registry=reg)
+        a = dif.development(Q)
+        for g, name in enumerate(names):
+            sw, sm = grid[g]
+            est = dif.diffusion_estimate(a[g], EVERY)
+            points[name] = {"spectrum": spectrum, "k": k, "sigma_w": sw, "sigma_m": sm,
+                            "predicted": synaptic_constant(spectrum, k, sw, sm), **est,
+                            "t": (EVERY * np.arange(a.shape[2])).tolist(),
+                            "ensemble_msd": np.mean(np.sum(a[g] ** 2, -1), 0).tolist()}
+    return {"points": points, "seconds": time.perf_counter() - t0}
+
+
+def _ratio_row(name, p, statistic):
+    ratio, rse = p["D"] / p["predicted"], p["se"] / p["predicted"]
+    return scalar(name, statistic, measured=p["D"], stderr=p["se"], predicted=p["predicted"], tol=TOL,
+                  tolerance=f"|D̂/D − 1| ≤ {TOL:g} and 3 s.e. ≤ {TOL:g}", error=ratio - 1, error_se=rse,
+                  ratio=ratio, ratio_stderr=rse,
+                  details={"spectrum": list(p["spectrum"]), "k": p["k"], "sigma_w": p["sigma_w"],
+                           "sigma_m": p["sigma_m"], "eta": ETA, "chains": CHAINS, "steps": STEPS,
+                           "msd_intercept": p["intercept"]})
+
+
+def check_diffusion(options):
+    res = study(options.seed)
+    _figures(options, res)
+    return [_ratio_row(f"psp-diffusion/{name}", p,
+                       "rotational diffusion constant per step: per-chain slope of the angle MSD over lags "
+                       "10–80 steps (with intercept), mean ± s.e. over chains; predicted Σ_{i<j} V_ij")
+            for name, p in res["points"].items() if not name.endswith("W-only")]
+
+
+def check_convention(options):
+    """W noise only: Qin et al.'s D_φ = ησ²/4 Σλ⁻² (MSD = D t, no factor 2); the /2 variant is reported."""
+    p = study(options.seed)["points"][f"sigma={SIGMA0:g},W-only"]
+    lam = np.asarray(p["spectrum"])[: p["k"]]
+    qin = ETA * SIGMA0 ** 2 / 4 * float(np.sum(lam ** -2.0))
+    row = _ratio_row("psp-diffusion/qin-convention", dict(p, predicted=qin),
+                     "noise on W only: D̂ against Qin et al.'s D_φ = ησ²/4 Σ_{i≤k} λ_i⁻² (angle MSD = D_φ t)")
+    row.details.update(derived=diffusion_constant(p["spectrum"], p["k"], p["sigma_w"] ** 2, 0.0),
+                       half_variant=2 * qin, ratio_to_half_variant=p["D"] / (2 * qin))
+    return [row]
+
+
+def _slope(x, points):
+    """Weighted least-squares slope of log D̂ on log x, with its standard error."""
+    y = np.log([p["D"] for p in points])
+    w = np.array([(p["D"] / p["se"]) ** 2 for p in points])
+    X = np.c_[np.ones(len(x)), np.log(x)]
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    beta = cov @ X.T @ (w * y)
+    return float(beta[1]), float(np.sqrt(cov[1, 1]))
+
+
+def check_scaling(options):
+    pts = study(options.seed)["points"]
+    sig = [pts[f"sigma={x:g}"] for x in SIGMAS]
+    by_scale = [pts[f"sigma={SIGMA0:g},spectrum×{SCALES[0]:.3g}"], pts[f"sigma={SIGMA0:g}"],
+                pts[f"sigma={SIGMA0:g},spectrum×{SCALES[1]:.3g}"]]
+    out = []
+    for name, x, points, want, what in (
+            ("sigma-squared", SIGMAS, sig, 2.0, "σ (two decades)"),
+            ("inverse-lambda-squared", (SCALES[0], 1.0, SCALES[1]), by_scale, -2.0, "the spectrum's overall scale")):
+        b, se = _slope(np.asarray(x), points)
+        out.append(scalar(f"psp-scaling/{name}", f"log–log slope of D̂ against {what}, weighted least squares",
+                          measured=b, stderr=se, predicted=want, tol=TOL * abs(want), error=b - want,
+                          tolerance=f"|slope − ({want:g})| ≤ {TOL * abs(want):g} and 3 s.e. inside it",
+                          details={"x": list(x), "D": [p["D"] for p in points]}))
+    return out
+
+
+def _figures(options, res):
+    out = options.out
+    if out is None or not hasattr(out, "figure"):
+        return
+    pts = res["points"]
+    out.figure("hebbian-angle-msd", functools.partial(_draw_msd, pts))
+    out.figure("hebbian-diffusion-measured-vs-predicted", functools.partial(_draw_measured, pts))
+
+
+def _draw_msd(pts, path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for i, (name, p) in enumerate(pts.items()):
+        t, m = np.asarray(p["t"][1:]), np.asarray(p["ensemble_msd"][1:])
+        line, = ax.loglog(t, m, lw=1.5, label=name)
+        ax.loglog(t, p["predicted"] * t, "--", lw=1, color=line.get_color())
+    ax.set_xlabel("steps since the start")
+    ax.set_ylabel("mean-square rotation angle ‖a(t)‖² (rad²)")
+    ax.set_title(f"PSP angle MSD, {CHAINS} chains per point; dashed: predicted D·t", fontsize=10)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _draw_measured(pts, path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    pred = np.array([p["predicted"] for p in pts.values()])
+    meas = np.array([p["D"] for p in pts.values()])
+    se = np.array([p["se"] for p in pts.values()])
+    ax.errorbar(pred, meas, yerr=3 * se, fmt="o", ms=4, capsize=2, label="measured ± 3 s.e.")
+    lo, hi = pred.min() / 2, pred.max() * 2
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="measured = predicted")
+    ax.fill_between([lo, hi], [lo * (1 - TOL), hi * (1 - TOL)], [lo * (1 + TOL), hi * (1 + TOL)], color="0.85",
+                    label=f"±{TOL:.0%} tolerance")
+    for name, p in pts.items():
+        ax.annotate(name, (p["predicted"], p["D"]), fontsize=6, xytext=(4, -8), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted D (rad² per step)")
+    ax.set_ylabel("measured D̂ (rad² per step)")
+    ax.set_title("PSP rotational diffusion across the sweep", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+CHECKS = {
+    "hebbian-psp-diffusion": (check_diffusion, "PSP rotational diffusion constant within 5% over a σ and spectrum sweep"),
+    "hebbian-psp-convention": (check_convention, "noise on W only: Qin et al.'s D_φ = ησ²/4 Σλ⁻² (not the /2 variant)"),
+    "hebbian-psp-scaling": (check_scaling, "D ∝ σ² and D ∝ λ⁻² as log–log slopes"),
+}
+
+
+@hookimpl
+def flatland_checks(register):
+    for name, (fn, summary) in CHECKS.items():
+        register(name, functools.partial(Check, name, fn, suite="hebbian"), summary)
