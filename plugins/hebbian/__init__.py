@@ -8,12 +8,15 @@ derived from the update rule. Uses only flatland's public API.
 from flatland import hookimpl
 
 from .psp import OnlineSamples, SynapticNoise, gda, psp_task, rotation_metric
+from .ring import centroid_metric, nsm_ring_task
 
 
 @hookimpl
 def flatland_losses(register):
     register("psp", psp_task, "linear similarity matching (PSP): inputs N(0, diag(spectrum)), y = M⁻¹Wx; "
              "options n, k, spectrum")
+    register("nsm-ring", nsm_ring_task, "non-negative similarity matching on a ring (place fields): options n, k, "
+             "positions, kappa, beta, seed")
 
 
 @hookimpl
@@ -31,6 +34,7 @@ def flatland_learners(register):
 @hookimpl
 def flatland_metrics(register):
     register("psp-rotation", rotation_metric, "psp: orthogonal factor Q of the learned map's top-k block (k × k)")
+    register("ring-centroids", centroid_metric, "nsm-ring: circular centroid of each cell's field (radians)")
 
 
 @hookimpl
