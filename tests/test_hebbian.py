@@ -114,3 +114,39 @@ def test_development_of_known_rotations():
     walk = np.cumsum(rng.normal(scale=np.sqrt(0.01 * 5), size=(400, 200, 1)), axis=1)
     e = diffusion_estimate(np.concatenate([np.zeros((400, 1, 1)), walk], 1), 5)
     assert abs(e["D"] - 0.01) < 3 * e["se"] and e["se"] < 0.001
+
+
+def test_ring_outputs_solve_the_non_negative_problem():
+    """KKT conditions of min_{y ≥ 0} −yᵀu + ½yᵀSy at the returned y: gradient ≥ 0, = 0 where y > 0."""
+    from flatland_plugins.hebbian.ring import outputs, ring_inputs
+
+    rng = np.random.default_rng(0)
+    k, n = 6, 12
+    A = rng.normal(size=(k, k))
+    M = jnp.asarray(A @ A.T / k + np.eye(k))
+    W = jnp.asarray(rng.uniform(size=(k, n)))
+    X = jnp.asarray(ring_inputs(n, 16, 8.0, spread=0.5, seed=1))
+    Y = np.asarray(outputs(W, M, X, 0.1, sweeps=200))
+    G = np.asarray(M) @ Y - (np.asarray(W @ X) - 0.1)
+    assert Y.min() >= 0 and (Y > 0).any()
+    assert G.min() > -1e-8 and np.abs(G[Y > 1e-10]).max() < 1e-8
+
+
+def test_ring_centroids_of_known_bumps():
+    from flatland_plugins.hebbian.ring import centroids
+
+    theta = 2 * np.pi * np.arange(64) / 64
+    where = np.array([0.3, 3.0, 6.1])
+    Y = np.exp(8 * (np.cos(theta[None] - where[:, None]) - 1))
+    Y[0, 40] += 0.5                                          # weak activity far from the field is ignored
+    c, strength = centroids(jnp.asarray(Y), theta)
+    np.testing.assert_allclose(np.asarray(c), where, atol=0.02)
+    assert np.all(np.asarray(strength) > 0)
+
+
+@pytest.mark.parametrize("bad", [dict(k=0), dict(kappa=-1.0), dict(spread=1.0), dict(beta=-0.1)])
+def test_ring_task_refuses_bad_options(bad):
+    from flatland import UserError
+    from flatland_plugins.hebbian.ring import nsm_ring_task
+    with pytest.raises(UserError):
+        nsm_ring_task(**bad)

@@ -175,18 +175,21 @@ def _draw_measured(pts, path):
     plt.close(fig)
 
 
-# The ring (non-negative similarity matching, :mod:`.ring`): n = 32 inputs, k = 16 cells, 32 positions,
-# von Mises κ = 16, β = 0; fields learned by 4,000 noiseless steps of the expected rule at η = 0.05
-# (every cell ends with a field over ~1/3 of the ring), then RING_CHAINS chains drift for RING_STEPS
-# steps under synaptic noise σ_W = σ_M = RING_SIGMA per step, beside the same chains without noise.
-RING = {"n": 32, "k": 16, "positions": 32, "kappa": 16.0, "beta": 0.0}
-RING_ETA, RING_LEARN, RING_STEPS, RING_EVERY, RING_CHAINS, RING_SIGMA = 0.05, 4000, 4000, 400, 16, 5e-4
+# The ring (non-negative similarity matching, :mod:`.ring`): n = 32 inputs with unequal tuning
+# (spread 0.5), k = 16 cells, 32 positions, von Mises κ = 16, β = 0. RING_NETWORKS networks (different
+# initial W, same inputs) learn their fields by RING_LEARN noiseless steps of the expected rule at
+# η = RING_ETA; then RING_CHAINS chains per network drift for RING_STEPS steps under synaptic noise
+# σ_W = σ_M = RING_SIGMA per step, and one noiseless continuation per network is the control.
+RING = {"n": 32, "k": 16, "positions": 32, "kappa": 16.0, "beta": 0.0, "spread": 0.5}
+RING_ETA, RING_LEARN, RING_STEPS, RING_EVERY, RING_SIGMA = 0.05, 4000, 3000, 300, 6e-4
+RING_NETWORKS, RING_CHAINS = 4, 8
 SIMILARITY_TOL = 0.1
 
 
 @functools.lru_cache(maxsize=2)
 def ring_study(seed: int = 0) -> dict:
-    """Responses Y (2, chains, records, k, P) with and without noise, and the learned start Y0 (k, P)."""
+    """Responses with noise Y (networks, chains, records, k, P), without noise Yq (networks, records, k, P),
+    and the learned starts Y0 (networks, k, P)."""
     import jax
     import jax.numpy as jnp
 
@@ -195,34 +198,44 @@ def ring_study(seed: int = 0) -> dict:
     reg = assemble().registry
     loss = reg.create("losses", "nsm-ring", seed=seed, **RING)
     noise, learner = reg.create("noise", "synaptic"), reg.create("learners", "gda")
-    quiet = {"learner": as_hyper(learner.hyper, {"lr": RING_ETA}),
-             "noise": as_hyper(noise.hyper, {"sigma_w": 0.0, "sigma_m": 0.0})}
-    t0 = time.perf_counter()
-    start = jax.jit(make_runner(make_step(loss, noise, learner), RING_LEARN))(
-        jax.random.key(seed), loss.init(jax.random.key(seed)), (), quiet, 0).params
+    step = make_step(loss, noise, learner)
     responses = loss.extras["ring"]["responses"]
-    run = ensemble(make_runner(make_step(loss, noise, learner), RING_STEPS, every=RING_EVERY,
-                               record=lambda p, s, h: responses(p)), hyper_axis=0)
-    hyper = {"learner": {k: jnp.full(2, v) for k, v in quiet["learner"].items()},
-             "noise": {"sigma_w": jnp.array([RING_SIGMA, 0.0]), "sigma_m": jnp.array([RING_SIGMA, 0.0])}}
-    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (2, RING_CHAINS) + x.shape), start)
-    keys = jax.random.split(jax.random.key(seed + 1), 2 * RING_CHAINS).reshape(2, RING_CHAINS)
-    tr = run(keys, params, jnp.zeros((2, RING_CHAINS)), hyper, 0)
-    return {"Y": np.asarray(tr.records), "Y0": np.asarray(responses(start)), "theta": loss.extras["ring"]["theta"],
-            "diverged": int(np.max(np.asarray(tr.diverged_at))), "seconds": time.perf_counter() - t0}
+    N, C = RING_NETWORKS, RING_CHAINS
+
+    def hyper(sigma):
+        return {"learner": as_hyper(learner.hyper, {"lr": RING_ETA}),
+                "noise": as_hyper(noise.hyper, {"sigma_w": sigma, "sigma_m": sigma})}
+
+    t0 = time.perf_counter()
+    keys = jax.random.split(jax.random.key(seed), N)
+    start = ensemble(make_runner(step, RING_LEARN))(keys, jax.vmap(loss.init)(keys), jnp.zeros(N), hyper(0.0), 0).params
+    drift = ensemble(make_runner(step, RING_STEPS, every=RING_EVERY, record=lambda p, s, h: responses(p)))
+    many = jax.tree_util.tree_map(lambda x: jnp.repeat(x, C, axis=0), start)
+    noisy = drift(jax.random.split(jax.random.key(seed + 1), N * C), many, jnp.zeros(N * C), hyper(RING_SIGMA), 0)
+    quiet = drift(keys, start, jnp.zeros(N), hyper(0.0), 0)
+    Y = np.asarray(noisy.records)
+    return {"Y": Y.reshape((N, C) + Y.shape[1:]), "Yq": np.asarray(quiet.records),
+            "Y0": np.asarray(jax.vmap(responses)(start)), "theta": loss.extras["ring"]["theta"],
+            "diverged": int(max(np.max(np.asarray(noisy.diverged_at)), np.max(np.asarray(quiet.diverged_at)))),
+            "seconds": time.perf_counter() - t0}
 
 
 def _ring_measures(res):
+    """Per network: |Δcentroid| (networks, chains, records, k) with noise and (networks, records, k) without,
+    relative changes of the similarity matrix and of the responses (networks, chains, records), strengths."""
     from .ring import centroids
 
     c0, strength = (np.asarray(v) for v in centroids(res["Y0"], res["theta"]))
-    c = np.asarray(centroids(res["Y"], res["theta"])[0])
-    sq = np.angle(np.exp(1j * (c - c0))) ** 2                          # (2, chains, records, k)
-    S0 = res["Y0"].T @ res["Y0"]
-    S = np.einsum("gcrkp,gcrkq->gcrpq", res["Y"], res["Y"])
-    sim = np.linalg.norm(S - S0, axis=(-2, -1)) / np.linalg.norm(S0)   # (2, chains, records)
-    dY = np.linalg.norm(res["Y"] - res["Y0"], axis=(-2, -1)) / np.linalg.norm(res["Y0"])
-    return sq, sim, dY, strength
+    def moved(Y, c0):
+        return np.abs(np.angle(np.exp(1j * (np.asarray(centroids(Y, res["theta"])[0]) - c0))))
+    d = moved(res["Y"], c0[:, None, None])
+    dq = moved(res["Yq"], c0[:, None])
+    S0 = np.einsum("nkp,nkq->npq", res["Y0"], res["Y0"])
+    S = np.einsum("ncrkp,ncrkq->ncrpq", res["Y"], res["Y"])
+    norm = np.linalg.norm(S0, axis=(-2, -1))[:, None, None]
+    sim = np.linalg.norm(S - S0[:, None, None], axis=(-2, -1)) / norm
+    dY = np.linalg.norm(res["Y"] - res["Y0"][:, None, None], axis=(-2, -1)) / np.linalg.norm(res["Y0"], axis=(-2, -1))[:, None, None]
+    return d, dq, sim, dY, strength
 
 
 def check_ring(options):
@@ -232,40 +245,48 @@ def check_ring(options):
     if res["diverged"] >= 0:
         from flatland import failed
         return [failed("ring/centroid-diffusion", "ring drift", f"a chain diverged at step {res['diverged']}")]
-    sq, sim, dY, strength = _ring_measures(res)
+    d, dq, sim, dY, strength = _ring_measures(res)
     _ring_figure(options, res)
-    end = sq[:, :, -1].mean(-1)                                         # per chain, mean over cells
-    diff = end[0] - end[1]
-    m, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
-    half = sq[0, :, sq.shape[2] // 2 - 1].mean()
+    N, C = d.shape[:2]
+    # centroid displacement at the end: per network, mean over chains and cells minus the noiseless run's
+    end = d[:, :, -1].mean(axis=(1, 2)) - dq[:, -1].mean(-1)
+    per_chain = d[:, :, -1].mean(-1) - dq[:, None, -1].mean(-1)       # (networks, chains)
+    m = float(per_chain.mean())
+    se = float(per_chain.std(ddof=1) / np.sqrt(per_chain.size))
+    half = d[:, :, d.shape[2] // 2 - 1].mean()
     rows = [CheckResult(
         "ring/centroid-diffusion",
-        f"squared circular displacement of the field centroids after {RING_STEPS} steps, mean over cells, "
-        f"noisy minus noiseless continuation, mean ± s.e. over {RING_CHAINS} chains", 0.0, m, se,
+        f"|Δ centroid| (degrees) after {RING_STEPS} steps, mean over cells, noisy minus noiseless continuation, "
+        f"mean ± s.e. over {N}×{C} chains", 0.0, float(np.degrees(m)), float(np.degrees(se)),
         "> 3 s.e. (centroids move beyond the noiseless control)", bool(m > 3 * se),
-        details={"noisy": float(end[0].mean()), "noiseless": float(end[1].mean()),
-                 "median_displacement_deg": float(np.degrees(np.median(np.sqrt(sq[0, :, -1])))),
-                 "share_over_30_deg": float(np.mean(np.sqrt(sq[0, :, -1]) > np.radians(30))),
-                 "msd_at_half_time": float(half), "growth_end_over_half": float(end[0].mean() / half)})]
-    s_end, y_end = sim[0, :, -1], dY[0, :, -1]
+        details={"noiseless_deg": float(np.degrees(dq[:, -1].mean())), "per_network_deg": np.degrees(end).tolist(),
+                 "median_deg": float(np.degrees(np.median(d[:, :, -1]))),
+                 "share_over_30_deg": float(np.mean(d[:, :, -1] > np.radians(30))),
+                 "rms_end_over_rms_half_time": float(np.sqrt((d[:, :, -1] ** 2).mean() / (d[:, :, d.shape[2] // 2 - 1] ** 2).mean())),
+                 "mean_half_time_deg": float(np.degrees(half))})]
+    s_end = sim[:, :, -1].ravel()
     sm, sse = float(s_end.mean()), float(s_end.std(ddof=1) / np.sqrt(s_end.size))
+    y_end = float(dY[:, :, -1].mean())
     rows.append(CheckResult(
         "ring/similarity-stable",
         "‖YᵀY − Y₀ᵀY₀‖_F / ‖Y₀ᵀY₀‖_F at the end (population similarity over positions), mean ± s.e. over chains",
         0.0, sm, sse, f"≤ {SIMILARITY_TOL:g} (+3 s.e.) while the responses themselves change ≥ 3× as much",
-        bool(sm + 3 * sse <= SIMILARITY_TOL and y_end.mean() >= 3 * sm),
-        details={"response_change": float(y_end.mean()), "similarity_change_over_time": sim[0].mean(0).tolist()}))
-    per_cell = sq[0].mean(axis=(0, 1))                                  # mean over chains and records
-    rho = float(spearmanr(strength, per_cell).statistic)
-    k = strength.size
-    z, zse = np.arctanh(rho), 1.06 / np.sqrt(k - 3)                     # Fieller et al. (1957) s.e. of Spearman's z
+        bool(sm + 3 * sse <= SIMILARITY_TOL and y_end >= 3 * sm),
+        details={"response_change": y_end, "similarity_change_over_time": sim.mean(axis=(0, 1)).tolist()}))
+    # stronger cells drift less: per network, Spearman ρ over its k cells between strength and the median
+    # |Δ centroid| over chains and records (robust to the rare hops of a field); Fisher z pooled over networks
+    rhos = np.array([spearmanr(strength[i], np.median(d[i], axis=(0, 1))).statistic for i in range(N)])
+    k = strength.shape[1]
+    z = float(np.mean(np.arctanh(rhos)))
+    zse = 1.06 / np.sqrt(N * (k - 3))                                  # Fieller et al. (1957): var z ≈ 1.06/(k − 3)
     lo, hi = float(np.tanh(z - 1.96 * zse)), float(np.tanh(z + 1.96 * zse))
     rows.append(CheckResult(
         "ring/stronger-cells-drift-less",
-        f"Spearman ρ between a cell's strength (mean response) and its centroid MSD (mean over chains and "
-        f"time), over the {k} cells; 95% CI from Fisher's z with s.e. 1.06/√(k − 3)", -1.0, rho, float(zse),
-        "upper end of the 95% CI < 0", bool(hi < 0),
-        details={"ci95": [lo, hi], "strength_range": [float(strength.min()), float(strength.max())],
+        f"Spearman ρ between a cell's strength (mean response) and its median |Δ centroid| over chains and time, "
+        f"per network of {k} cells, pooled over {N} networks as the mean Fisher z (s.e. 1.06/√(N(k − 3)))",
+        -1.0, float(np.tanh(z)), float(zse), "upper end of the 95% CI < 0", bool(hi < 0),
+        details={"ci95": [lo, hi], "per_network_rho": rhos.tolist(),
+                 "strength_range": [float(strength.min()), float(strength.max())],
                  "seconds": round(res["seconds"], 1)}))
     return rows
 
@@ -281,9 +302,9 @@ def _draw_ring(res, path):
 
     from .ring import centroids
 
-    order = np.argsort(np.asarray(centroids(res["Y0"], res["theta"])[0]))
+    order = np.argsort(np.asarray(centroids(res["Y0"][0], res["theta"])[0]))
     R = res["Y"].shape[2]
-    frames = [("start", res["Y0"])] + [(f"step {RING_EVERY * (r + 1)}", res["Y"][0, 0, r])
+    frames = [("start", res["Y0"][0])] + [(f"step {RING_EVERY * (r + 1)}", res["Y"][0, 0, r])
                                        for r in (R // 3 - 1, 2 * R // 3 - 1, R - 1)]
     fig, axes = plt.subplots(1, len(frames), figsize=(3.0 * len(frames), 3.4), sharey=True)
     vmax = max(float(f.max()) for _, f in frames)
@@ -296,7 +317,8 @@ def _draw_ring(res, path):
         ax.set_xticks([0, 90, 180, 270, 360])
     axes[0].set_ylabel("cell (sorted by its starting centroid)")
     fig.colorbar(im, ax=axes, shrink=0.8, label="response y")
-    fig.suptitle(f"Ring place fields under synaptic noise (chain 0, σ = {RING_SIGMA:g} per step)", fontsize=10)
+    fig.suptitle(f"Ring place fields under synaptic noise (network 0, chain 0, σ = {RING_SIGMA:g} per step)",
+                 fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -12,8 +12,8 @@ tuning curves evenly spaced on a ring, at ``positions`` evenly spaced positions;
 averages ℓ over them. Such networks tile the ring with localised fields (place fields); under synaptic
 noise the fields' centroids random-walk while the similarity matrix of the population stays put.
 
-y is found by ``ITERATIONS`` steps of projected gradient descent with step 1/‖S‖_F (which converges for
-positive definite S) from y = 0, and held fixed when differentiating (the envelope theorem).
+y is found by ``SWEEPS`` sweeps of coordinate descent from y = 0 (:func:`outputs`), and held fixed
+when differentiating (the envelope theorem).
 """
 from __future__ import annotations
 
@@ -23,35 +23,53 @@ import numpy as np
 
 from flatland import Loss, Metric, UserError
 
-ITERATIONS = 60
+SWEEPS = 40
 
 
-def ring_inputs(n: int, positions: int, kappa: float) -> np.ndarray:
-    """(n, positions): von Mises tuning curves with centres evenly spaced on the ring, peak 1."""
+def ring_inputs(n: int, positions: int, kappa: float, spread: float = 0.0, seed: int = 0) -> np.ndarray:
+    """(n, positions): von Mises tuning curves on the ring, centres evenly spaced and peak 1 when
+    ``spread`` = 0; otherwise each centre is moved by spread·U(−½, ½) spacings and each peak is
+    1 + spread·U(−1, 1) (drawn with ``seed``), so cells of the output layer get unequal input."""
     theta = 2 * np.pi * np.arange(positions) / positions
-    centres = 2 * np.pi * np.arange(n) / n
-    return np.exp(kappa * (np.cos(theta[None, :] - centres[:, None]) - 1.0))
+    rng = np.random.default_rng(seed)
+    centres = 2 * np.pi * (np.arange(n) + spread * rng.uniform(-0.5, 0.5, n)) / n
+    peaks = 1.0 + spread * rng.uniform(-1.0, 1.0, n)
+    return peaks[:, None] * np.exp(kappa * (np.cos(theta[None, :] - centres[:, None]) - 1.0))
 
 
-def outputs(W, M, X, beta, iterations: int = ITERATIONS):
-    """y for every column of X (k × P), the non-negative minimiser of the module doc (held constant)."""
+def outputs(W, M, X, beta, sweeps: int = SWEEPS):
+    """y for every column of X (k × P), the non-negative minimiser of the module doc (held constant).
+
+    Coordinate descent: each sweep sets every y_i in turn to its exact minimiser given the others,
+    y_i = max(0, (u_i − Σ_{j≠i} S_ij y_j) / S_ii) — the sequential form of the network's own
+    recurrent dynamics; it converges for positive definite S.
+    """
     S = 0.5 * (M + M.T)
     U = W @ X - beta
-    step = 1.0 / jnp.sqrt(jnp.sum(S * S))
-    Y = jax.lax.fori_loop(0, iterations, lambda i, Y: jnp.maximum(0.0, Y - step * (S @ Y - U)),
-                          jnp.zeros_like(U))
+    k = S.shape[0]
+    d = jnp.diag(S)
+
+    def coordinate(i, Y):
+        r = U[i] - S[i] @ Y + d[i] * Y[i]
+        return Y.at[i].set(jnp.maximum(0.0, r / d[i]))
+
+    Y = jax.lax.fori_loop(0, sweeps * k, lambda t, Y: coordinate(t % k, Y), jnp.zeros_like(U))
     return jax.lax.stop_gradient(Y)
 
 
-def nsm_ring_task(n: int = 32, k: int = 16, positions: int = 64, kappa: float = 4.0, beta: float = 0.1,
-                  seed: int = 0) -> Loss:
-    """The ring task: params {W (k × n), M (k × k)}; starts from small random W and M = I."""
+def nsm_ring_task(n: int = 32, k: int = 16, positions: int = 32, kappa: float = 16.0, beta: float = 0.0,
+                  spread: float = 0.0, seed: int = 0) -> Loss:
+    """The ring task: params {W (k × n), M (k × k)}; starts from small random W and M = I.
+
+    ``seed`` draws the input layout when ``spread`` > 0; the initial W comes from the run's key.
+    """
     n, k, positions = int(n), int(k), int(positions)
     if not (1 <= k and 2 <= n and 4 <= positions):
         raise UserError(f"nsm-ring: need k ≥ 1, n ≥ 2, positions ≥ 4; got k={k}, n={n}, positions={positions}")
-    if not (kappa > 0 and beta >= 0):
-        raise UserError(f"nsm-ring: need kappa > 0 and beta ≥ 0; got kappa={kappa}, beta={beta}")
-    X = jnp.asarray(ring_inputs(n, positions, kappa))
+    if not (kappa > 0 and beta >= 0 and 0 <= spread < 1):
+        raise UserError(f"nsm-ring: need kappa > 0, beta ≥ 0 and 0 ≤ spread < 1; got kappa={kappa}, beta={beta}, "
+                        f"spread={spread}")
+    X = jnp.asarray(ring_inputs(n, positions, kappa, spread, seed))
     theta = 2 * np.pi * np.arange(positions) / positions
 
     def objective(p, Xb):
@@ -62,7 +80,8 @@ def nsm_ring_task(n: int = 32, k: int = 16, positions: int = 64, kappa: float = 
         return 0.5 * jnp.sum(W * W) - 0.25 * jnp.sum(M * M) + inner
 
     def init(key):
-        W = jax.random.uniform(jax.random.fold_in(jax.random.key(seed), 0), (k, n), X.dtype) / np.sqrt(n)
+        """Small random feedforward weights drawn with the run's key (each network its own), M = I."""
+        W = jax.random.uniform(key, (k, n), X.dtype) / np.sqrt(n)
         return {"W": W, "M": jnp.eye(k, dtype=X.dtype)}
 
     def draw(key):
