@@ -90,9 +90,10 @@ def test_network_task_with_array_metric(tmp_path):
 def test_every_registered_metric_is_accepted_by_run():
     """`flatland list metrics` is exactly what `run` accepts: each builds on a task that provides it."""
     reg = flatland.assemble().registry
-    by_task = {"fig5a": [], "corridor": [], "digits-mlp": [], "psp": []}
+    by_task = {"fig5a": [], "corridor": [], "digits-mlp": [], "psp": [], "nsm-ring": []}
     extras = {"fig5a": set(), "corridor": {"relu", "place", "responses"},
-              "digits-mlp": {"apply", "x_stim", "y_stim", "responses"}, "psp": {"psp", "online"}}
+              "digits-mlp": {"apply", "x_stim", "y_stim", "responses"}, "psp": {"psp", "online"},
+              "nsm-ring": {"ring", "online"}}
     for e in reg.entries("metrics"):
         req = set(reg.create("metrics", e.name).requires)
         task = next(t for t, ex in extras.items() if req <= ex)

@@ -8,7 +8,7 @@ derived from the update rule. Uses only flatland's public API.
 from flatland import hookimpl
 
 from .psp import OnlineSamples, SynapticNoise, gda, psp_task, rotation_metric
-from .ring import centroid_metric, nsm_ring_task
+from .ring import centroid_metric, nsm_ring_task, similarity_metric
 
 
 @hookimpl
@@ -35,6 +35,7 @@ def flatland_learners(register):
 def flatland_metrics(register):
     register("psp-rotation", rotation_metric, "psp: orthogonal factor Q of the learned map's top-k block (k × k)")
     register("ring-centroids", centroid_metric, "nsm-ring: circular centroid of each cell's field (radians)")
+    register("ring-similarity", similarity_metric, "nsm-ring: the population similarity matrix YᵀY over positions")
 
 
 @hookimpl

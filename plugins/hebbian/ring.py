@@ -112,3 +112,12 @@ def centroid_metric(every: int = 100) -> Metric:
         return centroids(ring["responses"](params), ring["theta"])[0]
 
     return Metric("ring-centroids", fn, every, requires=("ring",))
+
+
+def similarity_metric(every: int = 100) -> Metric:
+    """YᵀY (positions × positions): how similar the population's responses at two positions are."""
+    def fn(params, loss):
+        Y = loss.extras["ring"]["responses"](params)
+        return Y.T @ Y
+
+    return Metric("ring-similarity", fn, every, requires=("ring",))
