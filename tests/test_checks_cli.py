@@ -189,5 +189,13 @@ def test_list_shows_each_check_s_suite_and_only_points_to_the_right_suite(capsys
     assert main(["list", "checks", "--json"]) == 0
     rows = {r["name"]: r for r in _json.loads(capsys.readouterr().out)}
     assert rows["relu-zero-eigenvalues"]["suite"] == "relu" and rows["drift-constants"]["suite"] == "valleys"
-    assert main(["check", "--only", "relu-zero-eigenvalues"]) == 2
+    assert main(["check", "--only", "relu-zero-eigenvalues,drift-constants"]) == 2   # two suites: say where each is
     assert "is in suite 'relu' (use --suite relu)" in capsys.readouterr().err
+
+
+def test_only_without_suite_runs_the_check_from_its_own_suite(capsys, tmp_path):
+    import json as _json
+
+    assert main(["check", "--only", "geometry-known-answers", "--out", str(tmp_path / "o"), "--json"]) == 0
+    got = _json.loads(capsys.readouterr().out)
+    assert got["suite"] == "geometry" and {r["name"].split("/")[0] for r in got["results"]} == {"known-answers"}

@@ -32,8 +32,10 @@ def add_parser(sub):
     p = sub.add_parser("check", help="check predicted drift against simulation (built-in suite or your valley)",
                        description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="valleys", help="which registered suite to run (default: valleys)")
-    p.add_argument("--only", metavar="NAMES", help="run only these checks of the suite (comma separated)")
+    p.add_argument("--suite", help="which registered suite to run (default: valleys, or the suite of the checks "
+                   "named by --only)")
+    p.add_argument("--only", metavar="NAMES", help="run only these checks (comma separated; without --suite, "
+                   "from whichever suite holds them)")
     p.add_argument("--out", metavar="DIR", help="results folder (default ./flatland-results/<timestamp>/)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -121,6 +123,15 @@ def format_table(rows) -> str:
     return "\n".join(out)
 
 
+def _suite_of(only, registry):
+    """The one suite holding every check named in ``only`` (None if there is no such single suite)."""
+    if not only:
+        return None
+    wanted = {w.strip() for w in only.split(",") if w.strip()}
+    suites = {e.factory().suite for e in registry.entries("checks") if e.name in wanted}
+    return suites.pop() if len(suites) == 1 else None
+
+
 def run_suite(args) -> int:
     from ..assembly import assemble
     from ..contracts import Check, CheckContext
@@ -128,6 +139,8 @@ def run_suite(args) -> int:
     from ..results import ResultsFolder
 
     asm = assemble()
+    if args.suite is None:
+        args.suite = _suite_of(args.only, asm.registry) or "valleys"
     checks = []
     for entry in asm.registry.entries("checks"):
         check = entry.factory()
