@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 TOKENS = ["x", "y", "1", "2.5", "0", "-", "+", "*", "/", "**", "(", ")", ",", "exp(", "log(", "sqrt(", "sin(",
           "tanh(", "Abs(", "Max(", "relu(", "1e99999999", "1e-400", "99**99", "**99", "**-9", "(-1)**(1/3)",
           "sqrt(-1)", "__import__('os')", "().__class__", "lambda: 1", "x.y", "[", "]", "'", "\\", "\x00", "é",
-          "\u0661", "1_0", "inf", "nan", "j", "1j", "Max(x,y,x,y,x,y,x,y,x,y,x,y,x,y,x,y,x)", "exp(1e300)", " "]
+          "\u0661", "1_0", "inf", "nan", "j", "1j", "Max(x,y,x,y,x,y,x,y,x,y,x,y,x,y,x,y,x)", "exp(1e300)", " ",
+          "1e300", "*1e300", "exp(x*1e300)", "exp(x/1e300)"]
 
 EXPR = st.one_of(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=20).map("".join),
                  st.text(max_size=40))

@@ -72,6 +72,7 @@ def test_human_output(capsys):
     (["--loss", "exp(x)", "--at", "x=1", "--noise", "update"], "does the loss reach 0 near it?"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "1e308"], "at most 1e+100"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1e308"], "at most 1e+100"),
+    (["--loss", "x**2*exp(x*1e300)*y**2", "--at", "x=1,y=0", "--noise", "update"], "beyond double precision"),
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert main(["theory", *argv]) == 2
@@ -100,3 +101,20 @@ def test_symbolic_work_has_a_time_budget_that_ends_in_one_line():
     r = subprocess.run([sys.executable, "-m", "flatland", "theory", "--loss", "(x*y)**2", "--at", "x=1,y=0",
                         "--noise", "update", "--sigma", "0.01"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "FLATLAND_SYMBOLIC_SECONDS must be a number" in r.stderr
+
+
+def test_huge_exponents_are_not_factored_into_huge_polynomials():
+    """exp(x*1e300) used to run out the 60 s budget: factoring wrote it as a polynomial of degree 10³⁰⁰."""
+    import time
+
+    import sympy as sp
+
+    from flatland.theory import parse_expr
+    from flatland.theory._problem import residuals_from_loss
+
+    for text in ("exp(x*1e300)", "exp(x*1e300)*y**2 + x**2", "exp(x/1e300)*y**2"):
+        t0 = time.process_time()
+        residuals_from_loss(parse_expr(text))
+        assert time.process_time() - t0 < 2.0, text
+    kappa, res = residuals_from_loss(sp.expand((sp.Symbol("x") * sp.Symbol("y") - 1) ** 2))   # factoring still used
+    assert len(res) == 1

@@ -97,8 +97,12 @@ def lambdify_flat(symbols, exprs, shape, backend: str, extra=()):
             return jnp.stack([jnp.asarray(v, dtype=jnp.result_type(float)) for v in out]).reshape(shape)
     elif backend == "numpy":
         def f(theta, *args):
-            out = fn(np.asarray(theta, float), *args)
-            return np.array([np.asarray(v, float) for v in out], dtype=float).reshape(shape)
+            try:  # inf/nan are the caller's to judge (one line), not NumPy warnings on stderr
+                with np.errstate(all="ignore"):
+                    out = fn(np.asarray(theta, float), *args)
+                    return np.array([np.asarray(v, float) for v in out], dtype=float).reshape(shape)
+            except OverflowError:  # an exact coefficient of a derivative beyond double precision (e.g. 1e300²)
+                raise _overflow() from None
     else:
         import autograd.numpy as anp
 
@@ -106,6 +110,13 @@ def lambdify_flat(symbols, exprs, shape, backend: str, extra=()):
             out = fn([theta[i] for i in range(len(symbols))], *args)
             return anp.reshape(anp.array(out), shape) if shape else out[0]
     return f
+
+
+def _overflow():
+    from flatland.errors import UserError
+
+    return UserError("a number in the loss or its derivatives is beyond double precision (|x| > 1.8e308); "
+                     "rescale the expression")
 
 
 def _flat(what, problem: Problem):

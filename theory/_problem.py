@@ -53,6 +53,20 @@ def _squares(expr: sp.Expr):
     return kappa, tuple(residuals)
 
 
+#: factoring writes exp(c·x) as exp(x/q)**p for c = p/q and x**(p/q) as a degree-p polynomial in x**(1/q),
+#: so a huge p or q (``exp(x*1e300)``) would build a dense polynomial of that degree: beyond this bound the
+#: factored and expanded forms are not tried (the expression as written still is)
+MAX_FACTOR_DEGREE = 1000
+
+
+def _small_degrees(expr: sp.Expr) -> bool:
+    """Whether every rational exponent and exp-argument coefficient of ``expr`` is within MAX_FACTOR_DEGREE."""
+    numbers = [p.exp for p in expr.atoms(sp.Pow) if p.exp.is_Rational]
+    for e in expr.atoms(sp.exp):
+        numbers += [c for c in sp.Add.make_args(e.args[0]) for c in [c.as_coeff_Mul()[0]] if c.is_Rational]
+    return all(max(abs(n.p), n.q) <= MAX_FACTOR_DEGREE for n in numbers)
+
+
 def residuals_from_loss(expr: sp.Expr):
     """Read ``expr`` as κ Σ r_i²: returns (κ, residuals) or None.
 
@@ -60,7 +74,8 @@ def residuals_from_loss(expr: sp.Expr):
     numeric factor of the first square term, other terms' factors go into
     their residuals as square roots.
     """
-    for form in (lambda e: e, sp.factor, sp.expand):
+    forms = (lambda e: e, sp.factor, sp.expand) if _small_degrees(expr) else (lambda e: e,)
+    for form in forms:
         try:
             found = _squares(form(expr))
         except (sp.PolynomialError, TypeError, ValueError):
