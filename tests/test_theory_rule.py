@@ -139,3 +139,24 @@ def test_sed_covariance_matches_monte_carlo():
     C = sed_covariance(CovarianceContext(H=H, eye=np.eye(3), eta=mu * s * s, kappa=0.5,
                                          hyper={"lr": mu, "sigma": s}))
     np.testing.assert_allclose(C_mc, C, atol=0.02 * np.max(np.abs(C)))
+
+
+def test_covariance_context_dH_is_the_same_third_derivative_in_every_backend():
+    """A plugin's covariance may read ctx.dH: SymPy and NumPy gave different normal parts (∂(2κJᵀJ) vs ∂∇²L)."""
+    import numpy as np
+    import sympy as sp
+
+    from flatland.theory import Problem
+    from flatland.theory import _symbolic as S
+    from flatland.theory._closed import _third_on_gamma
+    from flatland.theory._compile import curvature_function
+
+    for res, pt in ((["x*y - 1", "x**2*z - 2"], [2.0, 0.5, 0.5]), (["x**2 + y**2 - 1"], [0.6, 0.8, 0.3])):
+        pr = Problem.from_residuals(res, kappa=0.5, variables="x,y,z")
+        sym = _third_on_gamma(pr, S.curvature_matrix(pr), sp.Rational(1, 2))
+        subs = dict(zip(pr.symbols, pt))
+        sym_num = np.array([np.array(M.subs(subs).tolist(), float) for M in sym])
+        num = np.asarray(curvature_function(pr, "numpy")(np.array(pt))[1])
+        np.testing.assert_allclose(sym_num, num, atol=1e-12)
+        plain = np.array([np.array(S.curvature_matrix(pr).diff(s).subs(subs).tolist(), float) for s in pr.symbols])
+        assert np.abs(plain - num).max() > 0.1      # the residual-curvature term matters on these curved Γ

@@ -69,7 +69,12 @@ def hyper_values(order, hyper) -> list:
 
 
 def symbolic_context(problem: Problem, law: StepLaw, part: str) -> CovarianceContext:
-    """The context with SymPy entries: H on Γ, its derivatives, θ and the hyperparameters as symbols."""
+    """The context with SymPy entries: H on Γ, its derivatives, θ and the hyperparameters as symbols.
+
+    ``dH[k]`` is the full third derivative ∂_k∇²L on Γ, the same as the NumPy/JAX contexts give
+    (``_rule.gauss_newton_derivs``): with residuals, ∂_k(2κJᵀJ) plus the residual-curvature term
+    2κ Σ_r J_rk ∂_i∂_j r_r, which ∂_k(2κJᵀJ) lacks.
+    """
     H = S.curvature_matrix(problem)
     syms = {key: sym for p, key, sym in hyper_symbols(law) if p == part}
     lsyms = {key: sym for p, key, sym in hyper_symbols(law) if p == "learner"}
@@ -77,7 +82,19 @@ def symbolic_context(problem: Problem, law: StepLaw, part: str) -> CovarianceCon
     return CovarianceContext(
         H=H, eye=sp.eye(problem.dim), eta=law.learner.lr(lsyms), kappa=kappa, hyper=syms,
         J=S.jacobian(problem) if problem.has_residuals else None, theta=sp.Matrix(problem.symbols),
-        dH=[H.diff(s) for s in problem.symbols], backend="sympy")
+        dH=_third_on_gamma(problem, H, kappa), backend="sympy")
+
+
+def _third_on_gamma(problem: Problem, H, kappa) -> list:
+    """∂_k∇²L on Γ as d SymPy matrices (module doc of ``symbolic_context``)."""
+    dH = [H.diff(s) for s in problem.symbols]
+    if not problem.has_residuals:
+        return dH
+    J, dJ = S.jacobian(problem), S.jacobian_derivs(problem)
+    n = problem.dim
+    # (∂_i J)_rj = ∂_i∂_j r_r, so the residual-curvature term's (i, j) entry for coordinate k is Σ_r J_rk (∂_i J)_rj
+    return [dH[k] + 2 * kappa * sp.Matrix(n, n, lambda i, j: sum(J[r, k] * dJ[i][r, j] for r in range(J.shape[0])))
+            for k in range(n)]
 
 
 @dataclasses.dataclass(frozen=True)
