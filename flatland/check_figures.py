@@ -80,26 +80,36 @@ def landscape(path, loss, measured) -> None:
 
 
 def bars(path, rows) -> None:
-    """Measured vs predicted per verdict row, normalised, with 95% error bars."""
+    """Every verdict row: measured/predicted ± 1.96 s.e. where the row has a ratio, else its rule and verdict.
+
+    Rows judged against a threshold (a zero prediction, a slope, a correlation's sign) have no ratio to
+    draw on a common axis; they are written out with their pass rule instead of being drawn as if the
+    threshold were a prediction.
+    """
     plt = _plt()
-    names, pred, meas, err, ok = [], [], [], [], []
-    for r in rows:
-        p, m, se = r.predicted, r.measured, r.stderr
-        if not all(np.isfinite(v) for v in (p, m, se)):
-            continue
-        scale = abs(p) if p != 0 else max(abs(m), 1e-300)
-        names.append(r.name), pred.append(p / scale), meas.append(m / scale), err.append(1.96 * se / scale)
-        ok.append(r.passed)
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * max(len(names), 3) + 1.2), dpi=110)
-    y = np.arange(len(names))
-    ax.barh(y + 0.2, pred, height=0.38, color="0.75", label="predicted (finite-η)")
-    ax.barh(y - 0.2, meas, height=0.38, xerr=err, color=["tab:green" if o else "tab:red" for o in ok],
-            error_kw={"elinewidth": 1, "capsize": 2}, label="measured ± 1.96 s.e.")
-    ax.set_yticks(y, names, fontsize=7)
-    ax.axvline(0, color="k", lw=0.6)
-    ax.invert_yaxis()
-    ax.set_xlabel("value / |prediction|")
-    ax.legend(fontsize=7, loc="best")
+    fig, ax = plt.subplots(figsize=(8.5, 0.34 * max(len(rows), 3) + 1.4), dpi=110)
+    y = np.arange(len(rows))
+    colour = lambda r: "tab:green" if r.passed else "tab:red"  # noqa: E731
+    drawn = []
+    for i, r in enumerate(rows):
+        ratio, se = r.ratio, r.ratio_stderr
+        if ratio is not None and se is not None and np.isfinite(ratio) and np.isfinite(se):
+            ax.errorbar(ratio, i, xerr=1.96 * se, fmt="o", ms=4, color=colour(r), capsize=2, elinewidth=1)
+            drawn.append(ratio)
+    lo, hi = (min(drawn + [1.0]), max(drawn + [1.0])) if drawn else (0.5, 1.5)
+    pad = max(0.05, 0.15 * (hi - lo))
+    ax.set_xlim(lo - pad, hi + pad)
+    for i, r in enumerate(rows):
+        if r.ratio is None or not np.isfinite(r.ratio):
+            rule = r.tolerance if len(r.tolerance) <= 70 else r.tolerance[:67] + "…"
+            ax.text(lo - pad * 0.95, i, f"{'PASS' if r.passed else 'FAIL'} — no ratio; rule: {rule}", va="center",
+                    fontsize=6.5, color=colour(r))
+    ax.axvline(1.0, color="k", lw=0.8, label="measured = predicted")
+    ax.set_yticks(y, [r.name for r in rows], fontsize=7)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel("measured / predicted  (dots: ± 1.96 s.e.; green PASS, red FAIL by the row's rule)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Verdict rows of this run (tolerances in table.txt)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

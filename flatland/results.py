@@ -105,6 +105,7 @@ class ResultsFolder:
             raise UserError(f"cannot create the results folder {self.path}: {exc.strerror or exc}") from None
         self.figures: list[str] = []
         self.figure_errors: list[str] = []
+        self.captions: dict[str, str] = {}
 
     def write_json(self, name: str, obj) -> Path:
         p = self.path / name
@@ -124,12 +125,17 @@ class ResultsFolder:
         self.write_json("results.json", {"results": [r.to_json() for r in rows], **(extra or {}),
                                          "figures": self.figures, "figure_errors": self.figure_errors})
         self.write_text("table.txt", table + "\n")
+        if self.figures:
+            lines = ["# Figures", "", "What each PNG of this folder shows (written by the check that drew it).", ""]
+            lines += [f"* `{Path(f).name}` — {self.captions.get(f, 'no caption given')}" for f in self.figures]
+            (self.path / "figures" / "README.md").write_text("\n".join(lines) + "\n")
 
-    def figure(self, name: str, draw) -> None:
+    def figure(self, name: str, draw, caption: str = "") -> None:
         """Draw one PNG ``figures/NAME.png`` with ``draw(path)``; a plotting failure is recorded, never fatal.
 
         For checks' own figures (plugins included): matplotlib is set to its file-only Agg backend
         first, and figures are drawn one at a time, so ``draw`` may use ``matplotlib.pyplot``.
+        ``caption`` (what is drawn, what the lines and bands mean) goes into ``figures/README.md``.
         """
         from .check_figures import _plt
 
@@ -138,21 +144,31 @@ class ResultsFolder:
             with _PLOT_LOCK:
                 _plt()
                 draw(path)
-            self.figures.append(str(path.relative_to(self.path)))
+            rel = str(path.relative_to(self.path))
+            self.figures.append(rel)
+            if caption:
+                self.captions[rel] = caption
         except Exception as exc:
             self.figure_errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
-    def _figure(self, name: str, draw, *args) -> None:
+    def _figure(self, name: str, draw, caption: str, *args) -> None:
         """One of the engine's figures (a function of :mod:`flatland.check_figures`) through :meth:`figure`."""
         from . import check_figures as figures
 
-        self.figure(name, lambda path: getattr(figures, draw)(path, *args))
+        self.figure(name, lambda path: getattr(figures, draw)(path, *args), caption)
 
     def landscape(self, tag: str, loss, measured) -> None:
-        self._figure(f"landscape-{tag}", "landscape", loss, measured)
+        self._figure(f"landscape-{tag}", "landscape",
+                     f"{tag}: log10 of the loss over the first two coordinates (other coordinates at the start "
+                     "point), the sampled chains' trajectories (white, last position orange), the start on Γ (red +) "
+                     "and the predicted finite-η drift along Γ (red arrows: direction exact, length ∝ |v| clipped "
+                     "to 0.3–2× the median).", loss, measured)
 
     def bars(self, rows: list, name: str = "measured-vs-predicted") -> None:
-        self._figure(name, "bars", rows)
+        self._figure(name, "bars",
+                     "every verdict row of the run: measured/predicted with 1.96 s.e. where the row has a ratio "
+                     "(the vertical line is agreement), otherwise the row's threshold rule and its verdict written "
+                     "out; green passed, red failed.", rows)
 
 
 def _safe(name: str) -> str:

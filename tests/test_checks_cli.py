@@ -115,6 +115,8 @@ def test_suite_subset_writes_results(capsys, tmp_path):
     # the check has power: while converging, finite-η GD and momentum do move the projected point
     assert all(r["details"]["control_over_tol"] > 10 for r in res["results"])
     assert (tmp_path / "figures" / "measured-vs-predicted.png").is_file()
+    captions = (tmp_path / "figures" / "README.md").read_text()
+    assert "`measured-vs-predicted.png` — every verdict row" in captions
     assert json.loads((tmp_path / "settings.json").read_text())["checks"] == ["gd-zero-drift"]
 
 

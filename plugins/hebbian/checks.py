@@ -129,8 +129,12 @@ def _figures(options, res):
     if out is None or not hasattr(out, "figure"):
         return
     pts = res["points"]
-    out.figure("hebbian-angle-msd", functools.partial(_draw_msd, pts))
-    out.figure("hebbian-diffusion-measured-vs-predicted", functools.partial(_draw_measured, pts))
+    out.figure("hebbian-angle-msd", functools.partial(_draw_msd, pts),
+               "PSP: mean-square accumulated rotation angle ‖a(t)‖² over the chains against steps, one colour per "
+               "sweep point (log–log); dashed lines: the derived D·t.")
+    out.figure("hebbian-diffusion-measured-vs-predicted", functools.partial(_draw_measured, pts),
+               "PSP: measured D̂ (± 3 s.e.) against the derived D for every sweep point; black line: equality; "
+               f"grey band: the ±{TOL:.0%} tolerance.")
 
 
 def _draw_msd(pts, path):
@@ -294,7 +298,9 @@ def check_ring(options):
 def _ring_figure(options, res):
     out = options.out
     if out is not None and hasattr(out, "figure"):
-        out.figure("hebbian-ring-fields", functools.partial(_draw_ring, res))
+        out.figure("hebbian-ring-fields", functools.partial(_draw_ring, res),
+                   "ring: responses of network 0's cells (rows, sorted by their starting centroid) over positions on "
+                   "the ring, at the start and three later times of one noisy chain; colour: response y.")
 
 
 def _draw_ring(res, path):
