@@ -37,28 +37,52 @@ def _load_snapshots(out: Path):
     return snaps
 
 
+LABELS = {"loss_norm": "loss / loss at step 0", "active_units": "fraction of units\nactive anywhere",
+          "active_fraction": "active fraction\n(of positions × units)", "si": "mean SI\n(bits, place cells)",
+          "si_corrected": "SI − shuffle SI\n(bits)", "hess_trace": "tr H"}
+
+
+def _running(y: np.ndarray, w: int):
+    """Running median and 10–90% quantiles of y over windows of w points (edges: shorter windows)."""
+    y = np.asarray(y, float)
+    if y.size < 3 or w < 3:
+        return y, y, y
+    h = w // 2
+    pad = np.pad(y, h, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(win, 1), np.nanquantile(win, 0.1, 1), np.nanquantile(win, 0.9, 1)
+
+
 def curves(out: Path, plt):
     from flatland import read_csv
     m = read_csv(out / "metrics.csv")
     if not m or m["step"].size == 0:
         return None
     panels = [k for k in ("loss_norm", "active_units", "active_fraction", "si", "si_corrected", "hess_trace") if k in m]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 1.7 * len(panels)), sharex=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 1.8 * len(panels) + 0.4), sharex=True)
     axes = np.atleast_1d(axes)
     seeds = np.unique(m["seed"])
     steps = np.unique(m["step"])
+    w = max(3, steps.size // 40)          # the loss is noisy from step to step: show a running median and band
     for ax, k in zip(axes, panels):
         with warnings.catch_warnings():          # a step where every seed is NaN (after divergence): NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.array([np.nanmean(m[k][m["step"] == s]) for s in steps])
         for s in seeds:
             sel = m["seed"] == s
-            ax.plot(m["step"][sel], m[k][sel], lw=0.5, alpha=0.3)
-        ax.plot(steps, mean, color="k", lw=1.2)
+            ax.plot(m["step"][sel], _running(m[k][sel], w)[0], lw=0.7, alpha=0.6,
+                    label=f"seed {int(s)}" if len(seeds) <= 8 else None)
+        med, lo, hi = _running(mean, w)
+        ax.fill_between(steps, lo, hi, color="0.6", alpha=0.35, lw=0, label="seed mean: 10–90% over the window")
+        ax.plot(steps, med, color="k", lw=1.3, label="seed mean: running median")
         if k in ("loss_norm", "hess_trace"):
             ax.set_yscale("log")
-        ax.set_ylabel(k.replace("_", " "), fontsize=8)
+        ax.set_ylabel(LABELS.get(k, k.replace("_", " ")), fontsize=8)
+    axes[0].legend(fontsize=6, ncol=2, loc="best")
     axes[-1].set_xlabel("training step")
+    fig.suptitle(f"training curves, {len(seeds)} seed(s); running medians over {w} logged points", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -78,16 +102,22 @@ def ratemaps(snaps, plt):
             ax = axes[i, j]
             mp = snaps[b]["rate_maps"][0][order]
             mx = mp.max(1, keepdims=True)
-            ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto", interpolation="nearest",
-                      cmap="viridis")
-            ax.set_xticks([])
+            im = ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto",
+                           interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
+            nb = mp.shape[1]
+            ax.set_xticks([0, nb // 2, nb - 1] if i == len(pick) - 1 else [])
+            if i == len(pick) - 1:
+                ax.set_xticklabels(["0", "end|start", "0"], fontsize=5)
             ax.set_yticks([0, max(len(order) - 1, 0)] if j == 0 else [])
             if i == 0:
                 ax.set_title(f"step {int(snaps[b]['step']):,}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(f"sorted @{int(snaps[a]['step']):,}", fontsize=6)
-    fig.suptitle("rate maps (seed 0), place cells; x: signed position (both directions)", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("rate maps (seed 0), place cells; x: position bins, first running one way, then back\n"
+                 "row block i: cells sorted by their peak at the step on its label; column j: maps at step j",
+                 fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    fig.colorbar(im, ax=axes, shrink=0.6, label="rate / cell's max at that step")
     return fig
 
 
@@ -119,22 +149,28 @@ def spectra(snaps, out: Path, plt):
     h = read_csv(out / "hessian.csv") if (out / "hessian.csv").exists() else {}
     fig, ax = plt.subplots(figsize=(6, 3))
     cmap = plt.get_cmap("viridis")
+    zeros = {}
+    if h:
+        for s in hs:
+            sel = (h["step"] == int(s["step"])) & (h["seed"] == 0)
+            if sel.any():
+                zeros[int(s["step"])] = int(h["n_zero"][sel][0])
+    same = len(set(zeros.values())) == 1 and len(zeros) == len(hs)
     for i, s in enumerate(hs):
         e = s["eigenvalues_0"]
         e = e[e > 0]
         step = int(s["step"])
-        nz = ""
-        if h:
-            sel = (h["step"] == step) & (h["seed"] == 0)
-            if sel.any():
-                nz = f", {int(h['n_zero'][sel][0])} zero"
+        nz = f", {zeros[step]:,} zero" if step in zeros and not same else ""
         if e.size:
             ax.hist(np.log10(e), bins=60, histtype="step", color=cmap(i / max(len(hs) - 1, 1)),
                     label=f"step {step:,}{nz}")
     ax.set_xlabel("log10 eigenvalue (nonzero part of the spectrum)")
     ax.set_ylabel("count")
     ax.legend(fontsize=6)
-    ax.set_title("Hessian spectra (seed 0)", fontsize=9)
+    title = "Hessian spectra (seed 0)"
+    if same:   # e.g. the Gauss–Newton matrix's rank bound: the same at every step, so said once
+        title += f"; {next(iter(zeros.values())):,} zero eigenvalues at every snapshot (not drawn)"
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
 
