@@ -46,8 +46,10 @@ def landscape(path, loss, measured) -> None:
     cs = ax.contourf(gx, gy, np.log10(np.maximum(L, 0) + 1e-10), levels=30, cmap="viridis")
     fig.colorbar(cs, ax=ax, label="log10 L")
     for c in range(samples.shape[0]):
-        ax.plot(samples[c, :, 0], samples[c, :, 1], lw=0.7, alpha=0.8, color="white")
-        ax.plot(samples[c, -1, 0], samples[c, -1, 1], "o", ms=2.5, color="orange")
+        ax.plot(samples[c, :, 0], samples[c, :, 1], lw=0.7, alpha=0.8, color="white",
+                label=f"{samples.shape[0]} sampled chains' paths" if c == 0 else None)
+        ax.plot(samples[c, -1, 0], samples[c, -1, 1], "o", ms=2.5, color="orange",
+                label="their last recorded positions" if c == 0 else None)
     ax.plot(center[0], center[1], "+", ms=10, color="red", label="start (on Γ)")
     if measured.field is not None:
         # arrows at points of Γ: a line through the start point, projected onto Γ
@@ -68,10 +70,14 @@ def landscape(path, loss, measured) -> None:
             v = v / np.where(mag > 0, mag, 1)[:, None] * (0.08 * half * scale)[:, None]
             ax.quiver(on[ok, 0], on[ok, 1], v[ok, 0], v[ok, 1], color="red", angles="xy", scale_units="xy", scale=1,
                       width=0.006, label="predicted drift on Γ (finite-η; length ∝ |v|, clipped)")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper right", fontsize=7, facecolor="0.55", framealpha=0.9)
     ax.set_xlim(lo[0], hi[0]), ax.set_ylim(lo[1], hi[1])
     s = run.settings
     ax.set_xlabel(names[0]), ax.set_ylabel(names[1] if len(names) > 1 else "")
+    if d > 2:   # the picture is a slice: say which
+        rest = ", ".join(f"{n} = {v:g}" for n, v in zip(names[2:], center[2:]))
+        ax.text(0.01, 0.01, f"slice at {rest} (the start point); paths projected onto ({names[0]}, {names[1]})",
+                transform=ax.transAxes, fontsize=7, color="white")
     ax.set_title(f"{s['loss']}: {s['learner']} + {s['noise']} noise, {s['chains']} chains × {s['steps']} steps",
                  fontsize=9)
     fig.tight_layout()
