@@ -1,4 +1,4 @@
-"""Online Hebbian learning (one fresh input per step) follows the same rotational diffusion law (slow).
+"""Online Hebbian learning follows the same rotational diffusion law, and the hebbian suite passes (slow).
 
 The ``hebbian`` suite measures the law under the expected rule; here the PSP network learns online
 (``online-samples`` + ``synaptic`` noise), as in Qin et al.'s simulations: λ = (1, 0.5, 0.1, 0.05, 0.02),
@@ -33,3 +33,17 @@ def test_online_learning_diffuses_at_the_predicted_rate():
     assert 3 * se <= 0.05, f"imprecise: s.e. {se:.3f}"
     assert abs(ratio - 1) <= 0.05, f"D̂/D = {ratio:.4f} ± {se:.4f}"
     assert quiet["D"] / D < 0.01, f"sampling alone rotates at {quiet['D'] / D:.4f} of D"
+
+
+def test_the_hebbian_suite_passes(tmp_path, capsys):
+    """`flatland check --suite hebbian` end to end (~2.5 minutes): every row passes and the figures are captioned."""
+    import json
+
+    from flatland.cli import main
+
+    assert main(["check", "--suite", "hebbian", "--out", str(tmp_path / "r"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["passed"] and len(res["results"]) == 12
+    captions = (tmp_path / "r" / "figures" / "README.md").read_text()
+    for name in ("hebbian-angle-msd", "hebbian-diffusion-measured-vs-predicted", "hebbian-ring-fields"):
+        assert f"`{name}.png` — " in captions and "no caption" not in captions.split(name)[1].split("\n")[0]
