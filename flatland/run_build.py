@@ -103,6 +103,9 @@ def _create(reg, kind, section: dict, dtype):
         hyper = as_hyper(comp.hyper, rest, dtype=dtype)
     except ValueError as exc:
         raise UserError(f"[{label}] {name}: {exc}") from None
+    if kind == "learners" and "lr" in hyper and not float(hyper["lr"]) > 0:
+        raise UserError(f"[learner] {name}: lr must be > 0 (the step size; lr = 0 would train nothing), "
+                        f"got {rest.get('lr', comp.hyper['lr'])!r}")
     return comp, hyper
 
 

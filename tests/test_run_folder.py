@@ -83,3 +83,57 @@ def test_bad_numbers_and_runs_too_big_for_memory_stop_before_anything_is_written
     with pytest.raises(UserError, match=message):
         runner.run(from_dict(dict(CFG, **change)), tmp_path / "out", progress=False, figures=False)
     assert not (tmp_path / "out").exists()
+
+
+CORRIDOR = {"task": {"name": "corridor", "n_hid": 6}, "learner": {"name": "gd", "lr": 0.1},
+            "noise": {"name": "gradient", "sigma": 0.01},
+            "run": {"steps": 20, "seeds": 1, "log_every": 10, "snapshot_every": 20, "checkpoint_every": 20,
+                    "metrics": ["loss_norm"]}}
+
+
+def _toml(cfg):
+    import json
+
+    def value(v):
+        return json.dumps(v) if not isinstance(v, bool) else str(v).lower()   # JSON scalars/lists are TOML here
+    return "\n".join(f"[{t}]\n" + "\n".join(f"{k} = {value(v)}" for k, v in table.items()) for t, table in cfg.items())
+
+
+def _cli_run(tmp_path, cfg, out, capsys):
+    from flatland.cli import main
+
+    p = tmp_path / "c.toml"
+    p.write_text(_toml(cfg))
+    rc = main(["run", str(p), "--out", str(out), "--quiet", "--no-figures"])
+    return rc, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("task", "seed", -1), "seed"),
+    (("task", "seed", 1.5), "seed"),
+    (("task", "n_hid", 10**8), "GiB"),
+    (("learner", "lr", 0), "lr"),
+    (("noise", "draws", "float16"), "draws"),
+    (("task", "n_shuffles", -1), "n_shuffles"),
+    (("task", "place_threshold", "high"), "place_threshold"),
+    (("task", "n_bins", 0), "n_bins"),
+])
+def test_each_bad_setting_of_the_issue_is_one_line(tmp_path, capsys, edit, message):
+    """#17 item 3's list, one by one: exit 2, one line naming the setting, nothing written."""
+    cfg = {k: dict(v) for k, v in CORRIDOR.items()}
+    table, key, value = edit
+    cfg.setdefault(table, {})[key] = value
+    rc, err = _cli_run(tmp_path, cfg, tmp_path / "out", capsys)
+    assert rc == 2 and err.count("\n") == 0 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: (t / "f").write_text("x") and t / "f", "is not an empty folder"),       # --out is a file
+    (lambda t: (t / "f").write_text("x") and t / "f" / "sub", "not a directory"),      # its parent is a file
+    (lambda t: t / ("n" * 300), "name too long"),
+])
+def test_unusable_output_paths_are_one_line(tmp_path, capsys, make, message):
+    rc, err = _cli_run(tmp_path, {k: dict(v) for k, v in CFG.items()}, make(tmp_path), capsys)
+    assert rc == 2 and err.count("\n") == 0 and "Traceback" not in err, err
+    assert message in err.lower(), err

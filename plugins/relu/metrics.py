@@ -54,6 +54,16 @@ def binning(pos, direction, track, n_bins=100):
 
 def place_context(pos, direction, track, n_bins=100, n_shuffles=10, shuffle_seed=12345, place_threshold=0.01):
     """Fixed binning and shuffles for rate maps and SI (host arrays, built once)."""
+    from flatland import UserError
+
+    def whole(name, v, least):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise UserError(f"{name} must be a whole number ≥ {least}, got {v!r}")
+    whole("n_bins", n_bins, 2)
+    whole("n_shuffles", n_shuffles, 0)
+    whole("shuffle_seed", shuffle_seed, 0)
+    if isinstance(place_threshold, bool) or not isinstance(place_threshold, (int, float)) or not place_threshold >= 0:
+        raise UserError(f"place_threshold must be a number ≥ 0 (bits of spatial information), got {place_threshold!r}")
     idx = binning(pos, direction, track, n_bins)
     rng = np.random.default_rng(shuffle_seed)
     shuffles = np.stack([rng.permutation(idx) for _ in range(n_shuffles)]) if n_shuffles else np.zeros((0, idx.size), int)

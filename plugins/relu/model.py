@@ -44,6 +44,9 @@ def make_loss(task_name: str, **options) -> Loss:
     if unknown:
         known = ", ".join(sorted(set(tkeys) | set(NET_KEYS) | set(PLACE_KEYS)))
         raise UserError(f"unknown option(s) {', '.join(unknown)} for task {task_name!r} (known: {known})")
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"task {task_name!r}: seed must be a whole number ≥ 0, got {seed!r}")
     data = TASKS[task_name](**{k: v for k, v in options.items() if k in tkeys})
     net = {k: options[k] for k in NET_KEYS if k in options}
     spec = NetSpec(d_in=data.X.shape[1], d_out=data.Y.shape[1], **net)
