@@ -47,6 +47,8 @@ def _claim(path: Path) -> Path:
     from .errors import UserError
 
     refused = f"{path} already holds results; give a new or empty --out (nothing there is overwritten)"
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder; give a new or empty folder as --out")
     path.mkdir(parents=True, exist_ok=True)
     try:
         os.close(os.open(path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
@@ -102,7 +104,7 @@ class ResultsFolder:
         except OSError as exc:
             from .errors import UserError
 
-            raise UserError(f"cannot create the results folder {self.path}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot create the results folder {path}: {exc.strerror or exc}") from None
         self.figures: list[str] = []
         self.figure_errors: list[str] = []
         self.captions: dict[str, str] = {}

@@ -213,3 +213,15 @@ def test_only_without_suite_runs_the_check_from_its_own_suite(capsys, tmp_path):
     assert main(["check", "--only", "geometry-known-answers", "--out", str(tmp_path / "o"), "--json"]) == 0
     got = _json.loads(capsys.readouterr().out)
     assert got["suite"] == "geometry" and {r["name"].split("/")[0] for r in got["results"]} == {"known-answers"}
+
+
+def test_user_check_out_problems_are_one_line_and_a_refused_check_says_why_in_its_folder(capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    argv = ["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update"]
+    assert main(argv + ["--out", str(tmp_path / "f")]) == 2           # was an internal error (AttributeError)
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is a file, not a folder" in err, err
+    assert main(argv + ["--eta", "2.5", "--out", str(tmp_path / "r")]) == 2
+    assert "unstable" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "unstable" in saved["error"] and (tmp_path / "r" / "table.txt").read_text().startswith("flatland: error")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 
 import numpy as np
 
@@ -64,16 +65,27 @@ def _validate(args):
 
 
 def run_user(args) -> int:
+    from ..results import ResultsFolder
+
+    _validate(args)
+    out = ResultsFolder(args.out)  # first: an unusable --out is found before any work, and settings land early
+    try:
+        return _run_user(args, out)
+    except UserError as exc:  # the folder says why it holds no results (a refused point, a diverged run)
+        out.write_json("results.json", {"error": str(exc), "command": ["flatland", "check"] + sys.argv[2:]})
+        out.write_text("table.txt", f"flatland: error: {exc}\n")
+        raise
+
+
+def _run_user(args, out) -> int:
     from ..assembly import assemble
     from ..lab import Lab
     from ..laws import step_law
-    from ..results import ResultsFolder, jsonable
+    from ..results import jsonable
     from .. import usercheck as U
     from . import _components as C
     from flatland.theory import GRADIENT_DESCENT, StepLaw, predict, symbolic_budget
 
-    _validate(args)
-    out = ResultsFolder(args.out)  # first: an unusable --out is found before any work, and settings land early
     registry = assemble().registry
     noise, learner = C.components(registry, args.noise, args.learner)
     grid = C.hyper(noise, learner, args.sigma, args.eta)
