@@ -22,6 +22,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .assembly import assemble
 from .config import RunConfig
@@ -103,7 +104,7 @@ def _create(reg, kind, section: dict, dtype):
         hyper = as_hyper(comp.hyper, rest, dtype=dtype)
     except ValueError as exc:
         raise UserError(f"[{label}] {name}: {exc}") from None
-    if kind == "learners" and "lr" in hyper and not float(hyper["lr"]) > 0:
+    if kind == "learners" and "lr" in hyper and not bool(np.all(np.asarray(hyper["lr"]) > 0)):
         raise UserError(f"[learner] {name}: lr must be > 0 (the step size; lr = 0 would train nothing), "
                         f"got {rest.get('lr', comp.hyper['lr'])!r}")
     return comp, hyper
