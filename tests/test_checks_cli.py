@@ -40,6 +40,7 @@ def test_user_valley_fig5a_update(capsys, tmp_path):
     assert list((tmp_path / "figures").glob("*.png"))
 
 
+@pytest.mark.slow  # ~11 s; tests/test_projection.py keeps an observable test in the default run (budget: 240 s)
 def test_user_valley_observable_ito(capsys, tmp_path):
     rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "update",
                        "--observable", "x**2 - y**2", "--chains", "1000", "--steps", "200", "--out", str(tmp_path))

@@ -44,6 +44,7 @@ def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path):
     assert not (out / LOCK_NAME).exists()
 
 
+@pytest.mark.slow  # two subprocess runs, ~13 s: the default run stood at 219–238 s of its 240 s budget
 def test_two_runs_started_together_into_one_folder_never_share_it(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(runner.to_toml(from_dict(dict(CFG, run=dict(CFG["run"], steps=3000)))))
