@@ -71,7 +71,8 @@ class RunExtension:
     * ``report(ctx, summary, curves)`` — entries added to ``summary.json``;
       ``curves`` are the seed means ``{"step": ..., metric: ...}``; a ``notes``
       list of one-line strings is printed by ``flatland run``;
-    * ``figures(ctx, out)`` — write PNGs into ``out/figures``; return their paths;
+    * ``figures(ctx, out)`` — write PNGs into ``out/figures``; return their paths, or
+      ``(path, caption)`` pairs: the captions go into ``out/figures/README.md``;
     * ``sweep_report(table, out)`` — for ``flatland report``: a
       :class:`~flatland.SweepSection` of claims about a sweep's table (a pandas
       DataFrame, one row per run; judge them with :mod:`flatland.sweep_stats`)

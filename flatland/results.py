@@ -37,6 +37,23 @@ def default_dir(base: str | Path = "flatland-results") -> Path:
     raise FileExistsError(f"no free results folder name under {base} for {stamp}")
 
 
+def write_captions(fig_dir, entries, by: str = "") -> Path | None:
+    """``fig_dir/README.md``: one line per figure, what it shows (the one caption file of every command).
+
+    ``entries`` are ``(path or file name, caption)`` pairs, or bare paths (then "no caption given");
+    nothing is written when there are none. Every command that writes ``figures/*.png`` (check, run,
+    report, infer, geometry, reproduce) calls this, so a reader finds the same file everywhere.
+    """
+    items = [(e, "") if isinstance(e, (str, Path)) else (e[0], e[1]) for e in entries]
+    if not items:
+        return None
+    lines = ["# Figures", "", "What each PNG of this folder shows" + (f" ({by})." if by else "."), ""]
+    lines += [f"* `{Path(f).name}` — {c or 'no caption given'}" for f, c in items]
+    path = Path(fig_dir) / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 CLAIM = ".flatland-results"   # created with O_EXCL: of two checks started on one empty --out, one wins
 
 
@@ -128,9 +145,8 @@ class ResultsFolder:
                                          "figures": self.figures, "figure_errors": self.figure_errors})
         self.write_text("table.txt", table + "\n")
         if self.figures:
-            lines = ["# Figures", "", "What each PNG of this folder shows (written by the check that drew it).", ""]
-            lines += [f"* `{Path(f).name}` — {self.captions.get(f, 'no caption given')}" for f in self.figures]
-            (self.path / "figures" / "README.md").write_text("\n".join(lines) + "\n")
+            write_captions(self.path / "figures", [(f, self.captions.get(f, "")) for f in self.figures],
+                           "written by the check that drew it")
 
     def figure(self, name: str, draw, caption: str = "") -> None:
         """Draw one PNG ``figures/NAME.png`` with ``draw(path)``; a plotting failure is recorded, never fatal.

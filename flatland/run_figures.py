@@ -15,6 +15,10 @@ import numpy as np
 from .run_files import read_csv
 
 
+METRICS_CAPTION = ("every logged metric against the training step, one panel each: each seed a thin line, the "
+                   "seed mean black; a positive metric spanning more than two decades on a log axis.")
+
+
 def metrics_figure(out) -> Path | None:
     """Write ``out/figures/metrics.png``; None when nothing was logged."""
     import matplotlib

@@ -48,7 +48,8 @@ from .progress import Progress
 from . import run_build
 from .run_build import (PRNG_IMPL, Setup, build_setup, chunk_keys, initial_state,  # noqa: F401  (re-exported)
                         rebind, structure_key)
-from .run_figures import metrics_figure
+from .results import write_captions
+from .run_figures import METRICS_CAPTION, metrics_figure
 from .run_files import Csv, read_csv, write_versions  # noqa: F401  (read_csv re-exported)
 
 
@@ -269,9 +270,10 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     summary = summarise(setup, out, diverged, time.perf_counter() - t_start, t)
     ckpt.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     if figures:
-        metrics_figure(out)
+        written = [(p, METRICS_CAPTION) for p in [metrics_figure(out)] if p is not None]
         for ext, ctx in zip(setup.extensions, setup.contexts):
-            ext.figures(ctx, out)
+            written += list(ext.figures(ctx, out) or [])
+        write_captions(out / "figures", written, "written by flatland run")
     return summary
 
 

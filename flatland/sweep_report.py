@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import UserError
 from .sweep_stats import RULE, median_ci, wilson
+from .results import write_captions
 from .sweep_table import read_table
 
 GROUP = ("learner.name", "noise.name")
@@ -95,7 +96,8 @@ def _ratio_figure(done, out: Path) -> list:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return [path]
+    return [(path, "final / initial value of each logged metric per finished run (dots, jittered), one column "
+                   "per mechanism, bar = median, dashed = no change; a log axis where the ratios span decades.")]
 
 
 def _sections(table, out: Path) -> list:
@@ -146,11 +148,12 @@ def report(sweep_dir) -> dict:
                   "| claim | paper | measured [95% CI] | runs | verdict | tolerance | estimator | partly if |",
                   "|---|---|---|---|---|---|---|---|"] + [c.row() for c in s.claims]
         lines += [""] + [f"* {n}" for n in s.notes]
-        figures += s.figures
+        figures += [(f, "") if isinstance(f, (str, Path)) else tuple(f) for f in s.figures]
     if figures:
-        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures]
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f, _ in figures]
+        write_captions(sweep_dir / "figures", figures, "written by flatland report")
     (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
     claims = [dict(dataclasses.asdict(c), section=s.title) for s in sections for c in s.claims]
     (sweep_dir / "claims.json").write_text(json.dumps({"status": status, "changes": changes, "claims": claims},
                                                       indent=1, default=float) + "\n")
-    return {"report": sweep_dir / "report.md", "claims": claims, "figures": figures}
+    return {"report": sweep_dir / "report.md", "claims": claims, "figures": [f for f, _ in figures]}

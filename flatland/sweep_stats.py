@@ -34,7 +34,10 @@ LEVEL = 0.95
 
 @dataclasses.dataclass
 class SweepSection:
-    """What a run extension adds to ``flatland report``: a titled list of claims, figure paths, notes."""
+    """What a run extension adds to ``flatland report``: a titled list of claims, figures, notes.
+
+    ``figures``: paths, or ``(path, caption)`` pairs whose captions go into ``figures/README.md``.
+    """
 
     title: str
     claims: list

@@ -51,6 +51,7 @@ def test_valley_long_example_runs_through_the_cli(tmp_path, capsys):
     assert m["step"].max() == 2345 and set(np.unique(m["seed"])) == {0, 1, 2, 3}
     assert np.all(np.isfinite(m["loss"])) and m["param_norm"][0] > 1.5  # it starts at [task] start = (2, 0)
     assert (out / "figures" / "metrics.png").stat().st_size > 1000
+    assert "* `metrics.png` — every logged metric" in (out / "figures" / "README.md").read_text()
     versions = json.loads((out / "versions.json").read_text())
     for k in ("python", "jax", "jaxlib", "numpy", "sympy", "flatland"):
         assert versions[k], k

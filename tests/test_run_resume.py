@@ -164,8 +164,11 @@ def test_resume_refuses_other_config_and_existing_run(tmp_path):
     d["run"]["steps"] = 1000
     s = runner.run(from_dict(d), out, resume=True, progress=False, figures=True)
     assert s["steps_done"] == 1000
-    for f in ("fig2bc_curves.png", "fig2d_ratemaps.png", "fig2e_correlation.png"):
+    captions = (out / "figures" / "README.md").read_text()
+    for f in ("metrics.png", "fig2bc_curves.png", "fig2d_ratemaps.png", "fig2e_correlation.png"):
         assert (out / "figures" / f).stat().st_size > 1000
+        assert f"* `{f}` — " in captions
+    assert "no caption given" not in captions
     m = runner.read_csv(out / "metrics.csv")
     assert list(m)[:2] == ["step", "seed"] and m["step"].max() == 1000 and m["step"].size == 2 * 1000 // 50
 

@@ -110,7 +110,7 @@ def test_elife_claims_compute_what_they_say(tmp_path):
     assert corr.estimate == pytest.approx(1.0) and corr.n == len(good_upd) < (done_gd["noise.name"] == "gradient").sum()
     assert got["corr(nonzero-Hessian-eigenvalue fraction, active-unit fraction), last step"].estimate \
         == pytest.approx(1.0)
-    assert all(p.exists() for p in sec.figures)
+    assert all(p.exists() and len(caption) > 40 for p, caption in sec.figures)
     assert section(t.drop(columns=["final.active_units"]), tmp_path) is None   # not a ReLU sweep
 
 
@@ -122,6 +122,8 @@ def test_report_writes_markdown_claims_and_figures(tmp_path, capsys):
     assert "41 runs: 40 done, 1 failed" in md and "point 40 failed: RuntimeError: boom" in md
     assert "| active_units | adam + gradient | 20 | 1 [0.839, 1] |" in md
     assert "The eLife sweep's claims" in md and (tmp_path / "claims.json").exists()
+    captions = (tmp_path / "figures" / "README.md").read_text()
+    assert all(f"`{p.name}` — " in captions for p in res["figures"]) and "no caption given" not in captions
     assert main(["report", str(tmp_path)]) == 0
     assert "paper 0.907" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..check_figures import _plt
+from ..results import write_captions
 from .evaluate import confusable
 
 
@@ -24,7 +25,7 @@ def _figures(ev, out: Path) -> list:
     plt = _plt()
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, captions = [], []
     fig, ax = plt.subplots(figsize=(1.2 * len(ev.classes) + 2.5, 1.0 * len(ev.classes) + 1.5))
     row = ev.confusion / np.maximum(ev.confusion.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(row, vmin=0, vmax=1, cmap="Blues")
@@ -40,6 +41,7 @@ def _figures(ev, out: Path) -> list:
     ax.set_title("held-out runs (grouped CV)", fontsize=10)
     fig.tight_layout()
     paths.append(figs / "confusion.png")
+    captions.append((paths[-1], "confusion matrix of the classifier on held-out runs (cross-validation folds grouped by run): row = true mechanism, column = inferred; each row's shares sum to 1."))
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
@@ -57,6 +59,9 @@ def _figures(ev, out: Path) -> list:
     fig.suptitle("accuracy against what was recorded", fontsize=10)
     fig.tight_layout()
     paths.append(figs / "accuracy_vs_recording.png")
+    captions.append((paths[-1], "accuracy of the held-out recordings grouped by units recorded, sessions and observation "
+                                 "noise: mean with its 95% percentile-bootstrap interval over runs; dashed: the largest "
+                                 "class share (what always guessing that class scores)."))
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
@@ -71,8 +76,12 @@ def _figures(ev, out: Path) -> list:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(figs / "ablation.png")
+        captions.append((paths[-1], "accuracy with one feature left out (95% bootstrap interval over runs) against the "
+                                     "model with all features (orange line): a feature whose removal lowers accuracy "
+                                     "carries information the others do not."))
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
+    write_captions(figs, captions, "written by flatland infer")
     return paths
 
 

@@ -175,8 +175,23 @@ def spectra(snaps, out: Path, plt):
     return fig
 
 
+CAPTIONS = {
+    "fig2bc_curves.png": "training curves against the step (Ratzon et al. 2024, Fig 2B–C): normalised loss (log "
+                         "axis), active units, active fraction, spatial information where logged; each seed a "
+                         "thin line, the seed mean as a running median (black) with its 10–90% band over the "
+                         "window (grey).",
+    "fig2d_ratemaps.png": "rate maps of seed 0's place cells (Fig 2D) at four snapshot steps; block row i sorts "
+                          "the cells by their peak at step i, column j shows the maps at step j; x: position "
+                          "bins (out, then back); each map scaled to its maximum (colour bar).",
+    "fig2e_correlation.png": "Pearson correlation of the smoothed rate maps between every pair of snapshot steps "
+                             "(Fig 2E), averaged over cells that are place cells at both steps (seed 0).",
+    "hessian_spectra.png": "histograms of log10 of the nonzero Hessian eigenvalues at each Hessian snapshot (seed "
+                           "0); the zero count (|λ| ≤ the stated tolerance) is given in the legend or the title.",
+}
+
+
 def make_figures(out) -> list:
-    """Write every figure the run's data allows; returns the paths written."""
+    """Write every figure the run's data allows; returns ``(path, caption)`` pairs."""
     out = Path(out)
     plt = _plt()
     fdir = out / "figures"
@@ -189,5 +204,5 @@ def make_figures(out) -> list:
         if fig is not None:
             fig.savefig(fdir / name, dpi=130)
             plt.close(fig)
-            written.append(fdir / name)
+            written.append((fdir / name, CAPTIONS[name]))
     return written
