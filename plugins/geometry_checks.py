@@ -20,6 +20,7 @@ import functools
 import numpy as np
 
 from flatland import Check, CheckResult, hookimpl
+from flatland.geometry import FIGURE_CAPTIONS, plot_pc_resolved, plot_vs_dt
 
 Z = 3.0  # one-sided z required for "beyond"
 # Independent pretrained networks per noise type, sized for the dropout-vs-plain-SGD rows
@@ -100,8 +101,20 @@ def check_known_answers(options):
     return out
 
 
+def _figures(options, res) -> None:
+    """The study's drift geometry per noise type (the figures `flatland reproduce aitken2022` draws)."""
+    folder = getattr(options, "out", None)
+    if folder is None or not hasattr(folder, "figure"):
+        return
+    ms = {name: r.measurement for name, r in res.items()}
+    for stem, draw in (("drift_vs_variance_per_pc", plot_pc_resolved), ("metrics_vs_dt", plot_vs_dt)):
+        folder.figure(f"geometry-{stem}", lambda path, draw=draw: draw(ms, str(path)),
+                      FIGURE_CAPTIONS[f"{stem}.png"] + f" One column per noise type, {RUNS} networks each.")
+
+
 def check_drift_beyond_control(options):
     res = study(options.seed)
+    _figures(options, res)
     out = []
     for name, r in res.items():
         m, acc = r.measurement, r.data.accuracy

@@ -105,3 +105,18 @@ def test_run_metrics_figure_draws_the_seed_mean_of_the_csv(kept, tmp_path):
     np.testing.assert_array_equal(mean.get_xdata(), steps)
     np.testing.assert_allclose(mean.get_ydata(), 1.5 * (steps + 1.0))
     assert ax.get_ylabel() == "loss" and kept[0].axes[-1].get_xlabel() == "training step"
+
+
+def test_geometry_suite_draws_the_study_figures_into_its_results_folder(drifting, tmp_path):
+    from types import SimpleNamespace
+
+    from flatland import CheckContext
+    from flatland.results import ResultsFolder
+    from flatland_plugins.geometry_checks import _figures
+
+    folder = ResultsFolder(tmp_path / "r")
+    res = {"node-dropout": SimpleNamespace(measurement=drifting), "sgd": SimpleNamespace(measurement=drifting)}
+    _figures(CheckContext(seed=0, out=folder), res)
+    assert folder.figure_errors == []
+    assert sorted(folder.figures) == ["figures/geometry-drift_vs_variance_per_pc.png", "figures/geometry-metrics_vs_dt.png"]
+    assert all((folder.path / f).stat().st_size > 1000 and len(folder.captions[f]) > 100 for f in folder.figures)

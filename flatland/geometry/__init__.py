@@ -22,6 +22,7 @@ from ._drift import (
 from ._pca import GroupPCA, group_pca, participation_ratio, variance_along
 from .analysis import Measurement, measure, split_half, validate_responses
 from .experiment import DEFAULT
+from .figures import CAPTIONS as FIGURE_CAPTIONS, plot_pc_resolved, plot_vs_dt, write_figures
 from .study import NOISE_TYPES, QUICK, run_study
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "gamma_chance", "overlap", "overlap_chance", "pc_resolved", "PCResolved", "linear_fit", "LinearFit",
     "angle_deg", "relative_drift", "LinearClassifier", "PairClassifier", "pair_classifier", "relative_cross_accuracy",
     "session_separability", "Measurement", "measure", "split_half", "validate_responses",
-    "DEFAULT", "NOISE_TYPES", "QUICK", "run_study",
+    "DEFAULT", "NOISE_TYPES", "QUICK", "run_study", "FIGURE_CAPTIONS", "plot_pc_resolved", "plot_vs_dt",
+    "write_figures",
 ]
