@@ -6,7 +6,7 @@ What ``flatland run`` adds for a task whose loss carries ``extras["relu"]``
 
 * ``step = "dense" | "sparse"`` — the sparse GD step (:mod:`.sparse`) instead of
   the composed one;
-* ``hessian = "gauss-newton" | "full" | "lanczos" | "off"`` and
+* ``hessian = "gauss-newton" | "full" | "lanczos" | "slq" | "off"`` and
   ``hessian_every`` (0: first and last snapshot only; else a multiple of
   ``snapshot_every``) — Hessian functionals per seed into ``hessian.csv`` and
   the nonzero spectrum into the snapshot;
@@ -24,7 +24,7 @@ import jax
 
 from flatland import RunExtension, Snapshot, UserError
 
-HESSIAN_METHODS = ("gauss-newton", "full", "lanczos", "off")
+HESSIAN_METHODS = ("gauss-newton", "full", "lanczos", "slq", "off")
 STEPS = ("dense", "sparse")
 HESS_COLS = ("step", "seed", "method", "trace", "n_zero", "n_negative", "sum_log", "lambda_max", "tol", "eps_R",
              "active_units", "structural_zeros", "exact_null", "seconds")

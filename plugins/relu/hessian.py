@@ -41,7 +41,10 @@ Why it is cheap. With L = κ Σ_tk r_tk², ∇²L = 2κ (JᵀJ + R), R = Σ r �
 So: ``method="gauss-newton"`` is exact for the GN matrix 2κJᵀJ at any size;
 ``method="full"`` is the exact full Hessian (dense ``eigh`` of the active-unit
 block, for P_active ≤ ``max_dense``); ``method="lanczos"`` gives λ_max of the
-full H matrix-free and a structural lower bound on the zero count. Everything is
+full H matrix-free and a structural lower bound on the zero count;
+``method="slq"`` (:mod:`.slq`, matfree) is the full H matrix-free at any size:
+λ_max and λ_min as Ritz values with residual bounds, tr H exact, and the
+spectral density by stochastic Lanczos quadrature. Everything is
 computed in float64 whatever the training dtype.
 
 Tolerance: an eigenvalue is zero when |λ| ≤ tol = rtol·λ_max, rtol default
@@ -193,8 +196,22 @@ def _sub_hessian(theta, idx, X, Y, spec, kappa):
     return jax.hessian(loss_sub)(theta[idx])
 
 
-def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, lanczos_steps=200):
-    """Hessian functionals on the host (see module doc). ``ctx`` is the loss's ``extras["relu"]``."""
+def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, lanczos_steps=200,
+                slq_order=None, n_probes=None, seed=0):
+    """Hessian functionals on the host (see module doc). ``ctx`` is the loss's ``extras["relu"]``.
+
+    ``method="slq"`` (full Hessian, matrix-free, :func:`.slq.spectrum` with
+    ``order=lanczos_steps``, ``slq_order``, ``n_probes``, ``seed``; None: that
+    module's defaults). Exact: ``trace`` (= tr GN for ReLU), ``n_zero`` as a
+    lower bound (``exact_null``, the structural null directions;
+    ``n_zero_is_lower_bound``). Rigorous up to convergence: ``lambda_max`` and
+    ``lambda_min`` are extreme Ritz values (θ_max ≤ λ_max, θ_min ≥ λ_min), each
+    within ``lambda_max_residual`` / ``lambda_min_residual`` of an eigenvalue.
+    Estimated (stochastic): ``n_negative`` = P × the SLQ measure's mass below
+    −tol, rounded (``n_negative_is_estimate``), ``trace_slq`` ± ``trace_slq_sem``,
+    and the density (``nodes``, ``weights``, ``grid``, ``density``).
+    ``eigenvalues`` are the Ritz values; ``sum_log`` is not computed (NaN).
+    """
     spec, X, Y, kappa = ctx["spec"], ctx["X"], ctx["Y"], ctx["kappa"]
     P = spec.n_params
     m = X.shape[0] * spec.d_out
@@ -224,6 +241,18 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
         else:
             M = 2 * kappa * np.asarray(gram(params, X, spec))
         return _summarise(np.linalg.eigvalsh(M), P, rtol, info | {"solved_size": M.shape[0]})
+    if method == "slq":
+        from .slq import spectrum
+        opts = {k: v for k, v in (("slq_order", slq_order), ("n_probes", n_probes)) if v is not None}
+        sp = spectrum(params, ctx, order=lanczos_steps, seed=seed, **opts)
+        lmax = sp["lambda_max"]
+        rt = P * EPS64 if rtol is None else float(rtol)
+        tol = rt * max(lmax, 0.0)
+        neg = float(np.sum(sp["weights"][sp["nodes"] < -tol]))
+        return sp | info | {
+            "n_zero": info.get("exact_null", int(P - P_a)), "n_zero_is_lower_bound": True,
+            "n_negative": int(round(P * neg)), "n_negative_is_estimate": True, "sum_log": float("nan"),
+            "tol": tol, "rtol": rt, "eigenvalues": sp["ritz"], "method": "slq"}
     # Lanczos fallback: full Hessian, matrix-free; zero count is the exact-null lower bound.
     ritz = lanczos(params, X, Y, spec, kappa, lanczos_steps)
     lmax = float(ritz.max())
