@@ -1,4 +1,4 @@
-"""The ``draws="float32"`` option of update and gradient noise: cheaper draws, same law, dtype kept."""
+"""The ``draws`` options of update and gradient noise ("fast", "float32"): cheaper draws, same law, dtype kept."""
 import jax
 import jax.numpy as jnp
 import pytest
@@ -9,9 +9,10 @@ from flatland.testing import check_noise
 REG = flatland.assemble(entry_points=[]).registry
 
 
+@pytest.mark.parametrize("draws", ["float32", "fast"])
 @pytest.mark.parametrize("name", ["update", "gradient"])
-def test_float32_draws_keep_dtype_and_variance(name):
-    noise = REG.create("noise", name, draws="float32")
+def test_cheaper_draws_keep_dtype_and_variance(name, draws):
+    noise = REG.create("noise", name, draws=draws)
     check_noise(noise)
     params = {"w": jnp.zeros((200_000,), dtype=jnp.float64)}
     hyper = {"sigma": jnp.asarray(0.5)}
@@ -26,5 +27,5 @@ def test_float32_draws_keep_dtype_and_variance(name):
 
 
 def test_bad_draws_option_is_clear():
-    with pytest.raises(ValueError, match="draws must be 'exact' or 'float32'"):
+    with pytest.raises(ValueError, match="draws must be 'exact', 'fast' or 'float32'"):
         REG.create("noise", "gradient", draws="float16")
