@@ -19,13 +19,13 @@ import importlib
 import importlib.metadata as md
 import os
 import types
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
-from .registry import Registry
+from .errors import PluginError, UserError
+from .registry import _SINGULAR as SINGULAR, Registry
 
 ENTRY_POINT_GROUP = "flatland"
 
@@ -113,10 +113,6 @@ BUILT_AT_ASSEMBLY = ("checks", "run_extensions")
 
 def _factory_problem(staged) -> str:
     """Why a plugin's registered factories are unusable ("" when they are fine)."""
-    from .contracts import Check
-    from .extensions import RunExtension
-
-    expected = {"checks": Check, "run_extensions": RunExtension}
     for kind, comp_name, factory, _ in staged:
         if not callable(factory):
             return f"{kind} {comp_name!r}: the factory is a {type(factory).__name__}, not callable"
@@ -125,10 +121,43 @@ def _factory_problem(staged) -> str:
                 made = factory()
             except CONTAINED as exc:
                 return f"{kind} {comp_name!r}: its factory raised {type(exc).__name__}: {exc}"
-            if not isinstance(made, expected[kind]):
+            if not isinstance(made, _contract(kind)):
                 return (f"{kind} {comp_name!r}: its factory returned {type(made).__name__}, "
-                        f"not a flatland.{expected[kind].__name__}")
+                        f"not a flatland.{_contract(kind).__name__}")
     return ""
+
+
+def _checked(kind: str, name: str, factory: Callable, origin: str) -> Callable:
+    """``factory``, checked each time it builds a component: what it returns must be the kind's contract
+    type (a flatland.Learner for a learner, …), and an exception other than a rejected option
+    (UserError, TypeError, ValueError: the caller names the option) is the plugin's. Either is a one-line
+    PluginError naming the component and its origin, never an internal error of flatland's (#17, item 5).
+    Options differ from use to use, so this cannot all happen at assembly itself."""
+    import functools
+
+    @functools.wraps(factory, updated=())
+    def make(*args, **options):
+        try:
+            made = factory(*args, **options)
+        except (UserError, PluginError, TypeError, ValueError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug, named as such
+            raise PluginError(f"{SINGULAR[kind]} {name!r} from {origin}: its factory raised "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        expected = _contract(kind)
+        if not isinstance(made, expected):
+            raise PluginError(f"{SINGULAR[kind]} {name!r} from {origin}: its factory returned "
+                              f"{type(made).__name__}, not a flatland.{expected.__name__}")
+        return made
+    return make
+
+
+def _contract(kind: str) -> type:
+    from . import contracts
+    from .extensions import RunExtension
+
+    return {"losses": contracts.Loss, "noise": contracts.NoiseModel, "learners": contracts.Learner,
+            "metrics": contracts.Metric, "checks": contracts.Check, "run_extensions": RunExtension}[kind]
 
 
 class _Assembler:
@@ -192,7 +221,7 @@ class _Assembler:
         snapshot = {k: dict(v) for k, v in self.registry._entries.items()}
         try:
             for kind, comp_name, factory, summary in staged:
-                self.registry.add(kind, comp_name, factory, summary, origin)
+                self.registry.add(kind, comp_name, _checked(kind, comp_name, factory, origin), summary, origin)
         except PluginError as exc:
             self.registry._entries = snapshot
             self.pm.unregister(plugin)

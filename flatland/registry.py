@@ -62,11 +62,19 @@ class Registry:
         except KeyError:
             if kind not in self._entries:
                 raise unknown_name("component kind", kind, KINDS) from None
-            err = unknown_name(_SINGULAR[kind], name, self._entries[kind])
-            if self.left_out:
-                err = UserError(f"{err}; plugin(s) left out as broken: {', '.join(self.left_out)} "
-                                "(`flatland plugins` says why)")
-            raise err from None
+            raise self.unknown(kind, name) from None
+
+    def unknown(self, kind: str, name: str, what: str | None = None) -> UserError:
+        """The error for an unknown ``name`` of ``kind``: the known names, the closest, and the plugins
+        assembly left out as broken (the name may be theirs)."""
+        err = unknown_name(what or _SINGULAR[kind], name, self._entries[kind])
+        return UserError(f"{err}{self.left_out_note()}") if self.left_out else err
+
+    def left_out_note(self) -> str:
+        """``"; plugin(s) left out as broken: …"`` for messages about a missing name ("" when none was)."""
+        if not self.left_out:
+            return ""
+        return f"; plugin(s) left out as broken: {', '.join(self.left_out)} (`flatland plugins` says why)"
 
     def create(self, kind: str, name: str, **options) -> Any:
         """Build the component ``name`` of ``kind`` with ``options``."""

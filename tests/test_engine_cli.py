@@ -93,3 +93,83 @@ def test_file_system_errors_are_one_line_and_bugs_one_line_with_a_saved_tracebac
     saved = Path(err.split("report it with ")[1].split(")")[0])
     assert "Traceback" in saved.read_text()
     saved.unlink()
+
+
+def _with_plugin(monkeypatch, **hooks):
+    """Install a fake entry-point plugin ``myplug`` implementing ``hooks`` for the commands run next."""
+    import importlib.metadata as md
+    import types
+
+    from flatland import hookimpl
+
+    class EntryPoint:
+        name, value, dist = "myplug", "myplug:plugin", None
+
+        def load(self):
+            return types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()})
+
+    real = md.entry_points
+    monkeypatch.setattr(md, "entry_points", lambda group=None: list(real(group=group)) + [EntryPoint()])
+    monkeypatch.setenv("FLATLAND_XLA_CACHE", "off")
+
+
+def _raising_check(register):
+    register("boom-check", lambda: 1 / 0, "a check whose factory raises")
+
+
+def test_a_check_whose_factory_raises_takes_down_no_other_check(capsys, monkeypatch, tmp_path):
+    """#17 item 5: the broken check is left out; --only another check runs; strict mode is one line, exit 3."""
+    _with_plugin(monkeypatch, flatland_checks=_raising_check)
+    code, out, err = run(capsys, "check", "--only", "geometry-known-answers", "--out", str(tmp_path / "a"))
+    assert code == 0 and "4/4 passed" in out, err
+    monkeypatch.setenv("FLATLAND_STRICT_PLUGINS", "1")
+    code, out, err = run(capsys, "check", "--only", "geometry-known-answers", "--out", str(tmp_path / "b"))
+    assert code == 3 and err.count("\n") == 1 and "plugin 'myplug'" in err and "ZeroDivisionError" in err, err
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "my-learner"],
+     "unknown learner 'my-learner'"),
+    (["theory", "--loss", "my-loss", "--at", "x=1,y=0", "--noise", "update"], "unknown loss 'my-loss'"),
+    (["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "my-noise"], "unknown noise model 'my-noise'"),
+    (["check", "--only", "boom-check"], "unknown check(s) boom-check"),
+    (["check", "--suite", "mine"], "no checks in suite 'mine'"),
+])
+def test_theory_and_check_say_which_plugins_were_left_out_when_a_name_is_unknown(capsys, monkeypatch, tmp_path,
+                                                                                  argv, what):
+    """#17 item 5: the name may be the broken plugin's — say so, instead of a bare "unknown learner"."""
+    _with_plugin(monkeypatch, flatland_checks=_raising_check)
+    code, _, err = run(capsys, *argv, *(["--out", str(tmp_path / "r")] if argv[0] == "check" else []))
+    assert code == 2 and err.count("\n") == 1, err
+    assert what in err and "plugin(s) left out as broken: myplug (`flatland plugins` says why)" in err, err
+
+
+_GARBAGE = {"int": lambda **o: 42, "None": lambda **o: None, "object": lambda **o: object(),
+            "raises": lambda **o: 1 / 0}
+
+
+@pytest.mark.parametrize("garbage", list(_GARBAGE))
+def test_a_component_factory_returning_garbage_is_a_plugin_error_naming_it_where_used(capsys, monkeypatch, tmp_path,
+                                                                                     garbage):
+    """#17 item 5: factories with options cannot be built at assembly; what they build is checked where they
+    are used — a one-line plugin error (exit 3) naming the component and the plugin, not an internal error."""
+    make = _GARBAGE[garbage]
+    _with_plugin(monkeypatch, flatland_learners=lambda register: register("bad-learner", make, "garbage"),
+                 flatland_noise_models=lambda register: register("bad-noise", make, "garbage"),
+                 flatland_losses=lambda register: register("bad-loss", make, "garbage"),
+                 flatland_metrics=lambda register: register("bad-metric", make, "garbage"))
+    theory = ["theory", "--at", "x=1,y=0"]
+    for argv, what in [(theory + ["--loss", "(x*y)**2", "--noise", "update", "--learner", "bad-learner"],
+                        "learner 'bad-learner'"),
+                       (theory + ["--loss", "(x*y)**2", "--noise", "bad-noise"], "noise model 'bad-noise'"),
+                       (theory + ["--loss", "bad-loss", "--noise", "update"], "loss 'bad-loss'")]:
+        code, _, err = run(capsys, *argv)
+        assert code == 3 and err.count("\n") == 1 and what in err and "(entry point myplug)" in err, err
+        expected = "raised ZeroDivisionError" if garbage == "raises" else f"returned {type(make()).__name__}, not"
+        assert expected in err, err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[task]\nname = "fig5a"\n[learner]\nname = "gd"\nlr = 0.05\n[noise]\nname = "update"\n'
+                   'sigma = 0.01\n[run]\nsteps = 20\nlog_every = 10\nsnapshot_every = 20\ncheckpoint_every = 20\n'
+                   'metrics = ["loss", "bad-metric"]\n')
+    code, _, err = run(capsys, "run", str(cfg), "--out", str(tmp_path / "o"), "--quiet", "--no-figures")
+    assert code == 3 and err.count("\n") == 1 and "metric 'bad-metric'" in err, err

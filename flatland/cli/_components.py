@@ -10,7 +10,7 @@ stochastic error descent).
 """
 from __future__ import annotations
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError
 
 
 def _noise(registry, name: str):
@@ -18,7 +18,7 @@ def _noise(registry, name: str):
         if ("learners", name) in registry:
             raise UserError(f"{name!r} is a learner, not a noise model: use --learner {name} "
                             f"(with --noise none for its own noise only)")
-        raise unknown_name("noise model", name, registry.names("noise"))
+        raise registry.unknown("noise", name)
     return registry.create("noise", name)
 
 
@@ -28,7 +28,7 @@ def components(registry, noise_name: str, learner_name: str):
 
     members = [_noise(registry, n.strip()) for n in noise_name.split("+")]
     if ("learners", learner_name) not in registry:
-        raise unknown_name("learner", learner_name, registry.names("learners"))
+        raise registry.unknown("learners", learner_name)
     try:
         noise = compose_noise(members)
     except ValueError as exc:

@@ -148,7 +148,8 @@ def run_suite(args) -> int:
             checks.append(check)
     if not checks:
         suites = sorted({e.factory().suite for e in asm.registry.entries("checks")})
-        raise UserError(f"no checks in suite {args.suite!r} (suites: {', '.join(suites) or 'none registered'})")
+        raise UserError(f"no checks in suite {args.suite!r} (suites: {', '.join(suites) or 'none registered'})"
+                        + asm.registry.left_out_note())
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         unknown = sorted(set(wanted) - {c.name for c in checks})
@@ -156,7 +157,8 @@ def run_suite(args) -> int:
             elsewhere = {e.name: e.factory().suite for e in asm.registry.entries("checks") if e.name in unknown}
             hint = "; ".join(f"{n} is in suite {s!r} (use --suite {s})" for n, s in sorted(elsewhere.items()))
             raise UserError(f"unknown check(s) {', '.join(unknown)} in suite {args.suite!r} "
-                            + (f"— {hint}" if hint else f"(known: {', '.join(c.name for c in checks)})"))
+                            + (f"— {hint}" if hint else f"(known: {', '.join(c.name for c in checks)})")
+                            + asm.registry.left_out_note())
         checks = [c for c in checks if c.name in wanted]
     out = ResultsFolder(args.out)
     out.start({"command": ["flatland", "check"] + sys.argv[2:] if sys.argv[1:2] == ["check"] else None,

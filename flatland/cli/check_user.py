@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError
 
 
 def _problem_and_loss(args, registry):
@@ -35,7 +35,7 @@ def _problem_and_loss(args, registry):
                 raise UserError(f"loss {text!r} has no expression for the theory")
             return Problem.from_loss(loss), loss
         if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]+", text):
-            raise unknown_name("loss", text, registry.names("losses"))
+            raise registry.unknown("losses", text)
         problem = Problem.from_expr(text, args.vars)
     name = "user-valley"
     if problem.has_residuals:

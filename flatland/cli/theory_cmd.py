@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError
 
 NOISE_HELP = (
     "any registered noise model (flatland list noise): none, update (θ += N(0,σ²I)), gradient (N(0,σ²) added "
@@ -70,7 +70,7 @@ def _problem(args, registry):
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text) and not re.fullmatch(r"[a-z][a-z0-9]*", text) \
             or re.fullmatch(r"[a-z][a-z0-9]*", text) and len(text) > 1:
         # a bare name is no useful loss: the user meant a registered loss
-        raise unknown_name("loss", text, registry.names("losses"))
+        raise registry.unknown("losses", text)
     return Problem.from_expr(text, args.vars)
 
 
