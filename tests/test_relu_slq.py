@@ -84,6 +84,28 @@ def test_density_wasserstein_within_slq_bound(small):
     assert np.trapezoid(f["density"], f["grid"]) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_negative_count_bounds(small):
+    """n_negative (Ritz values below −tol) is a lower bound; the SLQ CDF bracket holds up to sampling error.
+
+    The bracket (Chebyshev–Markov–Stieltjes, per probe) is exact for the probes'
+    weighted measures; those differ from the spectrum's distribution function F
+    by at most 4 of their standard deviations √(2 min(F_a, 1 − F_a)/(n_probes·P_active))
+    (F_a: the active block's; times P_active/P), which is the slack allowed here.
+    """
+    _ctx, _p, e, f = small
+    assert f["n_negative"] <= int(np.sum(e < -f["tol"]))
+    lo, hi = f["n_negative_slq_range"]
+    assert lo <= f["n_negative_slq"] <= hi
+    frac = f["solved_size"] / f["n_params"]
+    for x in np.quantile(e, [0.05, 0.25, 0.5, 0.75, 0.95]) + 1e-9:
+        F = np.mean(e < x)
+        Fa = (F - (1 - frac) * (x > 0)) / frac          # the active block's distribution function
+        est, lo, hi = S.mass_below(f, x)
+        slack = 4 * frac * np.sqrt(2 * max(min(Fa, 1 - Fa), 0) / (f["n_probes"] * f["solved_size"])) + 1e-12
+        assert lo - slack <= F <= hi + slack
+        assert lo <= est <= hi
+
+
 def test_extension_accepts_slq():
     ext = ReluRun()
     ctx = types.SimpleNamespace(options={"step": "dense", "hessian": "slq", "hessian_every": 0},

@@ -207,9 +207,12 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
     ``n_zero_is_lower_bound``). Rigorous up to convergence: ``lambda_max`` and
     ``lambda_min`` are extreme Ritz values (θ_max ≤ λ_max, θ_min ≥ λ_min), each
     within ``lambda_max_residual`` / ``lambda_min_residual`` of an eigenvalue.
-    Estimated (stochastic): ``n_negative`` = P × the SLQ measure's mass below
-    −tol, rounded (``n_negative_is_estimate``), ``trace_slq`` ± ``trace_slq_sem``,
-    and the density (``nodes``, ``weights``, ``grid``, ``density``).
+    ``n_negative`` counts Ritz values below −tol, a lower bound (θ_i ≥ λ_i from
+    the bottom; ``n_negative_is_lower_bound``). Estimated (stochastic):
+    ``n_negative_slq`` (P × the SLQ mass below −tol) with its quadrature bracket
+    ``n_negative_slq_range`` (:func:`.slq.mass_below`; wide, as most eigenvalues
+    sit near 0), ``trace_slq`` ± ``trace_slq_sem``, and the density (``nodes``,
+    ``weights``, ``grid``, ``density``).
     ``eigenvalues`` are the Ritz values; ``sum_log`` is not computed (NaN).
     """
     spec, X, Y, kappa = ctx["spec"], ctx["X"], ctx["Y"], ctx["kappa"]
@@ -242,17 +245,18 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
             M = 2 * kappa * np.asarray(gram(params, X, spec))
         return _summarise(np.linalg.eigvalsh(M), P, rtol, info | {"solved_size": M.shape[0]})
     if method == "slq":
-        from .slq import spectrum
+        from .slq import mass_below, spectrum
         opts = {k: v for k, v in (("slq_order", slq_order), ("n_probes", n_probes)) if v is not None}
         sp = spectrum(params, ctx, order=lanczos_steps, seed=seed, **opts)
         lmax = sp["lambda_max"]
         rt = P * EPS64 if rtol is None else float(rtol)
         tol = rt * max(lmax, 0.0)
-        neg = float(np.sum(sp["weights"][sp["nodes"] < -tol]))
+        neg = mass_below(sp, -tol)
         return sp | info | {
             "n_zero": info.get("exact_null", int(P - P_a)), "n_zero_is_lower_bound": True,
-            "n_negative": int(round(P * neg)), "n_negative_is_estimate": True, "sum_log": float("nan"),
-            "tol": tol, "rtol": rt, "eigenvalues": sp["ritz"], "method": "slq"}
+            "n_negative": int((sp["ritz"] < -tol).sum()), "n_negative_is_lower_bound": True,
+            "n_negative_slq": P * neg[0], "n_negative_slq_range": (P * neg[1], P * neg[2]),
+            "sum_log": float("nan"), "tol": tol, "rtol": rt, "eigenvalues": sp["ritz"], "method": "slq"}
     # Lanczos fallback: full Hessian, matrix-free; zero count is the exact-null lower bound.
     ritz = lanczos(params, X, Y, spec, kappa, lanczos_steps)
     lmax = float(ritz.max())
