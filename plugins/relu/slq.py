@@ -90,7 +90,7 @@ def _loss_fn(X, Y, spec: NetSpec, kappa):
 
 
 def _tridiag(hvp, v, order):
-    """Full-reorthogonalised Lanczos (matfree): diagonal, off-diagonal, β_k, first entry of v."""
+    """Full-reorthogonalised Lanczos (matfree): diagonal, off-diagonal and β_k = ‖last residual‖."""
     alg = decomp.tridiag_sym(order, reortho="full", materialize=False, custom_vjp=False)
     _Q, (diag, off), resid, _inv = alg(hvp, v)
     return diag, off, jnp.linalg.norm(resid)
@@ -123,6 +123,8 @@ def _truncate(diag, off, beta_k):
     bad_d = ~np.isfinite(diag)
     if bad.any() or bad_d.any():
         cut = min(int(np.argmax(bad)) + 1 if bad.any() else diag.size, int(np.argmax(bad_d)) if bad_d.any() else diag.size)
+        if cut == 0:
+            raise FloatingPointError("non-finite Hessian-vector product in the Lanczos run")
         return diag[:cut], off[: cut - 1], 0.0
     return diag, off, float(beta_k)
 
