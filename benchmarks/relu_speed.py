@@ -16,14 +16,23 @@ What it measures, in one run on this machine:
    emulated sparsified layer (90% of units silenced with bias −10³), with exact
    and with float32 noise draws; and the dense step with XLA's ``rbg`` generator
    (slower than threefry on this CPU);
-6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``);
+6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``)
+   and with ``draws = "fast"`` (Philox words and flatland's normal quantile,
+   :mod:`flatland.normal_draws`), float32 with fast draws, and the sparse step
+   with fast draws;
 7. where the time goes: the same step without noise (``noise = "none"``, float64 and
-   float32) and the cost of drawing one step's 18,000 normals with JAX's threefry.
+   float32) and the cost of drawing one step's 18,000 normals with JAX's threefry;
+8. two runs sharing the cores: the float64 fast-draw step in child processes with
+   single-threaded XLA, one alone and then two at once (the sweep's case), and one
+   alone with XLA's default threading;
+9. the full Hessian's spectrum by stochastic Lanczos quadrature at P = 18,000
+   (``benchmarks/hessian_slq.py``), when that module is present.
 
     .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR]
 
-Targets (issue 5): float64 single ≥ 2.5× torch, float32 ≥ 5×; Hessian
-functionals ≤ 60 s at P = 18,000 with all units active.
+Targets (issue 15): float64 with exact-law noise ≥ 3× torch, float32 ≥ 6×; the
+sparse step with 10% of units active ≥ 6×; two single-threaded runs on 2 cores
+≥ 1.7× the steps of one alone; full-Hessian SLQ at P = 18,000 ≤ 60 s.
 """
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -218,7 +228,36 @@ def hessian_timing():
     return res
 
 
+def shared_cores(steps) -> dict:
+    """Steps/s of the float64 fast-draw step in child processes: one alone single-threaded, two at once
+    single-threaded (each), one alone with XLA's default threads. Children print one JSON line."""
+    def children(n, single):
+        cmd = [sys.executable, __file__, "--child", str(steps)] + (["--xla-single-thread"] if single else [])
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1])["steps_per_s"] for p in procs]
+
+    alone = children(1, True)[0]
+    pair = children(2, True)
+    multi = children(1, False)[0]
+    return {"single_thread_alone": alone, "single_thread_two_at_once": pair, "default_threads_alone": multi,
+            "two_runs_over_one": sum(pair) / alone, "default_over_single_alone": multi / alone}
+
+
+def slq_timing():
+    """``benchmarks/hessian_slq.py``'s figures, if that benchmark is present."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        from hessian_slq import slq_benchmark
+    except ImportError as exc:
+        return {"skipped": f"benchmarks/hessian_slq.py not importable ({exc})"}
+    return slq_benchmark()
+
+
 def main():
+    if "--child" in sys.argv:   # one measurement for shared_cores, printed as JSON
+        steps = int(sys.argv[sys.argv.index("--child") + 1])
+        print(json.dumps(flatland_rate(steps, draws="fast")))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20_000, help="timed steps per measurement (multiple of 100)")
     ap.add_argument("--torch-steps", type=int, default=3_000)
@@ -228,7 +267,8 @@ def main():
                          "2-core machine this is ~2x faster for these small products")
     ap.add_argument("--torch-path", help="a folder holding a throwaway torch install (pip install --target DIR torch); "
                                          "appended to sys.path so it shadows nothing")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse", "breakdown"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse",
+                                                           "breakdown", "shared", "slq"])
     args = ap.parse_args()
     if args.torch_path:
         sys.path.append(args.torch_path)
@@ -241,11 +281,15 @@ def main():
     print("flatland float64 single", res["flatland_f64"])
     res["flatland_f64_f32draws"] = flatland_rate(args.steps, draws="float32")
     print("flatland float64 single, float32 noise draws", res["flatland_f64_f32draws"])
+    res["flatland_f64_fastdraws"] = flatland_rate(args.steps, draws="fast")
+    print("flatland float64 single, fast noise draws", res["flatland_f64_fastdraws"])
     res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=ALL_RELU)
     print("flatland float64 single, all default metrics", res["flatland_f64_all_metrics"])
     if "float32" not in args.skip:
         res["flatland_f32"] = flatland_rate(args.steps, dtype="float32")
         print("flatland float32 single", res["flatland_f32"])
+        res["flatland_f32_fastdraws"] = flatland_rate(args.steps, dtype="float32", draws="fast")
+        print("flatland float32 single, fast noise draws", res["flatland_f32_fastdraws"])
     if "breakdown" not in args.skip:
         res["flatland_f64_no_noise"] = flatland_rate(args.steps, noise=False)
         print("flatland float64 single, no noise (compute only)", res["flatland_f64_no_noise"])
@@ -262,6 +306,7 @@ def main():
     if "sparse" not in args.skip:
         for label, kw in (("dense_on_sparse_state", {}), ("sparse_step_on_sparse_state", {"step": "sparse"}),
                           ("sparse_step_f32draws_on_sparse_state", {"step": "sparse", "draws": "float32"}),
+                          ("sparse_step_fastdraws_on_sparse_state", {"step": "sparse", "draws": "fast"}),
                           ("dense_rbg", {"prng": "rbg", "sparse_state": False})):
             kw = {"sparse_state": True} | kw
             res[label] = flatland_rate(args.steps, **kw)
@@ -272,19 +317,28 @@ def main():
         if "steps_per_s" in res["torch_f64"]:
             t = res["torch_f64"]["steps_per_s"]
             res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t,
-                             "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t}
-            if "flatland_f32" in res:
-                res["ratios"]["f32_vs_torch"] = res["flatland_f32"]["steps_per_s"] / t
+                             "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t,
+                             "f64_fastdraws_vs_torch": res["flatland_f64_fastdraws"]["steps_per_s"] / t}
+            for k in ("flatland_f32", "flatland_f32_fastdraws"):
+                if k in res:
+                    res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
             for k in ("flatland_f64_no_noise", "flatland_f32_no_noise"):
                 if k in res:
                     res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
-            for k in ("sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state"):
+            for k in ("sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state",
+                      "sparse_step_fastdraws_on_sparse_state"):
                 if k in res:
                     res["ratios"][k + "_vs_torch"] = res[k]["steps_per_s"] / t
-            print("ratios (targets: f64 ≥ 2.5, f32 ≥ 5)", res["ratios"])
+            print("ratios (targets: f64 ≥ 3, f32 ≥ 6, sparse ≥ 6)", res["ratios"])
+    if "shared" not in args.skip:
+        res["shared_cores"] = shared_cores(args.steps)
+        print("two runs sharing the cores (target: two_runs_over_one ≥ 1.7)", res["shared_cores"])
     if "hessian" not in args.skip:
         res["hessian"] = hessian_timing()
         print("hessian functionals at P=18,000", res["hessian"])
+    if "slq" not in args.skip:
+        res["slq"] = slq_timing()
+        print("full-Hessian SLQ (target: ≤ 60 s at P = 18,000)", res["slq"])
     res["machine"]["loadavg_end"] = os.getloadavg()
     if args.json:
         with open(args.json, "w") as f:
