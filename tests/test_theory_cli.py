@@ -118,3 +118,44 @@ def test_huge_exponents_are_not_factored_into_huge_polynomials():
         assert time.process_time() - t0 < 2.0, text
     kappa, res = residuals_from_loss(sp.expand((sp.Symbol("x") * sp.Symbol("y") - 1) ** 2))   # factoring still used
     assert len(res) == 1
+
+
+def _nest(f, depth, inner="x"):
+    return f"{f}(" * depth + inner + ")" * depth
+
+
+@pytest.mark.parametrize("argv, message", [
+    # NaN in the Jacobian: the SVD of the projection step did not converge (was an internal error, exit 70)
+    (["--loss", _nest("log", 15) + "**2*y**2", "--at", "x=1,y=0"], "the loss is not finite at the point x=1, y=0"),
+    # inf in the Jacobian: a RuntimeWarning printed above the one-line error
+    (["--loss", "log(log(x))**2", "--at", "x=1"], "the loss is not finite at the point x=1"),
+    # an infinite closed-form drift at a degenerate point: a RuntimeWarning above the one-line error
+    (["--loss", "y**2 + x**2*sqrt(x)**2*0 + (x*y)**2", "--at", "x=0,y=0"], "not finite at this point"),
+])
+def test_non_finite_values_at_the_point_are_one_line_without_warnings(capsys, argv, message):
+    """#17 item 2: NumPy's RuntimeWarnings and LinAlgErrors never reach the user; one line, exit 2."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["theory", *argv, "--noise", "update"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not [w for w in caught if not issubclass(w.category, DeprecationWarning)], [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("loss, at", [(_nest("tanh", 30) + "**2*y**2", "x=0,y=0"),     # ≥ 20 s unbounded
+                                      (_nest("tanh", 38, "z") + "**2*w**2", "z=1,w=0")])  # ≥ 15 s
+def test_deep_nests_of_functions_end_at_the_symbolic_budget_in_one_line(capsys, monkeypatch, loss, at):
+    """#17 item 1: deep tanh nests pass the parser (≤ 40 levels) but take ≥ 15 s of CPU in the later stages
+    (measured; sin nests of 30 finish in 1.3 s); the budget (1 s here, in-process: SIGALRM in the main
+    thread) ends each in one line. Each case has its own symbols, so SymPy's cache of one cannot speed up
+    the other."""
+    import time
+
+    monkeypatch.setenv("FLATLAND_SYMBOLIC_SECONDS", "1")
+    t0 = time.process_time()
+    assert main(["theory", "--loss", loss, "--at", at, "--noise", "update"]) == 2
+    assert time.process_time() - t0 < 3.0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than 1 s of symbolic work" in err, err

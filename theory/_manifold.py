@@ -45,13 +45,16 @@ def project(problem: Problem, theta0) -> tuple[np.ndarray, float]:
     if on_manifold(problem, theta):
         return theta, 0.0
     def step(theta):
+        """The Gauss–Newton (Newton) step; NaN where r, J (∇L, H) are not finite, which ends the iteration
+        (the SVD of a matrix holding NaN does not converge, and inf warns)."""
         if problem.has_residuals:
-            r = numpy_function(problem, "residuals")(theta)
-            J = numpy_function(problem, "jacobian")(theta)
-            return np.linalg.pinv(J, rcond=1e-12) @ r
-        g = numpy_function(problem, "gradient")(theta)
-        H = numpy_function(problem, "hessian")(theta)
-        return np.linalg.pinv(H, rcond=1e-12, hermitian=True) @ g
+            v, M = (np.asarray(numpy_function(problem, f)(theta), float) for f in ("residuals", "jacobian"))
+        else:
+            v, M = (np.asarray(numpy_function(problem, f)(theta), float) for f in ("gradient", "hessian"))
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(M))):
+            return np.full_like(theta, np.nan)
+        with np.errstate(all="ignore"):
+            return np.linalg.pinv(M, rcond=1e-12, hermitian=not problem.has_residuals) @ v
 
     for _ in range(MAX_ITER):
         delta = step(theta)
@@ -68,6 +71,9 @@ def project(problem: Problem, theta0) -> tuple[np.ndarray, float]:
         if np.linalg.norm(theta - start) > 1e6 * (1.0 + np.linalg.norm(start)):
             break
     point = ", ".join(f"{v}={x:g}" for v, x in zip(problem.variables, start))
+    if not np.isfinite(_off(problem, start)):
+        raise UserError(f"the loss is not finite at the point {point} (nor can it be followed to L = 0 from "
+                        "there): choose a point where the loss and its derivatives are defined, near its zero set")
     raise UserError(f"the point {point} is far from any zero-loss manifold: projecting it onto L = 0 "
                     f"did not converge (loss there: {float(numpy_function(problem, 'loss')(start)):.3g})")
 

@@ -90,9 +90,9 @@ def _hyper(law: StepLaw, hyper) -> dict:
 
 def _closed_form(problem, law, m, theta, P_T, hyper):
     f = _closed.drift_gradient_function(problem, law, m)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a non-finite drift is refused by the caller, in one line
         lead, fin = f(theta, *hyper_values(hyper_symbols(law), hyper))
-    return P_T @ lead + 0.0, P_T @ fin + 0.0
+        return P_T @ lead + 0.0, P_T @ fin + 0.0
 
 
 def _text(expr, problem, theta):
