@@ -68,9 +68,11 @@ class RunConfig:
         return d | {k: dict(v) for k, v in sorted(self.extensions.items())}
 
 
-def _int(section, key, v, minimum=0):
+def _int(section, key, v, minimum=0, maximum=None):
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise UserError(f"[{section}] {key} must be an integer ≥ {minimum}, got {v!r}")
+    if maximum is not None and v > maximum:
+        raise UserError(f"[{section}] {key} must be an integer from {minimum} to {maximum}, got {v!r}")
     return v
 
 
@@ -139,7 +141,7 @@ def from_dict(raw: dict) -> RunConfig:
     run.update(sections["run"])
     _int("run", "steps", run["steps"], 1)
     _int("run", "seeds", run["seeds"], 1)
-    _int("run", "seed", run["seed"], 0)
+    _int("run", "seed", run["seed"], 0, 2**63 - 1)         # the PRNG key takes a signed 64-bit seed
     for k in ("log_every", "snapshot_every", "checkpoint_every"):
         _int("run", k, run[k], 1)
     if run["snapshot_every"] % run["log_every"]:
@@ -163,6 +165,8 @@ def from_dict(raw: dict) -> RunConfig:
 def read_toml(path, what: str = "config file") -> dict:
     """A TOML file as a dict, or a one-line UserError (missing, not TOML, not text)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; give the path of a .toml file")
     if not path.is_file():
         raise UserError(f"{what} {str(path)!r} not found")
     try:

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +119,7 @@ def _cli_run(tmp_path, cfg, out, capsys):
     (("task", "n_shuffles", -1), "n_shuffles"),
     (("task", "place_threshold", "high"), "place_threshold"),
     (("task", "n_bins", 0), "n_bins"),
+    (("run", "seed", 2**63), "[run] seed must be an integer from 0 to 9223372036854775807"),  # was OverflowError
 ])
 def test_each_bad_setting_of_the_issue_is_one_line(tmp_path, capsys, edit, message):
     """#17 item 3's list, one by one: exit 2, one line naming the setting, nothing written."""
@@ -138,3 +140,79 @@ def test_unusable_output_paths_are_one_line(tmp_path, capsys, make, message):
     rc, err = _cli_run(tmp_path, {k: dict(v) for k, v in CFG.items()}, make(tmp_path), capsys)
     assert rc == 2 and err.count("\n") == 0 and "Traceback" not in err, err
     assert message in err.lower(), err
+
+
+def _refuse(monkeypatch, where, path, code, text):
+    """Make ``where`` (a method taking the path first) raise OSError(code) for ``path`` only."""
+    real = where[0].__dict__[where[1]]
+
+    def broken(self, *args, **kwargs):
+        if Path(self) == path:
+            raise OSError(code, text, str(path))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(*where, broken)
+
+
+def test_permission_denied_and_io_errors_are_one_line_and_leave_no_lock(tmp_path, capsys, monkeypatch):
+    """#17 item 3: PermissionError (we run as root: chmod cannot make one, so it is injected) and EIO
+    were tracebacks; now one line naming the path, exit 2, and the folder's lock is released."""
+    import errno
+
+    from flatland.run_files import Csv
+
+    cfg = {k: dict(v) for k, v in CFG.items()}
+    out = tmp_path / "denied"
+    with monkeypatch.context() as m:
+        _refuse(m, (Path, "mkdir"), out, errno.EACCES, "Permission denied")
+        rc, err = _cli_run(tmp_path, cfg, out, capsys)
+    assert rc == 2 and err.count("\n") == 0 and "Permission denied" in err and str(out) in err, err
+
+    with monkeypatch.context() as m:
+        _refuse(m, (Path, "read_text"), tmp_path / "c.toml", errno.EACCES, "Permission denied")
+        rc, err = _cli_run(tmp_path, cfg, tmp_path / "unread", capsys)
+    assert rc == 2 and err.count("\n") == 0 and "Permission denied" in err and "c.toml" in err, err
+
+    out = tmp_path / "eio"
+    with monkeypatch.context() as m:
+        def eio(self, rows):
+            raise OSError(errno.EIO, "Input/output error", str(self.path))
+        m.setattr(Csv, "append", eio)
+        rc, err = _cli_run(tmp_path, cfg, out, capsys)
+    assert rc == 2 and err.count("\n") == 0 and "Input/output error" in err and "metrics.csv" in err, err
+    assert not (out / LOCK_NAME).exists()                      # a later --resume is not refused as "in use"
+
+
+def test_a_config_path_that_is_a_folder_says_so(tmp_path, capsys):
+    from flatland.cli import main
+
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder; give the path of a .toml file" in err, err   # was "not found"
+
+
+@pytest.mark.parametrize("raw, written", [
+    (CFG, "metrics.csv"),
+    pytest.param(dict(CORRIDOR, relu={"hessian_every": 20, "hessian": "gauss-newton"}), "hessian.csv",
+                 marks=pytest.mark.slow),      # the issue's own case; ~3 s of CPU, mostly compiling the ReLU init
+])
+def test_a_run_killed_before_its_first_checkpoint_is_never_appended_to(tmp_path, monkeypatch, raw, written):
+    """#17 item 3: a crash before the first checkpoint, then a fresh run into the same folder, wrote the
+    step-0 Hessian rows again (five times after five tries). Now the folder is refused — fresh or --resume —
+    and what it holds is left as it was."""
+    cfg = from_dict(raw)
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt                                   # stands in for SIGKILL mid-way
+    with monkeypatch.context() as m:
+        m.setattr(runner, "_write_checkpoint", killed)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(cfg, out, progress=False, figures=False)
+    assert not (out / "checkpoint.npz").exists() and not (out / LOCK_NAME).exists()
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert written in before and "config.toml" in before, sorted(before)
+    with pytest.raises(UserError, match="not an empty folder"):
+        runner.run(cfg, out, progress=False, figures=False)
+    with pytest.raises(UserError, match="--resume: no checkpoint"):
+        runner.run(cfg, out, resume=True, progress=False, figures=False)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
