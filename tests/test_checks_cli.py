@@ -226,3 +226,45 @@ def test_user_check_out_problems_are_one_line_and_a_refused_check_says_why_in_it
     assert "unstable" in capsys.readouterr().err
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
     assert "unstable" in saved["error"] and (tmp_path / "r" / "table.txt").read_text().startswith("flatland: error")
+
+
+
+def test_a_user_check_claims_its_folder_before_simulating_and_keeps_why_its_run_failed(capsys, tmp_path, monkeypatch):
+    """#17 item 4: the folder was created only at the end (an unusable --out found after the whole simulation)
+    and a run that failed kept nothing. Now an unusable --out stops the check before any chain is run, the
+    folder holds settings.json before the chains start, and a refusal raised by the run is saved there.
+    (The simulation is replaced here; the slow test below lets a real run diverge.)"""
+    from flatland import usercheck
+    from flatland.errors import UserError
+
+    argv = ["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update"]
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the simulation started before --out was checked")
+    monkeypatch.setattr(usercheck, "run_batches", no_simulation)
+    (tmp_path / "f").write_text("x")
+    assert main(argv + ["--out", str(tmp_path / "f" / "sub")]) == 2      # NotADirectoryError: one line, no run
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "f") in err, err
+
+    def diverges(*args, **kwargs):
+        assert json.loads((tmp_path / "d" / "settings.json").read_text())["mode"] == "user valley"
+        raise UserError("the run diverged: 2 of 2 chains became non-finite (first at step 5)")
+    monkeypatch.setattr(usercheck, "run_batches", diverges)
+    assert main(argv + ["--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "diverged" in err, err
+    assert "first at step 5" in json.loads((tmp_path / "d" / "results.json").read_text())["error"]
+    assert "first at step 5" in (tmp_path / "d" / "table.txt").read_text()
+
+
+@pytest.mark.slow  # a real diverging run: ~4 s of compiling and simulating
+def test_a_user_check_whose_run_diverges_keeps_where_it_diverged(capsys, tmp_path):
+    argv = ["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "100", "--eta", "0.9",
+            "--chains", "2", "--steps", "5", "--burn", "0", "--out", str(tmp_path / "d")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the run diverged" in err, err
+    saved = json.loads((tmp_path / "d" / "results.json").read_text())
+    assert "the run diverged" in saved["error"] and "first at step" in saved["error"]
+    assert (tmp_path / "d" / "settings.json").is_file()
