@@ -98,6 +98,9 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "(x*y)**2", "--at", "x=1", "--noise", "update"], "no value for y"),
     (["--at", "x=1,y=0"], "need --loss or --residuals"),
     (["--suite", "no-such-suite"], "no checks in suite"),
+    (["--loss", "1e99999999*(x*y)**2", "--at", "x=1,y=0", "--noise", "update"], "too large"),   # #17 item 1: hung
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--observable", "1e99999999*x"], "too large"),
+    (["--loss", "(x*y)**2*1e300", "--at", "x=1,y=0", "--noise", "update"], "unstable"),         # #17 item 2
 ])
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, argv, words):
     rc = main(["check", *argv, "--out", str(tmp_path / "r")])

@@ -73,6 +73,8 @@ def test_human_output(capsys):
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "1e308"], "at most 1e+100"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1e308"], "at most 1e+100"),
     (["--loss", "x**2*exp(x*1e300)*y**2", "--at", "x=1,y=0", "--noise", "update"], "beyond double precision"),
+    (["--residuals", "1e99999999*x*y", "--at", "x=1,y=0", "--noise", "update"], "too large"),   # hung: 10**N built
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--observable", "1e99999999*x"], "too large"),
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert main(["theory", *argv]) == 2
@@ -159,3 +161,15 @@ def test_deep_nests_of_functions_end_at_the_symbolic_budget_in_one_line(capsys, 
     assert time.process_time() - t0 < 3.0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "more than 1 s of symbolic work" in err, err
+
+
+def test_a_huge_constant_gives_a_prediction_with_its_warning_and_no_numpy_warning(capsys):
+    """#17 item 2: ``*1e300`` is a valid loss whose valley is too sharp for any step: a prediction whose
+    warning says so (unstable, ηλ ≫ 2), no overflow, no RuntimeWarning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = _json(capsys, ["theory", "--loss", "(x*y)**2*1e300", "--at", "x=1,y=0", "--noise", "update", "--json"])
+    assert got["eigenvalues"][-1] == pytest.approx(2e300) and any("unstable" in w for w in got["warnings"])
+    assert not [w for w in caught if not issubclass(w.category, DeprecationWarning)], [str(w.message) for w in caught]

@@ -73,6 +73,9 @@ def test_symbols_are_real_and_literals_exact():
     ("Max(" + ",".join(f"x{i}" for i in range(17)) + ")", "2 to 16 arguments"),
     ("exp(1e5)*x**2*y**2", "exp(1e5)"),
     ("exp(exp(10))*x", "exp(exp(10))"),
+    ("relu(sqrt(-1))*x", "non-real argument"),                  # was SymPy's ValueError from the Python API
+    ("Max(sqrt(-1), x)", "non-real argument"),
+    ("(-1)**(1/3)*x", "not real"),
 ])
 def test_hostile_or_invalid_input_is_one_line_naming_the_token(text, token):
     with pytest.raises(UserError) as exc:
