@@ -173,3 +173,22 @@ def test_a_component_factory_returning_garbage_is_a_plugin_error_naming_it_where
                    'metrics = ["loss", "bad-metric"]\n')
     code, _, err = run(capsys, "run", str(cfg), "--out", str(tmp_path / "o"), "--quiet", "--no-figures")
     assert code == 3 and err.count("\n") == 1 and "metric 'bad-metric'" in err, err
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_a_plugin_that_exits_at_import_is_named_and_every_command_still_runs(capsys, monkeypatch, raised):
+    """#17 item 5: sys.exit() or KeyboardInterrupt at a plugin's import killed every command with no hint."""
+    import importlib.metadata as md
+
+    class EntryPoint:
+        name, value, dist = "quitter", "quitter:plugin", None
+
+        def load(self):
+            raise raised
+
+    real = md.entry_points
+    monkeypatch.setattr(md, "entry_points", lambda group=None: list(real(group=group)) + [EntryPoint()])
+    code, out, err = run(capsys, "list", "learners")
+    assert code == 0 and "gd" in out and "plugin 'quitter'" in err and type(raised).__name__ in err, (out, err)
+    code, out, _ = run(capsys, "theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--json")
+    assert code == 0 and json.loads(out)["drift_leading"][0] < 0
