@@ -130,7 +130,8 @@ def _factory_problem(staged) -> str:
 def _checked(kind: str, name: str, factory: Callable, origin: str) -> Callable:
     """``factory``, checked each time it builds a component: what it returns must be the kind's contract
     type (a flatland.Learner for a learner, …), and an exception other than a rejected option
-    (UserError, TypeError, ValueError: the caller names the option) is the plugin's. Either is a one-line
+    (UserError, TypeError, ValueError: the caller names the option) or a file problem (OSError) is the
+    plugin's. Either is a one-line
     PluginError naming the component and its origin, never an internal error of flatland's (#17, item 5).
     Options differ from use to use, so this cannot all happen at assembly itself."""
     import functools
@@ -139,7 +140,7 @@ def _checked(kind: str, name: str, factory: Callable, origin: str) -> Callable:
     def make(*args, **options):
         try:
             made = factory(*args, **options)
-        except (UserError, PluginError, TypeError, ValueError):
+        except (UserError, PluginError, TypeError, ValueError, OSError):  # a bad option, a missing file
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug, named as such
             raise PluginError(f"{SINGULAR[kind]} {name!r} from {origin}: its factory raised "
