@@ -7,7 +7,8 @@ valley L = (x·y)², from (1, 0). Three implementations, in the same run:
 
 * ``flatland``: the compiled loop (``make_runner`` + ``ensemble``, i.e.
   jit(vmap(scan))), bare and with the Rao–Blackwellised drift summed in the
-  loop as the checks run it; compilation timed separately;
+  loop as the checks run it, and bare with the noise's ``draws = "fast"``;
+  compilation timed separately;
 * ``numpy loop``: a Python loop over chains, each stepping a 2-vector with
   NumPy (what one writes first);
 * ``numpy vectorised``: one NumPy array op per step over all chains (the
@@ -34,9 +35,10 @@ from flatland.simulate import ensemble, make_runner
 ETA, SIGMA = 0.05, 0.01
 
 
-def flatland_rate(n_chains: int, n_steps: int, rb: bool):
+def flatland_rate(n_chains: int, n_steps: int, rb: bool, draws: str = "exact"):
     reg = flatland.assemble().registry
-    loss, noise, gd = reg.create("losses", "fig5a"), reg.create("noise", "update"), reg.create("learners", "gd")
+    loss, gd = reg.create("losses", "fig5a"), reg.create("learners", "gd")
+    noise = reg.create("noise", "update", draws=draws)
     step = flatland.make_step(loss, noise, gd)
     hyper = {"learner": flatland.as_hyper(gd.hyper, {"lr": ETA}), "noise": flatland.as_hyper(noise.hyper, {"sigma": SIGMA})}
     acc = None
@@ -91,17 +93,18 @@ def main():
           f"jax {jax.__version__} on {jax.devices()[0].platform}, float64")
     sizes = {1: 20000 // q, 1000: 2000 // q, 20000: 500 // q}
     np_steps = {1: 20000 // q, 1000: 40 // q or 4, 20000: 2 // q or 1}  # the Python loop is slow: less work
-    header = f"{'chains':>7} | {'flatland bare':>14} {'flatland +RB':>14} {'(compile s)':>11} | " \
-             f"{'numpy loop':>11} {'numpy vect.':>12} | {'x loop':>8} {'x vect.':>8}"
+    header = f"{'chains':>7} | {'flatland bare':>14} {'flatland +RB':>14} {'bare, fast':>11} {'(compile s)':>11} | " \
+             f"{'numpy loop':>11} {'numpy vect.':>12} | {'x loop':>8} {'x vect.':>8} {'fast x vect.':>12}"
     print(header)
     print("-" * len(header))
     for n, steps in sizes.items():
         bare, t_c = flatland_rate(n, steps, rb=False)
         rb, _ = flatland_rate(n, steps, rb=True)
+        fast, _ = flatland_rate(n, steps, rb=False, draws="fast")
         loop = numpy_loop_rate(n, np_steps[n])
         vect = numpy_vectorised_rate(n, steps)
-        print(f"{n:>7} | {bare:>14.3g} {rb:>14.3g} {t_c:>11.2f} | {loop:>11.3g} {vect:>12.3g} | "
-              f"{bare / loop:>8.3g} {bare / vect:>8.3g}")
+        print(f"{n:>7} | {bare:>14.3g} {rb:>14.3g} {fast:>11.3g} {t_c:>11.2f} | {loop:>11.3g} {vect:>12.3g} | "
+              f"{bare / loop:>8.3g} {bare / vect:>8.3g} {fast / vect:>12.3g}")
     print("rates in chain-steps per second (wall); 'x loop' = flatland bare / numpy loop over chains")
 
 

@@ -9,27 +9,34 @@ estimators. All act on any params pytree and on residuals of any shape (rows =
 data examples along the leading axis), so the ReLU network uses them unchanged.
 """
 import dataclasses
+import math
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from flatland import NoiseModel, hookimpl
-from flatland.normal_draws import standard_normal
+from flatland import NoiseModel, hookimpl, normal_from_words, philox_words
 
 
 def _normal_like(key, tree, draw_dtype=None):
     """Standard normals shaped like ``tree``; drawn in ``draw_dtype`` (if given) and cast to each leaf's dtype.
 
-    ``draw_dtype = "fast"``: :func:`flatland.normal_draws.standard_normal` (Philox words, one per normal).
+    ``draw_dtype = "fast"``: :mod:`flatland.normal_draws` — one Philox stream under ``key``, the leaves
+    taking consecutive words, one word per normal.
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
+    if isinstance(draw_dtype, str):      # one Philox stream: each leaf takes the next words (no key split)
+        sizes = [math.prod(jnp.shape(x)) for x in leaves]
+        words = philox_words(key, sum(sizes))
+        ends = np.cumsum(sizes)
+        noise = [normal_from_words(words[e - n:e], jnp.result_type(x)).reshape(jnp.shape(x))
+                 for n, e, x in zip(sizes, ends, leaves)]
+        return jax.tree_util.tree_unflatten(treedef, noise)
     keys = jax.random.split(key, len(leaves))
-    if isinstance(draw_dtype, str):
-        noise = [standard_normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)]
-    else:
-        noise = [jax.random.normal(k, jnp.shape(x), draw_dtype or jnp.result_type(x)).astype(jnp.result_type(x))
-                 for k, x in zip(keys, leaves)]
+    noise = [jax.random.normal(k, jnp.shape(x), draw_dtype or jnp.result_type(x)).astype(jnp.result_type(x))
+             for k, x in zip(keys, leaves)]
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
