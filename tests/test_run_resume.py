@@ -74,9 +74,12 @@ def _final_params(out):
     return trees["params"], meta
 
 
-def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("draws", ["exact", "fast"])
+def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path, draws):
     """Stop 1 chunk after a checkpoint (rows past it are on disk), resume: identical bytes and params."""
-    cfg_path = _write(tmp_path, "s.toml", SMALL.format(steps=1000))
+    text = SMALL.format(steps=1000).replace("sigma = 0.03\n", f"sigma = 0.03\ndraws = \"{draws}\"\n")
+    assert f'draws = "{draws}"' in text
+    cfg_path = _write(tmp_path, "s.toml", text)
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     runner.run(load(cfg_path), ref, progress=False, figures=False)
     assert runner.run(load(cfg_path), cut, progress=False, figures=False, stop_after=3) == {"stopped_at": 750}
