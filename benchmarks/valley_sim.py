@@ -7,8 +7,8 @@ valley L = (x·y)², from (1, 0). Three implementations, in the same run:
 
 * ``flatland``: the compiled loop (``make_runner`` + ``ensemble``, i.e.
   jit(vmap(scan))), bare and with the Rao–Blackwellised drift summed in the
-  loop as the checks run it, and bare with the noise's ``draws = "fast"``;
-  compilation timed separately;
+  loop as the checks run it, and bare with Philox keys and the noise's
+  ``draws = "fast"`` (``bare, phx``); compilation timed separately;
 * ``numpy loop``: a Python loop over chains, each stepping a 2-vector with
   NumPy (what one writes first);
 * ``numpy vectorised``: one NumPy array op per step over all chains (the
@@ -30,12 +30,13 @@ import numpy as np
 
 import flatland
 from flatland.estimators import step_moments
+from flatland.normal_draws import PHILOX
 from flatland.simulate import ensemble, make_runner
 
 ETA, SIGMA = 0.05, 0.01
 
 
-def flatland_rate(n_chains: int, n_steps: int, rb: bool, draws: str = "exact"):
+def flatland_rate(n_chains: int, n_steps: int, rb: bool, draws: str = "exact", impl=None):
     reg = flatland.assemble().registry
     loss, gd = reg.create("losses", "fig5a"), reg.create("learners", "gd")
     noise = reg.create("noise", "update", draws=draws)
@@ -46,7 +47,7 @@ def flatland_rate(n_chains: int, n_steps: int, rb: bool, draws: str = "exact"):
         mom = step_moments(loss, noise, gd)
         acc = lambda p, s, h: {"rb": mom(p, s, h)[0]}
     sim = ensemble(make_runner(step, n_steps, accumulate=acc))
-    keys = jax.random.split(jax.random.PRNGKey(0), n_chains)
+    keys = jax.random.split(jax.random.key(0, impl=impl) if impl else jax.random.PRNGKey(0), n_chains)
     p0 = jnp.tile(jnp.array([1.0, 0.0]), (n_chains, 1))
     s0 = jax.vmap(lambda p: gd.init(p, hyper["learner"]))(p0)
     t = time.perf_counter()
@@ -93,14 +94,14 @@ def main():
           f"jax {jax.__version__} on {jax.devices()[0].platform}, float64")
     sizes = {1: 20000 // q, 1000: 2000 // q, 20000: 500 // q}
     np_steps = {1: 20000 // q, 1000: 40 // q or 4, 20000: 2 // q or 1}  # the Python loop is slow: less work
-    header = f"{'chains':>7} | {'flatland bare':>14} {'flatland +RB':>14} {'bare, fast':>11} {'(compile s)':>11} | " \
-             f"{'numpy loop':>11} {'numpy vect.':>12} | {'x loop':>8} {'x vect.':>8} {'fast x vect.':>12}"
+    header = f"{'chains':>7} | {'flatland bare':>14} {'flatland +RB':>14} {'bare, phx':>11} {'(compile s)':>11} | " \
+             f"{'numpy loop':>11} {'numpy vect.':>12} | {'x loop':>8} {'x vect.':>8} {'phx x vect.':>12}"
     print(header)
     print("-" * len(header))
     for n, steps in sizes.items():
         bare, t_c = flatland_rate(n, steps, rb=False)
         rb, _ = flatland_rate(n, steps, rb=True)
-        fast, _ = flatland_rate(n, steps, rb=False, draws="fast")
+        fast, _ = flatland_rate(n, steps, rb=False, draws="fast", impl=PHILOX)
         loop = numpy_loop_rate(n, np_steps[n])
         vect = numpy_vectorised_rate(n, steps)
         print(f"{n:>7} | {bare:>14.3g} {rb:>14.3g} {fast:>11.3g} {t_c:>11.2f} | {loop:>11.3g} {vect:>12.3g} | "

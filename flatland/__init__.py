@@ -26,7 +26,7 @@ from .lab import Lab, Measured  # noqa: E402
 from .verdicts import decisive, drift_ratio, failed, scalar, vector_verdict  # noqa: E402
 from .extensions import RunContext, RunExtension, Snapshot  # noqa: E402
 from .run_files import read_csv  # noqa: E402
-from .normal_draws import normal_from_words, philox_words, standard_normal  # noqa: E402
+from .normal_draws import PHILOX, normal_from_words, philox_words, standard_normal  # noqa: E402
 from .sweep_stats import (  # noqa: E402
     SweepClaim, SweepSection, claim as sweep_claim, fraction as sweep_fraction, median as sweep_median, median_ci,
     paper_verdict, pearson_ci, wilson,
@@ -41,7 +41,7 @@ __all__ = [
     "step_moments", "step_law", "ComposedNoise", "compose_noise", "Lab", "Measured", "decisive", "drift_ratio", "failed", "scalar",
     "vector_verdict",
     # noise draws: Philox words and a normal per 32-bit word (same law, cheaper than jax.random.normal)
-    "normal_from_words", "philox_words", "standard_normal",
+    "PHILOX", "normal_from_words", "philox_words", "standard_normal",
     # long runs: run extensions (snapshots, reports, figures of a task family) and their files
     "RunContext", "RunExtension", "Snapshot", "read_csv",
     # sweeps: claims about a results table, with intervals and the paper-comparison verdict

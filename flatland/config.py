@@ -30,7 +30,7 @@ from pathlib import Path
 from .errors import UserError
 
 SECTIONS = ("task", "learner", "noise", "run")
-PRNGS = ("threefry", "rbg", "unsafe_rbg")
+PRNGS = ("threefry", "philox", "rbg", "unsafe_rbg")
 TASK_RUN_KEYS = ("name", "start")   # [task] keys the runner reads; the rest go to the loss factory
 ENSEMBLES = ("loop", "vmap")  # several seeds: one compiled single-seed chunk per seed, or one vmapped chunk
 

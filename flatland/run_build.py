@@ -28,10 +28,11 @@ from .assembly import assemble
 from .config import RunConfig
 from .errors import UserError
 from .extensions import RunContext, resolve_options
+from .normal_draws import PHILOX
 from .simulate import ensemble, make_runner
 from .stepping import as_hyper, make_step
 
-PRNG_IMPL = {"threefry": "threefry2x32", "rbg": "rbg", "unsafe_rbg": "unsafe_rbg"}
+PRNG_IMPL = {"threefry": "threefry2x32", "philox": PHILOX, "rbg": "rbg", "unsafe_rbg": "unsafe_rbg"}
 CORE = ("task", "learner", "noise", "run")
 
 

@@ -98,3 +98,24 @@ def test_same_key_same_draws_any_shape_and_chunking():
     words = np.asarray(philox_words(jax.random.key(5), 24))            # typed keys give the same words
     np.testing.assert_array_equal(words, np.asarray(philox_words(key, 24)))
     assert np.asarray(standard_normal(key, (3,), jnp.float32)).dtype == np.float32
+
+
+def test_philox_keys_split_fold_and_draw_like_jax_keys():
+    from flatland.normal_draws import PHILOX
+
+    key = jax.random.key(2026, impl=PHILOX)
+    a, b = jax.random.split(key)
+    assert not np.array_equal(jax.random.key_data(a), jax.random.key_data(b))
+    folded = {tuple(np.asarray(jax.random.key_data(jax.random.fold_in(key, t)))) for t in range(100)}
+    assert len(folded) == 100
+    assert jax.random.key_data(jax.random.key(2**40 + 1, impl=PHILOX)).tolist() != \
+        jax.random.key_data(jax.random.key(1, impl=PHILOX)).tolist()          # 64-bit seeds use both words
+    for width, dtype in ((8, jnp.uint8), (16, jnp.uint16), (32, jnp.uint32), (64, jnp.uint64)):
+        bits = jax.random.bits(key, (5, 3), dtype)
+        assert bits.shape == (5, 3) and bits.dtype == dtype
+    # children of a split draw independent standard normals (JAX's own normal on Philox bits)
+    za = np.asarray(jax.random.normal(a, (N,)))
+    zb = np.asarray(jax.random.normal(b, (N,)))
+    assert abs(_r(za, zb)) < 4 / math.sqrt(N)
+    assert abs(za.mean()) < 4 / math.sqrt(N) and abs(za.var() - 1) < 4 * math.sqrt(2 / N)
+    np.testing.assert_array_equal(za, np.asarray(jax.random.normal(a, (N,))))   # same key, same draws

@@ -74,11 +74,12 @@ def _final_params(out):
     return trees["params"], meta
 
 
-@pytest.mark.parametrize("draws", ["exact", "fast"])
-def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path, draws):
+@pytest.mark.parametrize("draws, prng", [("exact", "threefry"), ("fast", "philox")])
+def test_interrupted_after_checkpoint_resumes_bit_for_bit(tmp_path, draws, prng):
     """Stop 1 chunk after a checkpoint (rows past it are on disk), resume: identical bytes and params."""
     text = SMALL.format(steps=1000).replace("sigma = 0.03\n", f"sigma = 0.03\ndraws = \"{draws}\"\n")
-    assert f'draws = "{draws}"' in text
+    text = text.replace("seed = 5\n", f"seed = 5\nprng = \"{prng}\"\n")
+    assert f'draws = "{draws}"' in text and f'prng = "{prng}"' in text
     cfg_path = _write(tmp_path, "s.toml", text)
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     runner.run(load(cfg_path), ref, progress=False, figures=False)
