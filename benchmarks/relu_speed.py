@@ -18,11 +18,11 @@ What it measures, in one run on this machine:
    (slower than threefry on this CPU);
 6. float64 with the gradient noise drawn as float32 normals (``draws = "float32"``)
    and with ``draws = "fast"`` (Philox words and flatland's normal quantile,
-   :mod:`flatland.normal_draws`), float32 with fast draws, and the sparse step
-   with fast draws;
+   :mod:`flatland.normal_draws`), also with Philox keys (``[run] prng = "philox"``),
+   float32 with fast draws, and the sparse step with fast draws;
 7. where the time goes: the same step without noise (``noise = "none"``, float64 and
    float32) and the cost of drawing one step's 18,000 normals with JAX's threefry;
-8. two runs sharing the cores: the float64 fast-draw step in child processes with
+8. two runs sharing the cores: the float64 fast-draw, Philox-key step in child processes with
    single-threaded XLA, one alone and then two at once (the sweep's case), and one
    alone with XLA's default threading;
 9. the full Hessian's spectrum by stochastic Lanczos quadrature at P = 18,000
@@ -256,7 +256,7 @@ def slq_timing():
 def main():
     if "--child" in sys.argv:   # one measurement for shared_cores, printed as JSON
         steps = int(sys.argv[sys.argv.index("--child") + 1])
-        print(json.dumps(flatland_rate(steps, draws="fast")))
+        print(json.dumps(flatland_rate(steps, draws="fast", prng="philox")))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20_000, help="timed steps per measurement (multiple of 100)")
@@ -283,6 +283,8 @@ def main():
     print("flatland float64 single, float32 noise draws", res["flatland_f64_f32draws"])
     res["flatland_f64_fastdraws"] = flatland_rate(args.steps, draws="fast")
     print("flatland float64 single, fast noise draws", res["flatland_f64_fastdraws"])
+    res["flatland_f64_fastdraws_philox"] = flatland_rate(args.steps, draws="fast", prng="philox")
+    print("flatland float64 single, fast noise draws, Philox keys", res["flatland_f64_fastdraws_philox"])
     res["flatland_f64_all_metrics"] = flatland_rate(args.steps, metrics=ALL_RELU)
     print("flatland float64 single, all default metrics", res["flatland_f64_all_metrics"])
     if "float32" not in args.skip:
@@ -290,6 +292,8 @@ def main():
         print("flatland float32 single", res["flatland_f32"])
         res["flatland_f32_fastdraws"] = flatland_rate(args.steps, dtype="float32", draws="fast")
         print("flatland float32 single, fast noise draws", res["flatland_f32_fastdraws"])
+        res["flatland_f32_fastdraws_philox"] = flatland_rate(args.steps, dtype="float32", draws="fast", prng="philox")
+        print("flatland float32 single, fast noise draws, Philox keys", res["flatland_f32_fastdraws_philox"])
     if "breakdown" not in args.skip:
         res["flatland_f64_no_noise"] = flatland_rate(args.steps, noise=False)
         print("flatland float64 single, no noise (compute only)", res["flatland_f64_no_noise"])
@@ -307,6 +311,8 @@ def main():
         for label, kw in (("dense_on_sparse_state", {}), ("sparse_step_on_sparse_state", {"step": "sparse"}),
                           ("sparse_step_f32draws_on_sparse_state", {"step": "sparse", "draws": "float32"}),
                           ("sparse_step_fastdraws_on_sparse_state", {"step": "sparse", "draws": "fast"}),
+                          ("sparse_step_fastdraws_philox_on_sparse_state",
+                           {"step": "sparse", "draws": "fast", "prng": "philox"}),
                           ("dense_rbg", {"prng": "rbg", "sparse_state": False})):
             kw = {"sparse_state": True} | kw
             res[label] = flatland_rate(args.steps, **kw)
@@ -318,15 +324,16 @@ def main():
             t = res["torch_f64"]["steps_per_s"]
             res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t,
                              "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t,
-                             "f64_fastdraws_vs_torch": res["flatland_f64_fastdraws"]["steps_per_s"] / t}
-            for k in ("flatland_f32", "flatland_f32_fastdraws"):
+                             "f64_fastdraws_vs_torch": res["flatland_f64_fastdraws"]["steps_per_s"] / t,
+                             "f64_fastdraws_philox_vs_torch": res["flatland_f64_fastdraws_philox"]["steps_per_s"] / t}
+            for k in ("flatland_f32", "flatland_f32_fastdraws", "flatland_f32_fastdraws_philox"):
                 if k in res:
                     res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
             for k in ("flatland_f64_no_noise", "flatland_f32_no_noise"):
                 if k in res:
                     res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
             for k in ("sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state",
-                      "sparse_step_fastdraws_on_sparse_state"):
+                      "sparse_step_fastdraws_on_sparse_state", "sparse_step_fastdraws_philox_on_sparse_state"):
                 if k in res:
                     res["ratios"][k + "_vs_torch"] = res[k]["steps_per_s"] / t
             print("ratios (targets: f64 ≥ 3, f32 ≥ 6, sparse ≥ 6)", res["ratios"])
