@@ -48,3 +48,27 @@ def test_reproduce_unknown_paper_is_one_line(capsys):
     assert main(["reproduce", "aitken2021"]) == 2
     err = capsys.readouterr().err
     assert "aitken2022" in err and "Traceback" not in err
+
+
+def test_study_reports_every_stage_with_its_total(monkeypatch):
+    """`flatland reproduce` shows progress with an ETA: run_study counts its stages (pretraining, the
+    target's drift, one matching sweep per matched type, one run per type) and reports each; the
+    simulation itself is stubbed here (it takes minutes), the counting is what is tested."""
+    from types import SimpleNamespace
+
+    from flatland.geometry import study
+
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(A=rng.normal(size=(2, 3, 2, 4, 6)), B=rng.normal(size=(2, 3, 2, 4, 6)),
+                           readout=[None, None], hyper={}, accuracy=np.ones((2, 3)))
+    monkeypatch.setattr(study, "_components", lambda names: (None, None, {n: None for n in names}))
+    monkeypatch.setattr(study, "pretrain", lambda *a: None)
+    monkeypatch.setattr(study, "drift_size_sweep", lambda loss, noise, learner, p, k, name, grid, proto:
+                        np.linspace(0.1, 1.0, len(grid)))
+    monkeypatch.setattr(study, "run_noise", lambda *a: data)
+    seen = []
+    names = ("sgd-minibatch", "node-dropout", "weight-dropout")
+    study.run_study(names, runs=2, match_to="node-dropout", progress=lambda d, t, note: seen.append((d, t, note)))
+    # 1 pretraining + 1 target + 1 matched type (weight-dropout; sgd-minibatch has no knob) + 3 runs
+    assert [(d, t) for d, t, _ in seen] == [(i, 6) for i in range(1, 7)]
+    assert seen[2][2].startswith("matched weight-dropout") and seen[-1][2].startswith("weight-dropout")

@@ -38,8 +38,17 @@ def run(args) -> int:
     protocol = dataclasses.replace(QUICK if args.quick else DEFAULT, record=args.record)
     print(f"aitken2022 on digits (MLP 64→120→84→10): {args.runs} networks per noise type, protocol {protocol}; "
           "noise types matched to node dropout (p = 0.5) for clean drift per interval", file=sys.stderr)
+    from ..progress import Progress
+
+    bar = Progress(1, label="aitken2022", unit="stages", min_interval=0.0)   # total set by the first stage
+
+    def progress(done, total, note):
+        bar.total = total
+        bar.update(done, note)
+
     results = run_study(protocol=protocol, runs=args.runs, seed=args.seed, match_to="node-dropout",
-                        log=lambda msg: print(f"  {msg}", file=sys.stderr))
+                        progress=progress)
+    bar.close()
     claims, scores = judge(results)
     for c in claims:
         print(f"[{c.verdict:^14s}] {c.claim}\n    measured {c.measured} | control {c.control} | paper {c.paper}\n"

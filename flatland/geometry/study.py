@@ -57,28 +57,42 @@ def _components(names):
 
 
 def run_study(names=tuple(NOISE_TYPES), hypers: dict | None = None, protocol: Protocol = DEFAULT,
-              runs: int = 2, seed: int = 0, match_to: str | None = None, log=None) -> dict:
+              runs: int = 2, seed: int = 0, match_to: str | None = None, log=None, progress=None) -> dict:
     """Run each noise type in ``names`` from the same R = ``runs`` pretrained networks.
 
     ``hypers`` overrides hyperparameters per name. With ``match_to`` (a name),
     every other type with a hyperparameter gets the value whose clean drift
     per interval equals ``match_to``'s (sweep over ``NOISE_TYPES`` grids).
+    ``log(message)`` gets a line per stage; ``progress(done, total, note)`` the
+    stages done so far (pretraining, each matching sweep, each noise type).
     """
     log = log or (lambda msg: None)
     hypers = dict(hypers or {})
+    to_match = [] if match_to is None else [n for n in names if n != match_to and NOISE_TYPES[n][1] is not None
+                                            and n not in hypers]
+    total = 1 + (len(to_match) + 1 if match_to is not None else 0) + len(names)
+    done = [0]
+
+    def stage(note):
+        log(note)
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total, note)
+
     loss, learner, noises = _components(names)
     key = jax.random.PRNGKey(seed)
     k_pre, k_runs, k_match = jax.random.split(key, 3)
     t0 = time.time()
     params0 = pretrain(loss, noises.get("sgd-minibatch") or _components(["sgd-minibatch"])[2]["sgd-minibatch"],
                        learner, jax.random.split(k_pre, runs), protocol)
-    log(f"pretrained {runs} network(s) in {time.time() - t0:.0f}s")
+    stage(f"pretrained {runs} network(s) in {time.time() - t0:.0f}s")
     matching = {}
     if match_to is not None:
         _, target_name, paper, _ = NOISE_TYPES[match_to]
         h = hypers.get(match_to, {target_name: paper})
         target = float(drift_size_sweep(loss, noises[match_to], learner, params0, k_match, target_name,
                                         [h[target_name]], protocol)[0])
+        stage(f"{match_to}: clean drift {target:.3g} per interval (the target)")
         for n in names:
             _, hname, _, grid = NOISE_TYPES[n]
             if n == match_to or hname is None or n in hypers:
@@ -90,7 +104,7 @@ def run_study(names=tuple(NOISE_TYPES), hypers: dict | None = None, protocol: Pr
                            "extrapolated": not (min(drifts) <= target <= max(drifts))}
             edge = "" if not matching[n]["extrapolated"] else (
                 f" — NOT matched: target outside the sweep's drifts {np.round(drifts, 3).tolist()}, clamped to the grid edge")
-            log(f"matched {n}: {hname} = {value:.4g} (clean drift {target:.3g} per interval){edge}")
+            stage(f"matched {n}: {hname} = {value:.4g} (clean drift {target:.3g} per interval){edge}")
     results = {}
     keys = jax.random.split(k_runs, runs)
     for n in names:
@@ -100,5 +114,5 @@ def run_study(names=tuple(NOISE_TYPES), hypers: dict | None = None, protocol: Pr
         data = run_noise(loss, noises[n], learner, params0, keys, h, protocol)
         m = Measurement.concat([measure(data.A[r], data.B[r], data.readout[r]) for r in range(runs)])
         results[n] = NoiseResult(n, data.hyper, data, m, time.time() - t, matching.get(n))
-        log(f"{n} {data.hyper}: {time.time() - t:.0f}s, accuracy {np.round(data.accuracy.mean(0), 3).tolist()}")
+        stage(f"{n} {data.hyper}: {time.time() - t:.0f}s, accuracy {np.round(data.accuracy.mean(0), 3).tolist()}")
     return results
