@@ -96,5 +96,7 @@ def test_infer_cli_trains_and_reports(sweep, tmp_path, capsys):
     assert "single-feature threshold rule" in text and "shuffled-label control" in text
     assert (tmp_path / "m" / "figures" / "confusion.png").exists()
     assert "* `confusion.png` — confusion matrix" in (tmp_path / "m" / "figures" / "README.md").read_text()
+    err = capsys.readouterr().err
+    assert "recordings [" in err and "ETA" in err and "runs/s" in err      # progress over the runs read
     assert main(["infer", str(tmp_path / "nothing.npz"), "--model", str(tmp_path / "m")]) == 2
     assert "no such file" in capsys.readouterr().err

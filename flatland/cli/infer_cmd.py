@@ -68,7 +68,16 @@ def _train(args) -> int:
         raise UserError(f"--start must be a fraction in [0, 1), got {args.start}")
     out = args.model or os.path.join(args.train, "infer")
     plan = Plan(units=args.units, sessions=args.sessions, obs_noise=args.obs_noise, draws=args.draws, start=args.start)
-    res = train(args.train, out, plan, matched=not args.no_match, bins=args.bins, folds=args.folds)
+    from ..progress import Progress
+
+    bar = Progress(1, label="recordings", unit="runs")     # total set by the first run read
+
+    def progress(done, total, note):
+        bar.total = total
+        bar.update(done, note)
+
+    res = train(args.train, out, plan, matched=not args.no_match, bins=args.bins, folds=args.folds, progress=progress)
+    bar.close()
     ev = res["evaluation"]
     f = lambda t: f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"   # noqa: E731
     if res["match"]:

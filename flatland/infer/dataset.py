@@ -61,13 +61,15 @@ def _runs(sweep_dir):
     return t, done
 
 
-def build(sweep_dir, plan: Plan = Plan(), log=None):
-    """A DataFrame, one row per recording: run, task, mechanism, recording settings, f.<feature>, c.<feature>."""
+def build(sweep_dir, plan: Plan = Plan(), log=None, progress=None):
+    """A DataFrame, one row per recording: run, task, mechanism, recording settings, f.<feature>, c.<feature>.
+
+    ``log(message)`` gets a line per run; ``progress(done, total, note)`` the runs read so far."""
     import pandas as pd
 
     table, done = _runs(sweep_dir)
     rows, skipped = [], []
-    for _, r in done.iterrows():
+    for i, (_, r) in enumerate(done.iterrows()):
         run_dir = os.path.join(sweep_dir, "runs", os.path.basename(str(r["run_dir"])))
         try:
             resp = load_log(run_dir)
@@ -90,6 +92,8 @@ def build(sweep_dir, plan: Plan = Plan(), log=None):
                         | {f"f.{k}": sig.values[k] for k in FEATURES} | {f"c.{k}": sig.controls[k] for k in FEATURES})
         if log:
             log(f"{base['run']}: {base['mechanism']} on {base['task']}")
+        if progress:
+            progress(i + 1, len(done), base["run"])
     if not rows:
         raise UserError(f"{sweep_dir}: none of its {len(done)} finished runs logged responses "
                         "(put \"responses\" in [run] metrics)" + (f"; first: {skipped[0]}" if skipped else ""))

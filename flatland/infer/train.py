@@ -26,7 +26,7 @@ DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
 
 def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 0, folds: int = 5,
-          ablation: bool = True, log=None) -> dict:
+          ablation: bool = True, log=None, progress=None) -> dict:
     """Train and evaluate on ``sweep_dir``; write everything into ``out``; return paths and headline numbers."""
     import io
 
@@ -34,7 +34,7 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    frame = build(sweep_dir, plan, log=log)
+    frame = build(sweep_dir, plan, log=log, progress=progress)
     summary = None
     if matched:
         frame, summary = match(frame, bins=bins)
