@@ -23,8 +23,8 @@ What it measures, in one run on this machine:
 7. where the time goes: the same step without noise (``noise = "none"``, float64 and
    float32) and the cost of drawing one step's 18,000 normals with JAX's threefry;
 8. two runs sharing the cores: the float64 fast-draw, Philox-key step in child processes with
-   single-threaded XLA, one alone and then two at once (the sweep's case), and one
-   alone with XLA's default threading;
+   single-threaded XLA, one alone and then two at once, unpinned and pinned to one core each
+   (what a local sweep's workers are), and one alone with XLA's default threading;
 9. the full Hessian's spectrum by stochastic Lanczos quadrature at P = 18,000
    (``benchmarks/hessian_slq.py``), when that module is present.
 
@@ -231,16 +231,21 @@ def hessian_timing():
 def shared_cores(steps) -> dict:
     """Steps/s of the float64 fast-draw step in child processes: one alone single-threaded, two at once
     single-threaded (each), one alone with XLA's default threads. Children print one JSON line."""
-    def children(n, single):
+    def children(n, single, pin=False):
         cmd = [sys.executable, __file__, "--child", str(steps)] + (["--xla-single-thread"] if single else [])
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        procs = [subprocess.Popen(cmd + (["--pin", str(i)] if pin else []), stdout=subprocess.PIPE, text=True)
+                 for i in range(n)]
         return [json.loads(p.communicate()[0].strip().splitlines()[-1])["steps_per_s"] for p in procs]
 
     alone = children(1, True)[0]
     pair = children(2, True)
+    pinned = children(2, True, pin=True) if hasattr(os, "sched_setaffinity") else [float("nan")] * 2
+    alone_pinned = children(1, True, pin=True)[0] if hasattr(os, "sched_setaffinity") else float("nan")
     multi = children(1, False)[0]
     return {"single_thread_alone": alone, "single_thread_two_at_once": pair, "default_threads_alone": multi,
-            "two_runs_over_one": sum(pair) / alone, "default_over_single_alone": multi / alone}
+            "two_runs_over_one": sum(pair) / alone, "default_over_single_alone": multi / alone,
+            "pinned_two_at_once": pinned, "pinned_alone": alone_pinned,
+            "two_pinned_over_one": sum(pinned) / alone, "two_pinned_over_one_pinned": sum(pinned) / alone_pinned}
 
 
 def slq_timing():
@@ -256,6 +261,8 @@ def slq_timing():
 def main():
     if "--child" in sys.argv:   # one measurement for shared_cores, printed as JSON
         steps = int(sys.argv[sys.argv.index("--child") + 1])
+        if "--pin" in sys.argv:   # one core, as a local sweep's workers are
+            os.sched_setaffinity(0, {int(sys.argv[sys.argv.index("--pin") + 1])})
         print(json.dumps(flatland_rate(steps, draws="fast", prng="philox")))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

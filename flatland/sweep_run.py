@@ -2,8 +2,9 @@
 
 What: the points of :func:`flatland.sweep_spec.load` run as tasks on a
 ``dask.distributed`` cluster — a ``LocalCluster`` of ``workers`` processes with
-one thread each (started with :func:`flatland.sweep_worker.worker_env`), or the
-cluster at ``scheduler`` used as it is. Each point runs into
+one thread each (started with :func:`flatland.sweep_worker.worker_env`, and each
+pinned to its own core when there are enough), or the cluster at ``scheduler``
+used as it is. Each point runs into
 ``OUT/runs/<index>-<id>/``, an ordinary ``flatland run`` folder (its
 ``config.toml`` re-runs it alone). As points finish, their rows go to
 ``OUT/table.parquet`` (rewritten atomically at most every ``table_every``
@@ -43,7 +44,7 @@ from .errors import UserError
 from .folder_lock import folder_lock
 from .progress import Progress
 from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
-from .sweep_worker import run_point, worker_env
+from .sweep_worker import pin_to_core, run_point, usable_cores, worker_env
 
 MANIFEST, TABLE, RUNS, CACHE = "sweep.json", "table.parquet", "runs", "jax-cache"
 
@@ -125,7 +126,13 @@ def _client(scheduler, workers, cache_dir):
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR, env=worker_env(cache_dir))
-    return Client(cluster), cluster
+    client = Client(cluster)
+    cores = usable_cores()
+    if n <= len(cores):          # one core each (module doc of flatland.sweep_worker); not with more workers
+        client.wait_for_workers(n)
+        for core, address in zip(cores, sorted(client.scheduler_info()["workers"])):
+            client.run(pin_to_core, core, workers=[address])
+    return client, cluster
 
 
 def _lost(point, run_dir: Path, exc) -> dict:

@@ -130,3 +130,24 @@ def test_a_misspelt_component_stops_the_sweep_before_any_run(tmp_path):
     with pytest.raises(UserError, match=r"sweep point 2 .*gdd"):
         run_sweep(sweep, tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="core affinity is Linux-only")
+def test_local_workers_are_pinned_one_core_each(tmp_path):
+    """A local cluster with no more workers than usable cores puts each worker on its own core
+    (flatland.sweep_worker's module doc has the measured effect)."""
+    import os
+
+    from flatland.sweep_run import _client
+    from flatland.sweep_worker import usable_cores
+
+    cores = usable_cores()
+    n = min(2, len(cores))
+    client, cluster = _client(None, n, tmp_path / "cache")
+    try:
+        seen = client.run(lambda: sorted(os.sched_getaffinity(0)))
+    finally:
+        client.close()
+        cluster.close()
+    assert sorted(c for aff in seen.values() for c in aff) == cores[:n]      # one core each, all different
+    assert all(len(aff) == 1 for aff in seen.values())
