@@ -9,13 +9,8 @@ from flatland_plugins.relu.network import flatten, unflatten
 
 
 @pytest.fixture(scope="module")
-def small():
-    reg = flatland.assemble(strict=True).registry
-    loss = reg.create("losses", "corridor", seed=0, n_hid=6, T=20)
-    ctx = loss.extras["relu"]
-    p = loss.init(jax.random.key(1))
-    p = dict(p, b=p["b"].at[2].set(-50.0))  # one unit dead: exact zero rows
-    return loss, ctx, p
+def small(small_relu_net):
+    return small_relu_net  # one unit dead: exact zero rows
 
 
 def test_gram_and_jacobian_match_autodiff(small):

@@ -34,13 +34,9 @@ def _dense_eigs(loss, spec, p):
 
 
 @pytest.fixture(scope="module")
-def small():
+def small(small_relu_net):
     """P = 216 with a dead unit (exercises the active-block mask and the breakdown cut)."""
-    reg = flatland.assemble(strict=True).registry
-    loss = reg.create("losses", "corridor", seed=0, n_hid=6, T=20)
-    ctx = loss.extras["relu"]
-    p = loss.init(jax.random.key(1))
-    p = dict(p, b=p["b"].at[2].set(-50.0))
+    loss, ctx, p = small_relu_net
     e = _dense_eigs(loss, ctx["spec"], p)
     return ctx, p, e, HS.functionals(p, ctx, method="slq")
 
