@@ -74,11 +74,7 @@ def philox_words(key, n: int):
     """n uint32 words from a JAX key (typed or raw key data): Philox4x32-10 of the counters 0 … ⌈n/4⌉ − 1
     under the key's first two words. JAX's own key handling (fold_in, split) stays as it is."""
     data = jax.random.key_data(key) if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) else key
-    data = jnp.asarray(data).astype(U32).reshape(-1)
-    m = max(1, -(-n // 4))
-    i = jax.lax.iota(U32, m)
-    zero = jnp.zeros((m,), U32)
-    return jnp.stack(philox4x32(i, zero, zero, zero, data[0], data[1]), axis=1).reshape(-1)[:n]
+    return _impl_words(jnp.asarray(data).astype(U32).reshape(-1), n, _BITS)
 
 
 # Philox as a JAX PRNG implementation: the counter's second word separates what a key is used for, so
@@ -87,6 +83,7 @@ _BITS, _SPLIT, _FOLD, _SEED = 0, 1, 2, 3
 
 
 def _impl_words(key, n: int, tag: int):
+    """n words: Philox of the counters (i, tag, 0, 0), i = 0 … ⌈n/4⌉ − 1, under the key's words (k0, k1)."""
     m = max(1, -(-n // 4))
     i = jax.lax.iota(U32, m)
     zero = jnp.zeros((m,), U32)
