@@ -4,7 +4,8 @@ What: ``make_sparse_step(loss, noise, learner)`` on a ReLU task, for any learner
 (it is given an oracle whose gradient is the sparse one) and any noise model
 that leaves the objective alone (gradient and update noise). Each step
 computes the pre-activations of all units (that is how a unit that revives is
-noticed), gathers the active units into a compact block of static capacity k,
+noticed) and keeps only their maximum over inputs, gathers the active units into
+a compact block of static capacity k, recomputes their pre-activations there,
 does the output, residual and backward products on that block only, and
 scatters the gradient back — inactive units' gradient is exactly zero in the
 dense step too. Capacities are buckets n/16, n/8, n/4, n/2, n chosen per step
@@ -26,42 +27,46 @@ import jax.numpy as jnp
 from flatland import Oracle, UserError
 
 
-def _compact_grad(params, z, X, Y, kappa, k):
-    """Gradient of κ‖relu(z) Vᵀ − Y‖² using only the (≤ k) units active on some input."""
-    n = z.shape[1]
-    active = jnp.any(z > 0, axis=0)
-    count = jnp.sum(active)
-    idx = jnp.nonzero(active, size=k, fill_value=0)[0]
-    valid = (jnp.arange(k) < count).astype(z.dtype)
-    za = z[:, idx]
-    ga = (za > 0).astype(z.dtype) * valid
+def _compact_grad(params, active, X, Y, kappa, k):
+    """Gradient of κ‖relu(XWᵀ + b) Vᵀ − Y‖² using only the (≤ k) units flagged ``active``.
+
+    The flagged units are gathered (slots past the count get index n: their gathers fill zeros and
+    their scatters are dropped), their pre-activations recomputed on the block, and the block's
+    gradient scattered into zeros — the other units' gradient is exactly zero in the dense step too.
+    """
+    n = active.shape[0]
+    idx = jnp.nonzero(active, size=k, fill_value=n)[0]
+    Wa = params["W"].at[idx].get(mode="fill", fill_value=0)
+    ba = params["b"].at[idx].get(mode="fill", fill_value=0)
+    Va = params["V"].at[:, idx].get(mode="fill", fill_value=0)
+    za = X @ Wa.T + ba
+    ga = (za > 0).astype(za.dtype)
     ha = za * ga
-    Va = params["V"][:, idx] * valid
     r2 = 2 * kappa * (ha @ Va.T - Y)
-    gVa = r2.T @ ha
     delta = (r2 @ Va) * ga
-    gWa = delta.T @ X
-    gba = jnp.sum(delta, axis=0)
     return {
-        "V": jnp.zeros_like(params["V"]).at[:, idx].add(gVa * valid),
-        "W": jnp.zeros_like(params["W"]).at[idx].add(gWa * valid[:, None]),
-        "b": jnp.zeros_like(params["b"]).at[idx].add(gba * valid),
+        "V": jnp.zeros_like(params["V"]).at[:, idx].set(r2.T @ ha, mode="drop"),
+        "W": jnp.zeros_like(params["W"]).at[idx].set(delta.T @ X, mode="drop"),
+        "b": jnp.zeros_like(params["b"]).at[idx].set(jnp.sum(delta, axis=0), mode="drop"),
     }
 
 
 def make_sparse_grad(ctx):
-    """grad(params) with capacity buckets chosen per call by the active-unit count."""
+    """grad(params) with capacity buckets chosen per call by the active-unit count.
+
+    Only the per-unit maximum pre-activation crosses into the chosen branch (a 150×500 block passed
+    to ``lax.switch`` is copied, which cost as much as the branch itself).
+    """
     spec, X, Y, kappa = ctx["spec"], ctx["X"], ctx["Y"], ctx["kappa"]
     n = spec.n_hid
     caps = sorted({max(1, n // d) for d in (16, 8, 4, 2)} | {n})
     caps_arr = jnp.asarray(caps)
+    fns = [lambda p, a, k=k: _compact_grad(p, a, X, Y, kappa, k) for k in caps]
 
     def grad(params):
-        z = X @ params["W"].T + params["b"]
-        count = jnp.sum(jnp.any(z > 0, axis=0))
-        branch = jnp.minimum(jnp.searchsorted(caps_arr, count), len(caps) - 1)
-        fns = [lambda p, z, k=k: _compact_grad(p, z, X, Y, kappa, k) for k in caps]
-        return jax.lax.switch(branch, fns, params, z)
+        active = jnp.max(X @ params["W"].T + params["b"], axis=0) > 0
+        branch = jnp.minimum(jnp.searchsorted(caps_arr, jnp.sum(active)), len(caps) - 1)
+        return jax.lax.switch(branch, fns, params, active)
 
     return grad
 
