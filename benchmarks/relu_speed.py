@@ -28,7 +28,7 @@ What it measures, in one run on this machine:
 9. the full Hessian's spectrum by stochastic Lanczos quadrature at P = 18,000
    (``benchmarks/hessian_slq.py``), when that module is present.
 
-    .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR]
+    .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR [DIR ...]]
 
 Targets (issue 15): float64 with exact-law noise ≥ 3× torch, float32 ≥ 6×; the
 sparse step with 10% of units active ≥ 6×; two single-threaded runs on 2 cores
@@ -155,6 +155,25 @@ def torch_gd_rate(X, Y, n_hid, lr, sigma, steps, log_every=100):
     return {"steps_per_s": steps / dt, "seconds": dt, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def torch_rate_in(path, steps):
+    """``torch_rate`` in a child process whose sys.path ends with ``path`` (one torch build per process)."""
+    code = ("import sys, json; sys.path.append(sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
+            "import relu_speed; print(json.dumps(relu_speed.torch_rate(int(sys.argv[3]))))")
+    out = subprocess.run([sys.executable, "-c", code, path, os.path.dirname(os.path.abspath(__file__)), str(steps)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"path": path}
+
+
+def torch_ratios(res, torch_steps_per_s):
+    """Each flatland configuration's steps/s over the torch loop's."""
+    keys = ("flatland_f64", "flatland_f64_f32draws", "flatland_f64_fastdraws", "flatland_f64_fastdraws_philox",
+            "flatland_f32", "flatland_f32_fastdraws", "flatland_f32_fastdraws_philox", "flatland_f64_no_noise",
+            "flatland_f32_no_noise", "sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state",
+            "sparse_step_fastdraws_on_sparse_state", "sparse_step_fastdraws_philox_on_sparse_state")
+    return {k.removeprefix("flatland_") + "_vs_torch": res[k]["steps_per_s"] / torch_steps_per_s
+            for k in keys if k in res}
+
+
 def matmul_rates(reps=2000):
     """GFLOP/s of the five products of a step at the Fig 2 shapes, jit-compiled in a loop."""
     out = {}
@@ -272,13 +291,13 @@ def main():
     ap.add_argument("--xla-single-thread", action="store_true",
                     help=f"run XLA's CPU kernels on one thread (XLA_FLAGS={SINGLE_THREAD_FLAGS!r}); on a busy "
                          "2-core machine this is ~2x faster for these small products")
-    ap.add_argument("--torch-path", help="a folder holding a throwaway torch install (pip install --target DIR torch); "
-                                         "appended to sys.path so it shadows nothing")
+    ap.add_argument("--torch-path", nargs="+", default=[],
+                    help="folders holding throwaway torch installs (pip install --target DIR torch==VERSION); each "
+                         "is measured in its own child process (two torch builds cannot share one), with ratios "
+                         "against each; without it, the torch importable here (if any) is measured")
     ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse",
                                                            "breakdown", "shared", "slq"])
     args = ap.parse_args()
-    if args.torch_path:
-        sys.path.append(args.torch_path)
     res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
                        "xla_flags": os.environ.get("XLA_FLAGS", ""), "loadavg": os.getloadavg()}}
     if "matmul" not in args.skip:
@@ -325,25 +344,18 @@ def main():
             res[label] = flatland_rate(args.steps, **kw)
             print(label, res[label])
     if "torch" not in args.skip:
-        res["torch_f64"] = torch_rate(args.torch_steps)
-        print("torch float64 loop", res["torch_f64"])
-        if "steps_per_s" in res["torch_f64"]:
-            t = res["torch_f64"]["steps_per_s"]
-            res["ratios"] = {"f64_vs_torch": res["flatland_f64"]["steps_per_s"] / t,
-                             "f64_f32draws_vs_torch": res["flatland_f64_f32draws"]["steps_per_s"] / t,
-                             "f64_fastdraws_vs_torch": res["flatland_f64_fastdraws"]["steps_per_s"] / t,
-                             "f64_fastdraws_philox_vs_torch": res["flatland_f64_fastdraws_philox"]["steps_per_s"] / t}
-            for k in ("flatland_f32", "flatland_f32_fastdraws", "flatland_f32_fastdraws_philox"):
-                if k in res:
-                    res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
-            for k in ("flatland_f64_no_noise", "flatland_f32_no_noise"):
-                if k in res:
-                    res["ratios"][k.removeprefix("flatland_") + "_vs_torch"] = res[k]["steps_per_s"] / t
-            for k in ("sparse_step_on_sparse_state", "sparse_step_f32draws_on_sparse_state",
-                      "sparse_step_fastdraws_on_sparse_state", "sparse_step_fastdraws_philox_on_sparse_state"):
-                if k in res:
-                    res["ratios"][k + "_vs_torch"] = res[k]["steps_per_s"] / t
-            print("ratios (targets: f64 ≥ 3, f32 ≥ 6, sparse ≥ 6)", res["ratios"])
+        measured = [torch_rate_in(path, args.torch_steps) for path in args.torch_path] or [torch_rate(args.torch_steps)]
+        res["torch_f64"] = measured[0]
+        res["torch_f64_all"] = measured
+        for t_res in measured:
+            print("torch float64 loop", t_res)
+        for t_res in measured:
+            if "steps_per_s" not in t_res:
+                continue
+            ratios = torch_ratios(res, t_res["steps_per_s"])
+            res.setdefault("ratios_by_torch", {})[t_res["torch"]] = ratios
+            res.setdefault("ratios", ratios)
+            print(f"ratios against torch {t_res['torch']} (targets: f64 ≥ 3, f32 ≥ 6, sparse ≥ 6)", ratios)
     if "shared" not in args.skip:
         res["shared_cores"] = shared_cores(args.steps)
         print("two runs sharing the cores (target: two_runs_over_one ≥ 1.7)", res["shared_cores"])
