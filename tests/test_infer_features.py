@@ -159,6 +159,35 @@ def test_matching_keeps_the_common_support_and_balances_cells():
     assert best_threshold(frame.groupby("run").first()) > 0.75 > best_threshold(balanced.groupby("run").first())
 
 
+def test_matching_on_drift_speed_alone_ignores_the_loss_plateau():
+    import pandas as pd
+    from flatland.errors import UserError
+    from flatland.infer import match
+    rows = []
+    for i in range(40):
+        mech = ("a", "b")[i % 2]
+        loss = 1e-4 if mech == "a" else 1e-1          # loss plateaus never overlap
+        rows.append({"run": f"r{i}", "mechanism": mech, "loss_plateau": loss, "f.drift_speed": i / 40.0})
+    frame = pd.DataFrame(rows)
+    both, s_both = match(frame)
+    assert s_both["kept"] == 0 == len(both)                              # both cues: no common region
+    kept, s = match(frame, on=("speed",))
+    assert list(s["support"]) == ["drift speed"] and s["left_out"] == []
+    lo, hi = s["support"]["drift speed"]
+    assert (lo, hi) == (pytest.approx(1 / 40), pytest.approx(38 / 40))
+    assert s["kept"] == kept["run"].nunique() == 38 and s["per_mechanism"] == {"a": 19, "b": 19}
+    for bad in ((), ("speed", "speed"), ("losses",)):
+        with pytest.raises(UserError, match="matching cues must be one or both of loss, speed"):
+            match(frame, on=bad)
+
+
+def test_infer_match_option_is_checked_by_the_parser(capsys):
+    from flatland.cli import main
+    assert main(["infer", "--train", "somewhere", "--match", "speed,entropy"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --match: expected loss, speed or loss,speed, got 'speed,entropy'" in err and len(err.splitlines()) == 1
+
+
 def test_confusable_pairs_are_symmetric_rates():
     from flatland.infer.evaluate import confusable
     counts = np.array([[8, 2, 0], [3, 7, 0], [0, 1, 9]])

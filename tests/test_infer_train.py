@@ -100,3 +100,18 @@ def test_infer_cli_trains_and_reports(sweep, tmp_path, capsys):
     assert "recordings [" in err and "ETA" in err and "runs/s" in err      # progress over the runs read
     assert main(["infer", str(tmp_path / "nothing.npz"), "--model", str(tmp_path / "m")]) == 2
     assert "no such file" in capsys.readouterr().err
+    # two sweep folders pooled: every run of both is read, ids kept apart
+    import shutil
+    twin = tmp_path / "twin"
+    shutil.copytree(sweep, twin)
+    args = ["infer", "--train", str(sweep), str(twin), "--model", str(tmp_path / "p"), "--units", "all",
+            "--sessions", "4", "--obs-noise", "0", "--folds", "3"]
+    # this tiny sweep's mechanisms drift at speeds that do not overlap: matching on speed alone says so
+    assert main(args + ["--match", "speed"]) == 2
+    assert "matching on drift speed left 0 run(s)" in capsys.readouterr().err
+    assert main(args + ["--no-match"]) == 0
+    out = capsys.readouterr().out
+    text = (tmp_path / "p" / "report.md").read_text()
+    assert f"`{sweep} + {twin}`" in text and "(CV grouped by run, 30 runs)" in out
+    pooled = __import__("pandas").read_parquet(tmp_path / "p" / "dataset.parquet")
+    assert {r.split("/")[0] for r in pooled["run"]} <= {sweep.name, "twin"}

@@ -4,10 +4,11 @@ With a recording (the ``flatland geometry`` layout: sessions × groups × repeat
 × units, optional ``resample``): prints the posterior over the model's
 mechanisms and the features that drove it, each beside its Δt = 0 control.
 With ``--train``: cuts recordings from every finished run of a sweep that
-logged ``responses``, matches runs on loss plateau and drift speed, evaluates
+logged ``responses`` (several sweeps are pooled), matches runs on loss plateau
+and drift speed (``--match`` chooses the cues), evaluates
 with cross-validation grouped by run (and on held-out tasks), and writes
 ``model.json``, ``report.md``, ``dataset.parquet`` and figures to ``--model``
-(default SWEEP_DIR/infer).
+(default: the first SWEEP_DIR/infer).
 """
 import os
 
@@ -34,14 +35,26 @@ def _list(kind, allow_all=False):
     return parse
 
 
+def _cues(text):
+    import argparse
+
+    from ..infer.dataset import CUES
+
+    cues = tuple(part.strip() for part in text.split(","))
+    if not cues or any(q not in CUES for q in cues) or len(set(cues)) != len(cues):
+        raise argparse.ArgumentTypeError(f"expected loss, speed or loss,speed, got {text!r}")
+    return cues
+
+
 def add_parser(sub):
     p = sub.add_parser("infer", help="posterior over the noise/learning rule behind a recording's drift (or --train)",
                        description=__doc__.splitlines()[0])
     p.add_argument("file", nargs="?", metavar="FILE.npz", help="a recording (see `flatland record`)")
     p.add_argument("--model", metavar="DIR", help="model folder (default: the installed model; with --train: "
-                   "where to write, default SWEEP_DIR/infer)")
+                   "where to write, default the first SWEEP_DIR/infer)")
     p.add_argument("--key", default="responses", help="name of the responses array (default: responses)")
-    p.add_argument("--train", metavar="SWEEP_DIR", help="train and evaluate on a sweep's runs instead")
+    p.add_argument("--train", metavar="SWEEP_DIR", nargs="+", help="train and evaluate on the runs of one or more "
+                   "sweeps (pooled) instead")
     p.add_argument("--units", type=_list(int, True), default=(50, 100, None),
                    help="units per recording, comma-separated, 'all' for every unit (default 50,100,all)")
     p.add_argument("--sessions", type=_list(int), default=(3, 5, 10), help="sessions per recording (default 3,5,10)")
@@ -49,7 +62,10 @@ def add_parser(sub):
                    help="observation noise levels × unit s.d. (default 0,0.5)")
     p.add_argument("--draws", type=int, default=1, help="recordings per setting and run (default 1)")
     p.add_argument("--start", type=float, default=0.2, help="fraction of each run skipped (default 0.2)")
-    p.add_argument("--no-match", action="store_true", help="do not match runs on loss plateau and drift speed")
+    p.add_argument("--match", default="loss,speed", type=_cues,
+                   help="the easy cues runs are matched on: loss (log loss plateau), speed (drift speed) or both "
+                        "(default loss,speed)")
+    p.add_argument("--no-match", action="store_true", help="do not match runs at all")
     p.add_argument("--bins", type=int, default=0, help="also balance mechanisms in bins × bins cells of the common "
                    "support (default 0: common support only)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by run (default 5)")
@@ -66,7 +82,7 @@ def _train(args) -> int:
         raise UserError("--sessions and --units values must be ≥ 2")
     if not 0 <= args.start < 1:
         raise UserError(f"--start must be a fraction in [0, 1), got {args.start}")
-    out = args.model or os.path.join(args.train, "infer")
+    out = args.model or os.path.join(args.train[0], "infer")
     plan = Plan(units=args.units, sessions=args.sessions, obs_noise=args.obs_noise, draws=args.draws, start=args.start)
     from ..progress import Progress
 
@@ -76,7 +92,9 @@ def _train(args) -> int:
         bar.total = total
         bar.update(done, note)
 
-    res = train(args.train, out, plan, matched=not args.no_match, bins=args.bins, folds=args.folds, progress=progress)
+    sweeps = args.train[0] if len(args.train) == 1 else args.train
+    res = train(sweeps, out, plan, matched=not args.no_match, bins=args.bins, folds=args.folds, progress=progress,
+                match_on=args.match)
     bar.close()
     ev = res["evaluation"]
     f = lambda t: f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"   # noqa: E731

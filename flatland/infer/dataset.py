@@ -64,7 +64,25 @@ def _runs(sweep_dir):
 def build(sweep_dir, plan: Plan = Plan(), log=None, progress=None):
     """A DataFrame, one row per recording: run, task, mechanism, recording settings, f.<feature>, c.<feature>.
 
-    ``log(message)`` gets a line per run; ``progress(done, total, note)`` the runs read so far."""
+    ``sweep_dir`` is one sweep folder or a list of them (their runs are pooled; with more than one,
+    run ids are prefixed by the folder's name so they stay distinct). ``log(message)`` gets a line per
+    run; ``progress(done, total, note)`` the runs read so far."""
+    import pandas as pd
+
+    dirs = [sweep_dir] if isinstance(sweep_dir, (str, os.PathLike)) else list(sweep_dir)
+    names = [os.path.basename(os.path.normpath(d)) for d in dirs]
+    if len(set(names)) != len(names):
+        raise UserError(f"sweep folders to pool must have distinct names, got {', '.join(map(str, dirs))}")
+    if len(dirs) == 1:
+        return _build_one(dirs[0], plan, log, progress, prefix="")
+    frames = []
+    for d, name in zip(dirs, names):
+        frames.append(_build_one(d, plan, log, progress and (lambda i, n, note: progress(i, n, f"{name}: {note}")),
+                                 prefix=f"{name}/"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _build_one(sweep_dir, plan, log, progress, prefix):
     import pandas as pd
 
     table, done = _runs(sweep_dir)
@@ -77,14 +95,14 @@ def build(sweep_dir, plan: Plan = Plan(), log=None, progress=None):
             skipped.append(f"{os.path.basename(run_dir)}: {exc}")
             continue
         n_units = resp.values.shape[-1]
-        base = {"run": os.path.basename(run_dir), "task": str(r.get("task.name")),
+        base = {"run": prefix + os.path.basename(run_dir), "task": str(r.get("task.name")),
                 "mechanism": mechanism_of(r.get("learner.name"), r.get("noise.name")),
                 "loss_plateau": float(r.get("final.loss_norm", r.get("final.loss", np.nan)))}
         for (units, sessions, obs), d, s in itertools.product(
                 itertools.product(plan.units, plan.sessions, plan.obs_noise), range(plan.draws), range(resp.seeds)):
             u = None if units is None or units >= n_units else int(units)
             spec = RecordingSpec(sessions=int(sessions), units=u, obs_noise=float(obs), start=plan.start,
-                                 seed=zlib.crc32(f"{base['run']}/{s}/{d}".encode()))
+                                 seed=zlib.crc32(f"{os.path.basename(run_dir)}/{s}/{d}".encode()))
             rec = make_recording(resp, spec, seed_index=s)
             sig = signature(rec["responses"], rec.get("resample"))
             rows.append(base | {"units": u or n_units, "sessions": int(sessions), "obs_noise": float(obs),
@@ -100,38 +118,45 @@ def build(sweep_dir, plan: Plan = Plan(), log=None, progress=None):
     return pd.DataFrame(rows)
 
 
-def _support(runs):
+CUES = {"loss": "log10 loss plateau", "speed": "drift speed"}
+
+
+def _support(runs, on):
     """({quantity: (lo, hi)}, mask): the range of each quantity inside every mechanism's range, and who is in it."""
-    ranges = runs.groupby("mechanism")[["loss", "speed"]].agg(["min", "max"])
+    ranges = runs.groupby("mechanism")[list(on)].agg(["min", "max"])
     inside = np.ones(len(runs), bool)
     support = {}
-    for q in ("loss", "speed"):
+    for q in on:
         lo, hi = float(ranges[(q, "min")].max()), float(ranges[(q, "max")].min())
         support[q] = (lo, hi)
         inside &= runs[q].between(lo, hi).to_numpy()
     return support, inside
 
 
-def match(frame, bins: int = 0, seed: int = 0):
+def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed")):
     """(kept frame, summary dict): runs on the common support of loss plateau and drift speed (module doc).
 
-    Step 1 keeps the runs whose log loss plateau and drift speed both lie inside every mechanism's range
+    ``on`` names the cues matched on: ``"loss"`` (log10 loss plateau) and/or ``"speed"`` (the run's
+    median drift speed). Step 1 keeps the runs whose cues all lie inside every mechanism's range
     (the region where all mechanisms have runs). When no such region exists, the mechanism whose absence
     keeps the most runs is left out (repeatedly; listed in ``left_out``): it cannot be matched on these
     cues. Step 2, with ``bins`` ≥ 1, cuts that region into
-    ``bins`` × ``bins`` equal cells and keeps in each cell as many runs per mechanism as the rarest has.
+    ``bins`` equal cells per cue and keeps in each cell as many runs per mechanism as the rarest has.
     """
+    on = tuple(on)
+    if not on or any(q not in CUES for q in on) or len(set(on)) != len(on):
+        raise UserError(f"matching cues must be one or both of {', '.join(CUES)}, got {', '.join(on) or 'none'}")
     runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),
                                     speed=("f.drift_speed", "median"))
     runs["loss"] = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
     left_out = []
     while True:
-        support, inside = _support(runs)
+        support, inside = _support(runs, on)
         if inside.any() or runs["mechanism"].nunique() <= 2:
             break
         # no region shared by all: leave out the mechanism whose absence keeps the most runs
         best = max(sorted(runs["mechanism"].unique()),
-                   key=lambda m: int(_support(runs[runs["mechanism"] != m])[1].sum()))
+                   key=lambda m: int(_support(runs[runs["mechanism"] != m], on)[1].sum()))
         left_out.append(best)
         runs = runs[runs["mechanism"] != best]
     runs = runs[inside]
@@ -141,13 +166,13 @@ def match(frame, bins: int = 0, seed: int = 0):
         cells = [np.clip(((runs[q] - lo) / max(hi - lo, 1e-12) * bins).astype(int), 0, bins - 1)
                  for q, (lo, hi) in support.items()]
         keep = []
-        for _, g in runs.groupby([cells[0].to_numpy(), cells[1].to_numpy()]):
+        for _, g in runs.groupby([c.to_numpy() for c in cells]):
             n = min(int((g["mechanism"] == m).sum()) for m in mechs)
             for m in mechs:
                 if n:
                     keep += list(rng.choice(g.index[g["mechanism"] == m], n, replace=False))
         runs = runs.loc[keep]
     summary = {"runs": int(frame["run"].nunique()), "kept": len(runs), "bins": bins,
-               "support": {"log10 loss plateau": support["loss"], "drift speed": support["speed"]},
+               "support": {CUES[q]: support[q] for q in on},
                "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}, "left_out": left_out}
     return frame[frame["run"].isin(runs.index)].reset_index(drop=True), summary

@@ -96,11 +96,11 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
          ""]
     if match_summary:
         sup = match_summary["support"]
-        cells = (f", balanced in {match_summary['bins']}×{match_summary['bins']} cells" if match_summary["bins"]
+        cells = (f", balanced in {match_summary['bins']} cells per cue" if match_summary["bins"]
                  else "")
-        L += [f"Matched on the common support of log10 loss plateau [{sup['log10 loss plateau'][0]:.2f}, "
-              f"{sup['log10 loss plateau'][1]:.2f}] and drift speed [{sup['drift speed'][0]:.2f}, "
-              f"{sup['drift speed'][1]:.2f}]{cells}: {match_summary['kept']} of {match_summary['runs']} runs kept "
+        ranges = " and ".join(f"{q} [{lo:.2f}, {hi:.2f}]" for q, (lo, hi) in sup.items())
+        L += [f"Matched on the common support of {ranges}{cells}: {match_summary['kept']} of "
+              f"{match_summary['runs']} runs kept "
               f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())})."
               + (f" Left out, because their runs share no region of these cues with the others: "
                  f"{', '.join(match_summary['left_out'])}." if match_summary.get("left_out") else ""), ""]

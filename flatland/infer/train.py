@@ -11,6 +11,7 @@ uses ``DEFAULT_MODEL``, the model trained on the shipped benchmark sweep.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
 
 def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 0, folds: int = 5,
-          ablation: bool = True, log=None, progress=None) -> dict:
-    """Train and evaluate on ``sweep_dir``; write everything into ``out``; return paths and headline numbers."""
+          ablation: bool = True, log=None, progress=None, match_on=("loss", "speed")) -> dict:
+    """Train and evaluate on ``sweep_dir`` (one sweep folder or a list, pooled); write everything into ``out``;
+    return paths and headline numbers. ``match_on``: the cues runs are matched on when ``matched``."""
     import io
 
     from ..checkpoint import atomic_write_bytes
@@ -37,24 +39,28 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
     frame = build(sweep_dir, plan, log=log, progress=progress)
     summary = None
     if matched:
-        frame, summary = match(frame, bins=bins)
+        frame, summary = match(frame, bins=bins, on=match_on)
         if frame["mechanism"].nunique() < 2 or frame["run"].nunique() < 4:
-            raise UserError(f"matching on loss plateau and drift speed left {frame['run'].nunique()} run(s) of "
+            raise UserError(f"matching on {' and '.join(summary['support'])} left {frame['run'].nunique()} run(s) of "
                             f"{frame['mechanism'].nunique()} mechanism(s): too few to train (more runs, wider noise "
-                            "ranges, --bins 0, or --no-match)")
+                            "ranges, --bins 0, fewer cues with --match, or --no-match)")
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     atomic_write_bytes(out / "dataset.parquet", buf.getvalue())
     ev = evaluate(frame, FEATURES, folds=folds, ablation=ablation)
     model = fit(frame[[f"f.{n}" for n in FEATURES]].to_numpy(float), frame["mechanism"].to_numpy(), FEATURES, meta={
-        "source": str(sweep_dir), "tasks": sorted(frame["task"].unique()), "runs": int(frame["run"].nunique()),
+        "source": _source(sweep_dir), "tasks": sorted(frame["task"].unique()), "runs": int(frame["run"].nunique()),
         "recordings": len(frame), "units": sorted(map(int, frame["units"].unique())),
         "sessions": sorted(map(int, frame["sessions"].unique())), "obs_noise": sorted(frame["obs_noise"].unique()),
         "matched": summary, "cv_accuracy": list(ev.model), "baseline_accuracy": list(ev.baseline),
         "feature_ranges": feature_ranges(frame)})
     model.save(out)
-    report = write_report(out, ev, summary, plan, str(sweep_dir))
+    report = write_report(out, ev, summary, plan, _source(sweep_dir))
     return {"model": out / "model.json", "report": report, "evaluation": ev, "match": summary}
+
+
+def _source(sweep_dir) -> str:
+    return str(sweep_dir) if isinstance(sweep_dir, (str, os.PathLike)) else " + ".join(map(str, sweep_dir))
 
 
 def feature_ranges(frame) -> dict:
