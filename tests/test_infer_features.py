@@ -181,6 +181,31 @@ def test_matching_on_drift_speed_alone_ignores_the_loss_plateau():
             match(frame, on=bad)
 
 
+def test_matching_per_task_keeps_every_mechanism_in_each_task():
+    import pandas as pd
+    from flatland.infer import match
+    rows = []
+    for task, shift in (("t1", 0.0), ("t2", 5.0)):      # the tasks' speed ranges do not overlap
+        for i in range(20):
+            mech = ("a", "b")[i % 2]
+            speed = shift + i / 20 + (0.3 if mech == "b" else 0.0)       # a and b overlap within a task
+            rows.append({"run": f"{task}-{i}", "task": task, "mechanism": mech, "loss_plateau": 1e-3,
+                         "f.drift_speed": speed})
+    frame = pd.DataFrame(rows)
+    pooled, _ = match(frame, on=("speed",))
+    kept, s = match(frame, on=("speed",), per_task=True)
+    assert kept.groupby("task")["mechanism"].nunique().to_dict() == {"t1": 2, "t2": 2}
+    # pooled matching keeps t1 runs of b faster than any t1 run of a (within t1, speed still points to b);
+    # matching per task does not
+    a_max = frame[(frame.task == "t1") & (frame.mechanism == "a")]["f.drift_speed"].max()
+    fast_b = lambda f: int(((f.task == "t1") & (f.mechanism == "b") & (f["f.drift_speed"] > a_max)).sum())  # noqa: E731
+    assert fast_b(pooled) > 0 == fast_b(kept)
+    for task, shift in (("t1", 0.0), ("t2", 5.0)):
+        lo, hi = s["per_task"][task]["support"]["drift speed"]
+        assert (lo, hi) == (pytest.approx(shift + 0.3 + 1 / 20), pytest.approx(shift + 18 / 20))
+        assert s["per_task"][task]["per_mechanism"] == {"a": 6, "b": 6}
+
+
 def test_infer_match_option_is_checked_by_the_parser(capsys):
     from flatland.cli import main
     assert main(["infer", "--train", "somewhere", "--match", "speed,entropy"]) == 2

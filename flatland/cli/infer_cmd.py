@@ -65,6 +65,8 @@ def add_parser(sub):
     p.add_argument("--match", default="loss,speed", type=_cues,
                    help="the easy cues runs are matched on: loss (log loss plateau), speed (drift speed) or both "
                         "(default loss,speed)")
+    p.add_argument("--match-per-task", action="store_true",
+                   help="match each task on its own region, so a held-out task keeps every mechanism matched there")
     p.add_argument("--no-match", action="store_true", help="do not match runs at all")
     p.add_argument("--bins", type=int, default=0, help="also balance mechanisms in bins × bins cells of the common "
                    "support (default 0: common support only)")
@@ -94,7 +96,7 @@ def _train(args) -> int:
 
     sweeps = args.train[0] if len(args.train) == 1 else args.train
     res = train(sweeps, out, plan, matched=not args.no_match, bins=args.bins, folds=args.folds, progress=progress,
-                match_on=args.match)
+                match_on=args.match, match_per_task=args.match_per_task)
     bar.close()
     ev = res["evaluation"]
     f = lambda t: f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"   # noqa: E731

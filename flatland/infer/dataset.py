@@ -133,7 +133,7 @@ def _support(runs, on):
     return support, inside
 
 
-def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed")):
+def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed"), per_task: bool = False):
     """(kept frame, summary dict): runs on the common support of loss plateau and drift speed (module doc).
 
     ``on`` names the cues matched on: ``"loss"`` (log10 loss plateau) and/or ``"speed"`` (the run's
@@ -142,13 +142,43 @@ def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed")):
     keeps the most runs is left out (repeatedly; listed in ``left_out``): it cannot be matched on these
     cues. Step 2, with ``bins`` ≥ 1, cuts that region into
     ``bins`` equal cells per cue and keeps in each cell as many runs per mechanism as the rarest has.
+    With ``per_task``, each task is matched on its own (its own region, mechanisms left out within it;
+    summary ``per_task``), so that a held-out task keeps every mechanism that can be matched there.
     """
+    import pandas as pd
+
     on = tuple(on)
     if not on or any(q not in CUES for q in on) or len(set(on)) != len(on):
         raise UserError(f"matching cues must be one or both of {', '.join(CUES)}, got {', '.join(on) or 'none'}")
+    if per_task and "task" not in frame:
+        raise UserError("matching per task needs the recordings' task column")
     runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),
-                                    speed=("f.drift_speed", "median"))
+                                    speed=("f.drift_speed", "median"),
+                                    **({"task": ("task", "first")} if per_task else {}))
     runs["loss"] = np.log10(np.maximum(runs["loss"].to_numpy(float), 1e-12))
+    rng = np.random.default_rng(seed)
+    summary = {"runs": int(frame["run"].nunique()), "bins": bins, "cues": [CUES[q] for q in on]}
+    if per_task:
+        kept, summary["per_task"] = [], {}
+        for task, group in runs.groupby("task"):
+            k, support, left_out = _match_runs(group, on, bins, rng)
+            kept.append(k)
+            summary["per_task"][str(task)] = {
+                "support": {CUES[q]: support[q] for q in on}, "kept": len(k), "left_out": left_out,
+                "per_mechanism": {m: int((k["mechanism"] == m).sum()) for m in sorted(group["mechanism"].unique())
+                                  if m not in left_out}}
+        runs = pd.concat(kept)
+        summary["left_out"] = sorted({m for t in summary["per_task"].values() for m in t["left_out"]})
+    else:
+        runs, support, summary["left_out"] = _match_runs(runs, on, bins, rng)
+        summary["support"] = {CUES[q]: support[q] for q in on}
+    mechs = sorted(set(frame["mechanism"].unique()) - (set(summary["left_out"]) if not per_task else set()))
+    summary |= {"kept": len(runs), "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}}
+    return frame[frame["run"].isin(runs.index)].reset_index(drop=True), summary
+
+
+def _match_runs(runs, on, bins, rng):
+    """(kept runs, {cue: (lo, hi)}, mechanisms left out): steps 1 and 2 of :func:`match` on one set of runs."""
     left_out = []
     while True:
         support, inside = _support(runs, on)
@@ -159,10 +189,9 @@ def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed")):
                    key=lambda m: int(_support(runs[runs["mechanism"] != m], on)[1].sum()))
         left_out.append(best)
         runs = runs[runs["mechanism"] != best]
+    mechs = sorted(runs["mechanism"].unique())
     runs = runs[inside]
-    mechs = sorted(set(frame["mechanism"].unique()) - set(left_out))
     if bins >= 1 and len(runs):
-        rng = np.random.default_rng(seed)
         cells = [np.clip(((runs[q] - lo) / max(hi - lo, 1e-12) * bins).astype(int), 0, bins - 1)
                  for q, (lo, hi) in support.items()]
         keep = []
@@ -172,7 +201,4 @@ def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed")):
                 if n:
                     keep += list(rng.choice(g.index[g["mechanism"] == m], n, replace=False))
         runs = runs.loc[keep]
-    summary = {"runs": int(frame["run"].nunique()), "kept": len(runs), "bins": bins,
-               "support": {CUES[q]: support[q] for q in on},
-               "per_mechanism": {m: int((runs["mechanism"] == m).sum()) for m in mechs}, "left_out": left_out}
-    return frame[frame["run"].isin(runs.index)].reset_index(drop=True), summary
+    return runs, support, left_out

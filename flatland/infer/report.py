@@ -85,6 +85,10 @@ def _figures(ev, out: Path) -> list:
     return paths
 
 
+def _region(support: dict) -> str:
+    return " and ".join(f"{q} [{lo:.2f}, {hi:.2f}]" for q, (lo, hi) in support.items())
+
+
 def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path:
     """report.md and figures in ``out`` (module doc); returns the report's path."""
     out = Path(out)
@@ -95,15 +99,18 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
          f"{list(plan.obs_noise)}, {plan.draws} draw(s) each, from the last {1 - plan.start:.0%} of the logged run.",
          ""]
     if match_summary:
-        sup = match_summary["support"]
-        cells = (f", balanced in {match_summary['bins']} cells per cue" if match_summary["bins"]
-                 else "")
-        ranges = " and ".join(f"{q} [{lo:.2f}, {hi:.2f}]" for q, (lo, hi) in sup.items())
-        L += [f"Matched on the common support of {ranges}{cells}: {match_summary['kept']} of "
-              f"{match_summary['runs']} runs kept "
-              f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())})."
-              + (f" Left out, because their runs share no region of these cues with the others: "
-                 f"{', '.join(match_summary['left_out'])}." if match_summary.get("left_out") else ""), ""]
+        cells = (f", balanced in {match_summary['bins']} cells per cue" if match_summary["bins"] else "")
+        kept = (f"{match_summary['kept']} of {match_summary['runs']} runs kept "
+                f"({', '.join(f'{k} {v}' for k, v in match_summary['per_mechanism'].items())})")
+        if "per_task" in match_summary:
+            L += [f"Matched within each task on the common support of {' and '.join(match_summary['cues'])}{cells}: "
+                  f"{kept}.", "", "| task | region | runs kept | left out |", "|---|---|---|---|"]
+            L += [f"| {t} | {_region(d['support'])} | {d['kept']} ({', '.join(f'{k} {v}' for k, v in d['per_mechanism'].items())}) "
+                  f"| {', '.join(d['left_out']) or '—'} |" for t, d in match_summary["per_task"].items()] + [""]
+        else:
+            L += [f"Matched on the common support of {_region(match_summary['support'])}{cells}: {kept}."
+                  + (f" Left out, because their runs share no region of these cues with the others: "
+                     f"{', '.join(match_summary['left_out'])}." if match_summary.get("left_out") else ""), ""]
     L += ["Accuracy: share of recordings classified correctly; 95% percentile bootstrap over runs; folds grouped "
           "by run.", "",
           "| estimate | value |", "|---|---|",

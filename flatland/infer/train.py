@@ -27,9 +27,11 @@ DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
 
 def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int = 0, folds: int = 5,
-          ablation: bool = True, log=None, progress=None, match_on=("loss", "speed")) -> dict:
+          ablation: bool = True, log=None, progress=None, match_on=("loss", "speed"),
+          match_per_task: bool = False) -> dict:
     """Train and evaluate on ``sweep_dir`` (one sweep folder or a list, pooled); write everything into ``out``;
-    return paths and headline numbers. ``match_on``: the cues runs are matched on when ``matched``."""
+    return paths and headline numbers. ``match_on``: the cues runs are matched on when ``matched``;
+    ``match_per_task``: match each task on its own (see :func:`match`)."""
     import io
 
     from ..checkpoint import atomic_write_bytes
@@ -39,9 +41,9 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
     frame = build(sweep_dir, plan, log=log, progress=progress)
     summary = None
     if matched:
-        frame, summary = match(frame, bins=bins, on=match_on)
+        frame, summary = match(frame, bins=bins, on=match_on, per_task=match_per_task)
         if frame["mechanism"].nunique() < 2 or frame["run"].nunique() < 4:
-            raise UserError(f"matching on {' and '.join(summary['support'])} left {frame['run'].nunique()} run(s) of "
+            raise UserError(f"matching on {' and '.join(summary['cues'])} left {frame['run'].nunique()} run(s) of "
                             f"{frame['mechanism'].nunique()} mechanism(s): too few to train (more runs, wider noise "
                             "ranges, --bins 0, fewer cues with --match, or --no-match)")
     buf = io.BytesIO()
