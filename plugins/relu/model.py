@@ -24,7 +24,7 @@ import numpy as np
 from flatland import Loss, UserError
 
 from . import metrics as M
-from .network import NetSpec, forward, hidden, init_params
+from .network import NetSpec, activation_fn, forward, hidden, init_params
 from .tasks import TASKS
 
 NET_KEYS = ("n_hid", "activation", "regime", "dtype", "alpha")
@@ -64,11 +64,24 @@ def make_loss(task_name: str, **options) -> Loss:
     def residuals(params):
         return forward(params, X, spec) - Y
 
+    act = activation_fn(spec)
+
+    def apply(params, x, perturb=None):
+        """(output, hidden) with an optional forward-pass perturbation at the hidden layer (layer 1): the
+        network as the forward-noise models (node/weight dropout, node noise, minibatch SGD) see it."""
+        if perturb is None:
+            h = act(x @ params["W"].T + params["b"])
+        else:
+            h = perturb.nodes(1, act(perturb.dense(1, x, params["W"].T, params["b"])))
+        return h @ params["V"].T, h
+
     return Loss(
         name=task_name,
         residuals=residuals,
         kappa=kappa,
         init=lambda key: init_params(spec, key),
-        extras={"relu": ctx, "responses": lambda params: hidden(params, X, spec)}
+        extras={"relu": ctx, "responses": lambda params: hidden(params, X, spec),
+                # the forward pass that forward-noise models perturb; loss_fn on all of X, Y is this loss
+                "apply": apply, "x_train": X, "y_train": Y, "loss_fn": lambda out, y: jnp.mean((out - y) ** 2)}
         | ({"place": ctx["place"]} if ctx["place"] is not None else {}),
     )
