@@ -68,7 +68,7 @@ def add_parser(sub):
     p.add_argument("--match-per-task", action="store_true",
                    help="match each task on its own region, so a held-out task keeps every mechanism matched there")
     p.add_argument("--no-match", action="store_true", help="do not match runs at all")
-    p.add_argument("--bins", type=int, default=0, help="also balance mechanisms in bins × bins cells of the common "
+    p.add_argument("--bins", type=int, default=0, help="also balance mechanisms in bins cells per cue of the common "
                    "support (default 0: common support only)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by run (default 5)")
     p.set_defaults(run=run)

@@ -7,7 +7,7 @@ writes ``dataset.parquet``, ``model.json``, ``report.md`` and figures into
 ``out``. ``infer_file(path, model)`` reads a recording (the ``flatland
 geometry`` layout), computes its signature and returns the posterior over the
 model's mechanisms with the features that drove it. Without a model folder it
-uses ``DEFAULT_MODEL``, the model trained on the shipped benchmark sweep.
+uses ``DEFAULT_MODEL``, the model trained on the shipped benchmark sweeps.
 """
 from __future__ import annotations
 
