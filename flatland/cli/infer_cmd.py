@@ -38,12 +38,13 @@ def _list(kind, allow_all=False):
 def _cues(text):
     import argparse
 
-    from ..infer.dataset import CUES
+    from ..errors import UserError
+    from ..infer.dataset import check_cues
 
-    cues = tuple(part.strip() for part in text.split(","))
-    if not cues or any(q not in CUES for q in cues) or len(set(cues)) != len(cues):
-        raise argparse.ArgumentTypeError(f"expected loss, speed or loss,speed, got {text!r}")
-    return cues
+    try:
+        return check_cues(part.strip() for part in text.split(","))
+    except UserError:
+        raise argparse.ArgumentTypeError(f"expected loss, speed or loss,speed, got {text!r}") from None
 
 
 def add_parser(sub):

@@ -121,6 +121,14 @@ def _build_one(sweep_dir, plan, log, progress, prefix):
 CUES = {"loss": "log10 loss plateau", "speed": "drift speed"}
 
 
+def check_cues(on) -> tuple:
+    """``on`` as a tuple of distinct cue names (keys of ``CUES``), or a UserError naming what is allowed."""
+    on = tuple(on)
+    if not on or any(q not in CUES for q in on) or len(set(on)) != len(on):
+        raise UserError(f"matching cues must be one or both of {', '.join(CUES)}, got {', '.join(on) or 'none'}")
+    return on
+
+
 def _support(runs, on):
     """({quantity: (lo, hi)}, mask): the range of each quantity inside every mechanism's range, and who is in it."""
     ranges = runs.groupby("mechanism")[list(on)].agg(["min", "max"])
@@ -147,9 +155,7 @@ def match(frame, bins: int = 0, seed: int = 0, on=("loss", "speed"), per_task: b
     """
     import pandas as pd
 
-    on = tuple(on)
-    if not on or any(q not in CUES for q in on) or len(set(on)) != len(on):
-        raise UserError(f"matching cues must be one or both of {', '.join(CUES)}, got {', '.join(on) or 'none'}")
+    on = check_cues(on)
     if per_task and "task" not in frame:
         raise UserError("matching per task needs the recordings' task column")
     runs = frame.groupby("run").agg(mechanism=("mechanism", "first"), loss=("loss_plateau", "first"),

@@ -70,7 +70,7 @@ def make_loss(task_name: str, **options) -> Loss:
         """(output, hidden) with an optional forward-pass perturbation at the hidden layer (layer 1): the
         network as the forward-noise models (node/weight dropout, node noise, minibatch SGD) see it."""
         if perturb is None:
-            h = act(x @ params["W"].T + params["b"])
+            h = hidden(params, x, spec)
         else:
             h = perturb.nodes(1, act(perturb.dense(1, x, params["W"].T, params["b"])))
         return h @ params["V"].T, h
