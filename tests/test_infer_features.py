@@ -231,3 +231,16 @@ def test_features_outside_the_training_range_are_named():
             meta={"feature_ranges": ranges})
     sig = Signature({n: 0.5 for n in FEATURES} | {"active_change": -1.4}, {})
     assert [o[0] for o in outside_training(m, sig)] == ["active_change"]
+
+
+def test_held_out_tasks_say_which_mechanisms_they_test():
+    """A held-out task that kept one mechanism scores 1.0 by recognising it alone; the per-mechanism
+    count shows that (and a mechanism never recognised on a task) where the accuracy hides it."""
+    import pandas as pd
+    from flatland.infer.evaluate import recognised_text, recognition
+
+    te = pd.DataFrame({"mechanism": ["a"] * 4 + ["b"] * 3, "pred": ["a", "a", "a", "b", "a", "a", "a"]})
+    rec = recognition(te)
+    assert rec == {"a": (3, 4), "b": (0, 3)}
+    assert sum(k for k, _ in rec.values()) == (te["pred"] == te["mechanism"]).sum()
+    assert recognised_text(rec) == "a 3/4; b 0/3" and recognised_text({}) == "—"

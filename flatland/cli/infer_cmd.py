@@ -78,6 +78,7 @@ def add_parser(sub):
 def _train(args) -> int:
     from ..errors import UserError
     from ..infer import Plan, train
+    from ..infer.evaluate import recognised_text
 
     if not 1 <= args.draws <= 100 or not 2 <= args.folds <= 50 or not 0 <= args.bins <= 20:
         raise UserError("--draws must be in [1, 100], --folds in [2, 50], --bins in [0, 20]")
@@ -106,7 +107,8 @@ def _train(args) -> int:
     print(f"accuracy (CV grouped by run, {ev.n_runs} runs): {f(ev.model)}; best single-feature rule {f(ev.baseline)}; "
           f"margin {f(ev.margin)}; shuffled labels {f(ev.shuffled)}; chance {ev.chance:.3f}")
     for t, (a, b, c) in ev.held_out_tasks.items():
-        print(f"  held-out task {t}: {f(a)} (rule {f(b)}; margin {f(c)})")
+        print(f"  held-out task {t}: {f(a)} (rule {f(b)}; margin {f(c)}); "
+              f"recognised {recognised_text(ev.held_out_recognised.get(t, {}))}")
     print(f"flatland infer: model {res['model']}, report {res['report']}")
     return 0
 

@@ -94,6 +94,19 @@ def confusable(classes, counts, above: float = 0.15) -> list:
     return sorted(out, key=lambda t: -t[2])
 
 
+def recognition(frame, col: str = "pred") -> dict:
+    """{true mechanism: (recordings read as it, its recordings)}: which classes a test set really tests.
+
+    A held-out task's accuracy alone can hide that it kept one mechanism (all recognised: accuracy 1)
+    or that one of its mechanisms is never recognised; this says which."""
+    return {str(m): (int((g[col] == m).sum()), len(g)) for m, g in frame.groupby("mechanism")}
+
+
+def recognised_text(recognised: dict) -> str:
+    """'a 206/240; b 0/72' from :func:`recognition` (— when empty)."""
+    return "; ".join(f"{m} {k}/{n}" for m, (k, n) in recognised.items()) or "—"
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Everything the report prints (see module doc for the estimators)."""
@@ -113,6 +126,7 @@ class Evaluation:
     held_out_tasks: dict
     ablation: dict
     shuffled: tuple
+    held_out_recognised: dict = dataclasses.field(default_factory=dict)
 
 
 def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: bool = True) -> Evaluation:
@@ -124,7 +138,7 @@ def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: boo
     def by(col):
         return {v: bootstrap(g, "pred") for v, g in cv.groupby(col)}
 
-    tasks, pooled = {}, []
+    tasks, pooled, recognised = {}, [], {}
     if frame["task"].nunique() > 1:
         for task in sorted(frame["task"].unique()):
             tr, te = frame[frame["task"] != task], frame[frame["task"] == task].copy()
@@ -132,6 +146,7 @@ def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: boo
                 continue
             te["pred"], te["base_pred"], _ = predict_split(tr, te, names)
             tasks[task] = (bootstrap(te, "pred"), bootstrap(te, "base_pred"), bootstrap(te, "pred", "base_pred"))
+            recognised[task] = recognition(te)
             pooled.append(te)
     if pooled:
         import pandas as pd
@@ -139,6 +154,7 @@ def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: boo
         te = pd.concat(pooled)
         tasks["all held-out tasks"] = (bootstrap(te, "pred"), bootstrap(te, "base_pred"),
                                        bootstrap(te, "pred", "base_pred"))
+        recognised["all held-out tasks"] = recognition(te)
     abl = {}
     if ablation:
         for n in names:
@@ -153,4 +169,5 @@ def evaluate(frame, names=FEATURES, folds: int = 5, seed: int = 0, ablation: boo
         model=bootstrap(cv, "pred"), baseline=bootstrap(cv, "base_pred"), margin=bootstrap(cv, "pred", "base_pred"),
         baseline_features=cv["base_feature"].value_counts().to_dict(), confusion=conf,
         by_units=by("units"), by_sessions=by("sessions"), by_obs_noise=by("obs_noise"), held_out_tasks=tasks,
-        ablation=abl, shuffled=bootstrap(cross_validate(shuf, names, folds, baseline=False), "pred"))
+        ablation=abl, shuffled=bootstrap(cross_validate(shuf, names, folds, baseline=False), "pred"),
+        held_out_recognised=recognised)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..check_figures import _plt
 from ..results import write_captions
-from .evaluate import confusable
+from .evaluate import confusable, recognised_text
 
 
 def _ci(t) -> str:
@@ -125,8 +125,10 @@ def write_report(out, ev, match_summary: dict | None, plan, source: str) -> Path
     L += [f"**The classifier {verdict}.**", ""]
     if ev.held_out_tasks:
         L += ["## Held-out tasks (train on the other tasks, test on this one)", "",
-              "| task | classifier | single-feature rule | classifier − rule |", "|---|---|---|---|"]
-        L += [f"| {t} | {_ci(a)} | {_ci(b)} | {_ci(c)} |" for t, (a, b, c) in ev.held_out_tasks.items()] + [""]
+              "| task | classifier | single-feature rule | classifier − rule | recognised (recordings) |",
+              "|---|---|---|---|---|"]
+        L += [f"| {t} | {_ci(a)} | {_ci(b)} | {_ci(c)} | {recognised_text(ev.held_out_recognised.get(t, {}))} |"
+              for t, (a, b, c) in ev.held_out_tasks.items()] + [""]
         a, b, c = ev.held_out_tasks["all held-out tasks"]
         L += [f"**On held-out tasks the classifier {'beats' if c[1] > 0 else 'does not beat'} the best single-feature "
               f"rule by more than its CI** (margin {_ci(c)}).", ""]
