@@ -112,3 +112,20 @@ def test_one_key_may_have_several_labelled_axes_under_exclusive_conditions():
         expand(clash)
     with pytest.raises(UserError, match="#label"):
         expand(dict(raw, axes={"learner.lr#": [0.1]}))
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_expands_into_runs_of_registered_components(path):
+    """A shipped sweep that fails its own validation (or names a component no plugin registers) would
+    only be found after a user starts it."""
+    from flatland.assembly import assemble
+
+    reg = assemble().registry
+    points = load(path)
+    assert points
+    for p in points:
+        reg.entry("losses", p.config.task["name"])
+        reg.entry("learners", p.config.learner["name"])
+        names = p.config.noise["name"]
+        for n in [names] if isinstance(names, str) else names:
+            reg.entry("noise", n)
