@@ -20,7 +20,10 @@ Format::
     "noise.width" = { log_uniform = [0.1, 1.0], when = { "noise.name" = "uniform-label" } }
     "task.n_hid" = { uniform_int = [50, 150] }          # also: uniform = [lo, hi]
 
-Axis keys are ``section.key`` of the run config, optionally with a ``#label``
+Axis keys are ``section.key`` of the run config — or ``section.table.key`` for an
+option of one component of a composed model, e.g. ``"noise.node-dropout.p"`` for
+``[noise.node-dropout] p`` under ``name = ["node-dropout", "sgd-minibatch"]`` —
+optionally with a ``#label``
 (``"learner.lr#adam"``) so that one key can have several axes under different
 ``when`` conditions; two axes that both apply to one point and set the same key
 are an error. Grid axes (lists, ``grid``,
@@ -38,6 +41,7 @@ before any run starts.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -87,10 +91,10 @@ def _where(key: str) -> str:
 
 def _parse_axis(key: str, spec, sections) -> _Axis:
     target = key.split("#")[0] if isinstance(key, str) else key
-    if (not isinstance(key, str) or target.count(".") != 1 or not all(target.split("."))
+    if (not isinstance(key, str) or target.count(".") not in (1, 2) or not all(target.split("."))
             or key.count("#") > 1 or key.endswith("#")):
-        raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\"), "
-                        "optionally with a #label (\"learner.lr#adam\")")
+        raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\") or section.table.key "
+                        "(e.g. \"noise.node-dropout.p\"), optionally with a #label (\"learner.lr#adam\")")
     if key.split(".")[0] not in sections:
         raise UserError(f"{_where(key)}: unknown section {key.split('.')[0]!r} "
                         f"(known: {', '.join(sorted(sections))})")
@@ -135,8 +139,12 @@ def _draw(axis: _Axis, rng: np.random.Generator):
 
 def _applies(axis: _Axis, values: dict, base: dict) -> bool:
     def current(k):
-        s, key = k.split(".")
-        return values[k] if k in values else base.get(s, {}).get(key)
+        if k in values:
+            return values[k]
+        node = base
+        for part in k.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
     return all(current(k) == v for k, v in axis.when.items())
 
 
@@ -218,10 +226,15 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
 
 
 def _resolve(index: int, overrides: dict, base: dict) -> Point:
-    doc = {s: dict(t) if isinstance(t, dict) else t for s, t in base.items()}
+    doc = copy.deepcopy(base)
     for key, value in overrides.items():
-        s, k = key.split(".")
-        doc.setdefault(s, {})[k] = value
+        *path, k = key.split(".")
+        node = doc
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"sweep axis {key!r}: {'.'.join(path)} is a value in the base config, not a table")
+        node[k] = value
     try:
         cfg = from_dict(doc)
     except UserError as exc:

@@ -4,7 +4,8 @@ What: ``run_row(point, run_dir)`` flattens what a run left behind — its
 ``summary.json`` (written by :func:`flatland.runner.run` at the end), its
 checkpoint, or an ``error.txt`` a sweep runner writes when a run raises — into
 a flat dict: the point's index and id, every config value as a
-``section.key`` column, the run's status (``done``, ``diverged``, ``failed``,
+``section.key`` column (a composed model's component options as
+``section.table.key``, e.g. ``noise.node-dropout.p``), the run's status (``done``, ``diverged``, ``failed``,
 ``partial``, ``pending``) with a one-line reason, steps done and wall time,
 ``initial.<metric>`` and ``final.<metric>`` seed means, and each scalar of an
 extension's report (e.g. ``timescale.tau``, ``timescale.r2``,
@@ -67,7 +68,10 @@ def run_row(point: Point, run_dir) -> dict:
     row = {"point": point.index, "point_id": point.id, "run_dir": str(run_dir)}
     for section, table in point.config.to_dict().items():
         for key, value in table.items():
-            row[f"{section}.{key}"] = _scalar(value)
+            if isinstance(value, dict):   # a composed model's component options: [noise.node-dropout] p
+                row.update({f"{section}.{key}.{k}": _scalar(v) for k, v in value.items()})
+            else:
+                row[f"{section}.{key}"] = _scalar(value)
     status, reason = status_of(run_dir)
     row["status"], row["reason"] = status, reason
     summary = json.loads((run_dir / "summary.json").read_text()) if status in FINISHED else {}

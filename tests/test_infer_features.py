@@ -125,6 +125,9 @@ def test_mechanism_labels_come_from_names_only():
     from flatland.infer import mechanism_of
     assert mechanism_of("gd", "gradient") == "gd + gradient"
     assert mechanism_of("sed", "none") == "sed" and mechanism_of("my-rule", float("nan")) == "my-rule"
+    # a composed noise model, as the run config gives it and as the sweep table stores it (JSON text)
+    assert mechanism_of("gd", ["node-dropout", "sgd-minibatch"]) == "gd + node-dropout + sgd-minibatch"
+    assert mechanism_of("gd", '["node-dropout", "sgd-minibatch"]') == "gd + node-dropout + sgd-minibatch"
 
 
 def test_matching_keeps_the_common_support_and_balances_cells():

@@ -129,3 +129,24 @@ def test_every_shipped_sweep_file_expands_into_runs_of_registered_components(pat
         names = p.config.noise["name"]
         for n in [names] if isinstance(names, str) else names:
             reg.entry("noise", n)
+
+
+def test_an_axis_may_set_an_option_of_one_component_of_a_composed_model(tmp_path):
+    """``section.table.key`` sets ``[noise.node-dropout] p`` without touching the base's other tables,
+    ``when`` reads nested values, and the results table has one column per component option."""
+    from flatland.sweep_table import run_row
+
+    base = dict(BASE, noise={"name": ["update", "gradient"], "update": {"sigma": 0.01}, "gradient": {"sigma": 0.1}})
+    pts = expand({"sweep": {}, "base": base, "axes": {
+        "noise.update.sigma": [0.02, 0.03],
+        "learner.lr": {"grid": [0.2], "when": {"noise.gradient.sigma": 0.1}}}})
+    assert [p.config.noise["update"]["sigma"] for p in pts] == [0.02, 0.03]
+    assert all(p.config.noise["gradient"] == {"sigma": 0.1} and p.config.learner["lr"] == 0.2 for p in pts)
+    assert base["noise"]["update"] == {"sigma": 0.01}                     # the base is not modified
+    row = run_row(pts[1], tmp_path / "none")
+    assert row["noise.update.sigma"] == 0.03 and row["noise.gradient.sigma"] == 0.1
+    assert row["noise.name"] == '["update", "gradient"]'
+    with pytest.raises(UserError, match="is a value in the base config, not a table"):
+        expand({"sweep": {}, "base": BASE, "axes": {"learner.lr.x": [1]}})
+    with pytest.raises(UserError, match="section.table.key"):
+        expand({"sweep": {}, "base": BASE, "axes": {"noise.a.b.c": [1]}})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import zlib
 
@@ -43,7 +44,17 @@ class Plan:
 
 
 def mechanism_of(learner: str, noise) -> str:
-    """The label of a run: 'learner' or 'learner + noise' (noise 'none' and missing noise left out)."""
+    """The label of a run: 'learner' or 'learner + noise' (noise 'none' and missing noise left out).
+
+    A composed noise model (a list of names, or the table's JSON text of one) reads
+    'learner + a + b', in the order the run config gives."""
+    if isinstance(noise, str) and noise.startswith("["):
+        try:
+            noise = json.loads(noise)
+        except ValueError:
+            pass
+    if isinstance(noise, (list, tuple)):
+        noise = " + ".join(str(n) for n in noise if str(n) != "none")
     noise = "" if noise is None or (isinstance(noise, float) and np.isnan(noise)) else str(noise)
     return str(learner) if noise in ("", "none") else f"{learner} + {noise}"
 
