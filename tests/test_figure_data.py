@@ -120,3 +120,26 @@ def test_geometry_suite_draws_the_study_figures_into_its_results_folder(drifting
     assert folder.figure_errors == []
     assert sorted(folder.figures) == ["figures/geometry-drift_vs_variance_per_pc.png", "figures/geometry-metrics_vs_dt.png"]
     assert all((folder.path / f).stat().st_size > 1000 and len(folder.captions[f]) > 100 for f in folder.figures)
+
+
+def test_rate_map_figure_says_when_a_snapshot_has_no_place_cells():
+    """A layer with no place cell at a sorting step (e.g. a dead or silent network) gets a labelled empty
+    panel, not a zero-row image (which warned about singular limits) — and the other rows still draw."""
+    import warnings
+
+    from flatland_plugins.relu.figures import ratemaps
+
+    rng = np.random.default_rng(0)
+    snaps = []
+    for k in range(5):
+        si = np.zeros((1, 6)) if k < 3 else np.full((1, 6), 0.5)      # place cells only from snapshot 3 on
+        snaps.append({"step": 100 * k, "rate_maps": rng.random((1, 6, 8)), "si": si})
+    plt = _plt()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = ratemaps(snaps, plt)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    # the rows sorted at snapshots 0, 1, 2 (of the 4 picked: 0, 1, 2, 4) have nothing to sort
+    assert texts.count("no place cells") == 3 * 4 and len(images) == 1 * 4
+    plt.close(fig)

@@ -94,12 +94,20 @@ def ratemaps(snaps, plt):
     S = len(snaps)
     pick = np.unique(np.linspace(0.1 * S, S - 1, 4).astype(int))
     fig, axes = plt.subplots(len(pick), len(pick), figsize=(1.6 * len(pick) + 1, 1.6 * len(pick) + 0.5), squeeze=False)
+    im = None
     for i, a in enumerate(pick):
         maps_a, si_a = snaps[a]["rate_maps"][0], snaps[a]["si"][0]
         place = np.nonzero(np.nan_to_num(si_a) > 0.01)[0]
         order = place[np.argsort(np.argmax(maps_a[place], axis=1))]
         for j, b in enumerate(pick):
             ax = axes[i, j]
+            if not len(order):   # nothing to sort by: say so instead of drawing an empty image
+                ax.text(0.5, 0.5, "no place cells", ha="center", va="center", fontsize=6, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(f"sorted @{int(snaps[a]['step']):,}", fontsize=6)
+                continue
             mp = snaps[b]["rate_maps"][0][order]
             mx = mp.max(1, keepdims=True)
             im = ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto",
@@ -117,7 +125,8 @@ def ratemaps(snaps, plt):
                  "row block i: cells sorted by their peak at the step on its label; column j: maps at step j",
                  fontsize=7)
     fig.tight_layout(rect=(0, 0, 0.88, 1))
-    fig.colorbar(im, ax=axes, shrink=0.6, label="rate / cell's max at that step")
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.6, label="rate / cell's max at that step")
     return fig
 
 
