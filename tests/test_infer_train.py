@@ -79,7 +79,7 @@ def test_held_out_seed_in_top_two_and_shuffled_labels_at_chance(sweep, tmp_path)
                      "--obs-noise", "0.3", "--seed", "11"]) == 0
         top2 = [name for name, _ in infer_file(out, tmp_path / "model")["posterior"][:2]]
         assert mech in top2, (mech, infer_file(out, tmp_path / "model")["posterior"])
-    # the installed model (trained on examples/sweeps/infer-bench.toml) reads the same file without --model
+    # the installed model (flatland/infer/default_model.json; examples/recorded/infer-sparsify) reads the same file without --model
     from flatland.infer import DEFAULT_MODEL, load_model
     shipped = load_model(DEFAULT_MODEL)
     post = infer_file(out)["posterior"]
