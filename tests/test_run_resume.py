@@ -191,6 +191,34 @@ def test_divergence_stops_with_step_and_keeps_metrics(tmp_path, capsys):
     assert s["diverged"]["step"] >= 0 and s["steps_done"] < 5000
 
 
+def test_a_run_diverged_at_once_still_draws_its_figures(tmp_path):
+    """Every logged loss NaN (divergence within the first log interval) once made the log-scaled loss
+    panel raise after summary.json was written, so a sweep counted a diverged run as failed."""
+    import json
+    text = SMALL.format(steps=500).replace("lr = 0.4", "lr = 1e6")
+    out = tmp_path / "div"
+    s = runner.run(load(_write(tmp_path, "div.toml", text)), out, progress=False, figures=True)
+    assert s["diverged"]["step"] < 50
+    assert (out / "figures" / "fig2bc_curves.png").stat().st_size > 1000
+    assert json.loads((out / "summary.json").read_text())["diverged"] == s["diverged"]
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
+    import json
+
+    from flatland_plugins.relu.extension import ReluRun
+
+    def boom(self, ctx, out):
+        raise ValueError("no axis for this\nsecond line")
+
+    monkeypatch.setattr(ReluRun, "figures", boom)
+    out = tmp_path / "r"
+    s = runner.run(load(_write(tmp_path, "c.toml", SMALL.format(steps=100))), out, progress=False, figures=True)
+    note = "figures of relu not drawn: ValueError: no axis for this"
+    assert note in s["notes"] and note in json.loads((out / "summary.json").read_text())["notes"]
+    assert (out / "figures" / "metrics.png").exists() and s["steps_done"] == 100
+
+
 @pytest.mark.slow  # two full ensembles compared to round-off: CI's second stage runs it
 def test_ensemble_loop_and_vmap_agree(tmp_path):
     """Seeds run one after another (default) or vmapped: same trajectories to round-off."""

@@ -77,7 +77,7 @@ def curves(out: Path, plt):
         med, lo, hi = _running(mean, w)
         ax.fill_between(steps, lo, hi, color="0.6", alpha=0.35, lw=0, label="seed mean: 10–90% over the window")
         ax.plot(steps, med, color="k", lw=1.3, label="seed mean: running median")
-        if k in ("loss_norm", "hess_trace"):
+        if k in ("loss_norm", "hess_trace") and np.any(np.isfinite(mean) & (mean > 0)):   # all NaN: diverged at once
             ax.set_yscale("log")
         ax.set_ylabel(LABELS.get(k, k.replace("_", " ")), fontsize=8)
     axes[0].legend(fontsize=6, ncol=2, loc="best")
