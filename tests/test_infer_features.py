@@ -247,3 +247,19 @@ def test_held_out_tasks_say_which_mechanisms_they_test():
     assert rec == {"a": (3, 4), "b": (0, 3)}
     assert sum(k for k, _ in rec.values()) == (te["pred"] == te["mechanism"]).sum()
     assert recognised_text(rec) == "a 3/4; b 0/3" and recognised_text({}) == "—"
+
+
+def test_too_few_matched_runs_names_the_mechanisms_matching_left_out(tmp_path, monkeypatch):
+    """When no region of the cues is shared, the one-line refusal says which mechanisms were dropped
+    (before, it read "left 1 run(s) of 1 mechanism(s)" with no hint why)."""
+    import importlib
+
+    import pandas as pd
+    train_mod = importlib.import_module("flatland.infer.train")    # the module; flatland.infer.train is the function
+
+    rows = [{"run": f"{m}{i}", "task": "t", "mechanism": m, "loss_plateau": 1e-2,
+             "f.drift_speed": {"a": 0.0, "b": 1.0, "c": 2.0}[m] + i / 100}
+            for m in "abc" for i in range(5)]                                # three disjoint speed ranges
+    monkeypatch.setattr(train_mod, "build", lambda *a, **k: pd.DataFrame(rows))
+    with pytest.raises(UserError, match=r"left out: no region shared with the others\): too few to train"):
+        train_mod.train("unused", tmp_path)

@@ -43,9 +43,12 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
     if matched:
         frame, summary = match(frame, bins=bins, on=match_on, per_task=match_per_task)
         if frame["mechanism"].nunique() < 2 or frame["run"].nunique() < 4:
+            gone = summary.get("left_out") or []
             raise UserError(f"matching on {' and '.join(summary['cues'])} left {frame['run'].nunique()} run(s) of "
-                            f"{frame['mechanism'].nunique()} mechanism(s): too few to train (more runs, wider noise "
-                            "ranges, --bins 0, fewer cues with --match, or --no-match)")
+                            f"{frame['mechanism'].nunique()} mechanism(s)"
+                            + (f" ({', '.join(gone)} left out: no region shared with the others)" if gone else "")
+                            + ": too few to train (more runs, wider noise ranges, --bins 0, fewer cues with --match, "
+                            "or --no-match)")
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     atomic_write_bytes(out / "dataset.parquet", buf.getvalue())
