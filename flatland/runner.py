@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -274,16 +275,30 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
         for name, draw in [("metrics", lambda: [(p, METRICS_CAPTION) for p in [metrics_figure(out)] if p])] + [
                 (ext.name, lambda ext=ext, ctx=ctx: list(ext.figures(ctx, out) or []))
                 for ext, ctx in zip(setup.extensions, setup.contexts)]:
+            before = _open_figures()
             try:       # a figure that cannot be drawn is a note, never a lost or failed run
                 written += draw()
             except Exception as exc:
                 first = (str(exc).splitlines() or [""])[0]
                 failed.append(f"figures of {name} not drawn: {type(exc).__name__}: {first}")
+                _close_figures(_open_figures() - before)   # a sweep worker draws many runs: leave none open
         write_captions(out / "figures", written, "written by flatland run")
         if failed:
             summary["notes"] = list(summary.get("notes", [])) + failed
             ckpt.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def _open_figures() -> set:
+    """Numbers of the open matplotlib figures (none when pyplot was never imported)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    return set(plt.get_fignums()) if plt else set()
+
+
+def _close_figures(numbers) -> None:
+    plt = sys.modules.get("matplotlib.pyplot")
+    for n in numbers if plt else ():
+        plt.close(n)
 
 
 def _write_checkpoint(path, params, state, t, setup, digest, files):

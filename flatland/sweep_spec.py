@@ -26,7 +26,7 @@ option of one component of a composed model, e.g. ``"noise.node-dropout.p"`` for
 optionally with a ``#label``
 (``"learner.lr#adam"``) so that one key can have several axes under different
 ``when`` conditions; two axes that both apply to one point and set the same key
-are an error. Grid axes (lists, ``grid``,
+are an error, and so are an axis on a whole table and one on its options. Grid axes (lists, ``grid``,
 ``seeds``) form a Cartesian product; random axes (``uniform``,
 ``log_uniform``, ``uniform_int``, inclusive bounds) are drawn ``draws`` times
 per grid combination. ``when`` makes an axis conditional: it applies only to
@@ -64,13 +64,13 @@ class Point:
 
     index: int
     id: str              # stable across re-expansions: a hash of the overrides
-    overrides: dict      # {"section.key": value}
+    overrides: dict      # {"section.key" or "section.table.key": value}
     config: RunConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class _Axis:
-    key: str             # the axis's name in the file: "section.key" or "section.key#label"
+    key: str             # the axis's name in the file: "section.key" or "section.table.key", optionally "#label"
     form: str            # "list" | "grid" | "seeds" | a RANDOM_FORMS entry
     values: tuple        # grid values, or (lo, hi) for a random axis
     when: dict
@@ -81,12 +81,18 @@ class _Axis:
 
     @property
     def target(self) -> str:
-        """The config key it sets ("section.key")."""
+        """The config key it sets ("section.key" or "section.table.key")."""
         return self.key.split("#")[0]
 
 
 def _where(key: str) -> str:
     return f"[axes] {key!r}"
+
+
+def _is_config_key(k, sections) -> bool:
+    """Whether ``k`` is "section.key" or "section.table.key" with a known section."""
+    return (isinstance(k, str) and k.count(".") in (1, 2) and all(k.split(".")) and "#" not in k
+            and k.split(".")[0] in sections)
 
 
 def _parse_axis(key: str, spec, sections) -> _Axis:
@@ -103,8 +109,9 @@ def _parse_axis(key: str, spec, sections) -> _Axis:
     if not isinstance(spec, dict):
         raise UserError(f"{_where(key)}: give a list of values or a table such as {{ log_uniform = [lo, hi] }}")
     when = spec.get("when", {})
-    if not isinstance(when, dict) or not all(isinstance(k, str) and "." in k for k in when):
-        raise UserError(f"{_where(key)}: when must be a table of \"section.key\" = value")
+    if not isinstance(when, dict) or not all(_is_config_key(k, sections) for k in when):
+        raise UserError(f"{_where(key)}: when must be a table of \"section.key\" (or \"section.table.key\") = value "
+                        f"with a known section ({', '.join(sorted(sections))})")
     forms = [f for f in spec if f != "when"]
     if len(forms) != 1 or forms[0] not in GRID_FORMS + RANDOM_FORMS:
         raise UserError(f"{_where(key)}: give exactly one of {', '.join(GRID_FORMS + RANDOM_FORMS)} "
@@ -192,6 +199,11 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
         raise UserError("[axes] must name at least one axis, e.g. \"learner.lr\" = [0.05, 0.1]")
     sections = set(SECTIONS) | set(base)
     axes = [_parse_axis(k, v, sections) for k, v in axes_raw.items()]
+    targets = sorted({a.target for a in axes})
+    for a, b in ((a, b) for a in targets for b in targets):
+        if b.startswith(a + "."):   # a whole table and one of its options: one would silently undo the other
+            raise UserError(f"[axes] {b!r} and {a!r} overlap: sweep a component's options one by one or as a whole "
+                            "table, not both")
     random = [a for a in axes if a.random]
     draws = sweep.get("draws", 1 if not random else None)
     if draws is None:
@@ -230,11 +242,11 @@ def _resolve(index: int, overrides: dict, base: dict) -> Point:
     for key, value in overrides.items():
         *path, k = key.split(".")
         node = doc
-        for part in path:
+        for i, part in enumerate(path):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise UserError(f"sweep axis {key!r}: {'.'.join(path)} is a value in the base config, not a table")
-        node[k] = value
+                raise UserError(f"sweep axis {key!r}: {'.'.join(path[:i + 1])} is a value, not a table")
+        node[k] = copy.deepcopy(value)      # points never share a value (a table) with each other or the axis
     try:
         cfg = from_dict(doc)
     except UserError as exc:

@@ -140,6 +140,10 @@ def test_rate_map_figure_says_when_a_snapshot_has_no_place_cells():
         fig = ratemaps(snaps, plt)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     images = [im for ax in fig.axes for im in ax.get_images()]
-    # the rows sorted at snapshots 0, 1, 2 (of the 4 picked: 0, 1, 2, 4) have nothing to sort
+    # the rows sorted at snapshots 0, 1, 2 (of the 4 picked: 0, 1, 2, 4) have nothing to sort; every column
+    # keeps its step title and every row its label
     assert texts.count("no place cells") == 3 * 4 and len(images) == 1 * 4
+    grid = fig.axes[:16]
+    assert [ax.get_title() for ax in grid[:4]] == ["step 0", "step 100", "step 200", "step 400"]
+    assert [ax.get_ylabel() for ax in grid[::4]] == ["sorted @0", "sorted @100", "sorted @200", "sorted @400"]
     plt.close(fig)

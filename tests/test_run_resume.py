@@ -193,7 +193,8 @@ def test_divergence_stops_with_step_and_keeps_metrics(tmp_path, capsys):
 
 def test_a_run_diverged_at_once_still_draws_its_figures(tmp_path):
     """Every logged loss NaN (divergence within the first log interval) once made the log-scaled loss
-    panel raise after summary.json was written, so a sweep counted a diverged run as failed."""
+    panel raise after summary.json was written: `flatland run` ended in a traceback and a sweep left an
+    error.txt beside the diverged run's summary."""
     import json
     text = SMALL.format(steps=500).replace("lr = 0.4", "lr = 1e6")
     out = tmp_path / "div"
@@ -208,15 +209,22 @@ def test_a_figure_that_cannot_be_drawn_is_a_note_not_a_failed_run(tmp_path, monk
 
     from flatland_plugins.relu.extension import ReluRun
 
+    from flatland.check_figures import _plt
+
+    plt = _plt()
+
     def boom(self, ctx, out):
+        plt.figure()                                    # a figure made before the failure is closed again
         raise ValueError("no axis for this\nsecond line")
 
     monkeypatch.setattr(ReluRun, "figures", boom)
     out = tmp_path / "r"
+    before = set(plt.get_fignums())
     s = runner.run(load(_write(tmp_path, "c.toml", SMALL.format(steps=100))), out, progress=False, figures=True)
     note = "figures of relu not drawn: ValueError: no axis for this"
     assert note in s["notes"] and note in json.loads((out / "summary.json").read_text())["notes"]
     assert (out / "figures" / "metrics.png").exists() and s["steps_done"] == 100
+    assert set(plt.get_fignums()) <= before
 
 
 @pytest.mark.slow  # two full ensembles compared to round-off: CI's second stage runs it

@@ -146,7 +146,18 @@ def test_an_axis_may_set_an_option_of_one_component_of_a_composed_model(tmp_path
     row = run_row(pts[1], tmp_path / "none")
     assert row["noise.update.sigma"] == 0.03 and row["noise.gradient.sigma"] == 0.1
     assert row["noise.name"] == '["update", "gradient"]'
-    with pytest.raises(UserError, match="is a value in the base config, not a table"):
+    with pytest.raises(UserError, match="'learner.lr.x': learner.lr is a value, not a table"):
         expand({"sweep": {}, "base": BASE, "axes": {"learner.lr.x": [1]}})
     with pytest.raises(UserError, match="section.table.key"):
         expand({"sweep": {}, "base": BASE, "axes": {"noise.a.b.c": [1]}})
+    # a whole component table and one of its options on two axes: one would silently undo the other
+    with pytest.raises(UserError, match="'noise.update.sigma' and 'noise.update' overlap"):
+        expand({"sweep": {}, "base": base, "axes": {"noise.update": [{"sigma": 0.1}, {"sigma": 0.2}],
+                                                    "noise.update.sigma": [0.5, 0.6]}})
+    # a table-valued grid: each point gets its own copy, not one dict shared by all points
+    pts = expand({"sweep": {}, "base": base, "axes": {"noise.update": [{"sigma": 0.1}], "run.seed": {"seeds": 2}}})
+    assert pts[0].config.noise["update"] is not pts[1].config.noise["update"]
+    # when keys follow the axis-key rule (a typo used to drop the axis silently)
+    for bad in ("nosie.update.sigma", "noise.a.b.c"):
+        with pytest.raises(UserError, match="when must be a table of"):
+            expand({"sweep": {}, "base": base, "axes": {"learner.lr": {"grid": [0.1], "when": {bad: 1}}}})

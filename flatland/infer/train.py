@@ -46,7 +46,8 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
             gone = summary.get("left_out") or []
             raise UserError(f"matching on {' and '.join(summary['cues'])} left {frame['run'].nunique()} run(s) of "
                             f"{frame['mechanism'].nunique()} mechanism(s)"
-                            + (f" ({', '.join(gone)} left out: no region shared with the others)" if gone else "")
+                            + (f" ({', '.join(gone)} left out{' in some task' if match_per_task else ''}: "
+                               "no region shared with the others)" if gone else "")
                             + ": too few to train (more runs, wider noise ranges, --bins 0, fewer cues with --match, "
                             "or --no-match)")
     buf = io.BytesIO()

@@ -101,26 +101,23 @@ def ratemaps(snaps, plt):
         order = place[np.argsort(np.argmax(maps_a[place], axis=1))]
         for j, b in enumerate(pick):
             ax = axes[i, j]
-            if not len(order):   # nothing to sort by: say so instead of drawing an empty image
-                ax.text(0.5, 0.5, "no place cells", ha="center", va="center", fontsize=6, transform=ax.transAxes)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j == 0:
-                    ax.set_ylabel(f"sorted @{int(snaps[a]['step']):,}", fontsize=6)
-                continue
             mp = snaps[b]["rate_maps"][0][order]
-            mx = mp.max(1, keepdims=True)
-            im = ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto",
-                           interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
             nb = mp.shape[1]
-            ax.set_xticks([0, nb // 2, nb - 1] if i == len(pick) - 1 else [])
-            if i == len(pick) - 1:
-                ax.set_xticklabels(["0", "end|start", "0"], fontsize=5)
-            ax.set_yticks([0, max(len(order) - 1, 0)] if j == 0 else [])
             if i == 0:
                 ax.set_title(f"step {int(snaps[b]['step']):,}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(f"sorted @{int(snaps[a]['step']):,}", fontsize=6)
+            if not len(order):   # nothing to sort by: say so instead of drawing an empty image
+                ax.text(0.5, 0.5, "no place cells", ha="center", va="center", fontsize=6, transform=ax.transAxes)
+                ax.set_xlim(-0.5, nb - 0.5)
+            else:
+                mx = mp.max(1, keepdims=True)
+                im = ax.imshow(np.divide(mp, mx, out=np.zeros_like(mp), where=mx > 0), aspect="auto",
+                               interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks([0, nb // 2, nb - 1] if i == len(pick) - 1 else [])
+            if i == len(pick) - 1:
+                ax.set_xticklabels(["0", "end|start", "0"], fontsize=5)
+            ax.set_yticks([0, len(order) - 1] if j == 0 and len(order) else [])
     fig.suptitle("rate maps (seed 0), place cells; x: position bins, first running one way, then back\n"
                  "row block i: cells sorted by their peak at the step on its label; column j: maps at step j",
                  fontsize=7)
