@@ -7,7 +7,8 @@ a flat dict: the point's index and id, every config value as a
 ``section.key`` column (a composed model's component options as
 ``section.table.key``, e.g. ``noise.node-dropout.p``), the run's status (``done``, ``diverged``, ``failed``,
 ``partial``, ``pending``) with a one-line reason, steps done and wall time,
-``initial.<metric>`` and ``final.<metric>`` seed means, and each scalar of an
+``initial.<metric>`` and ``final.<metric>`` seed means, the run's ``notes``
+(one text, " | " between notes; empty when none), and each scalar of an
 extension's report (e.g. ``timescale.tau``, ``timescale.r2``,
 ``timescale.ok``) under its report's name.
 
@@ -78,6 +79,7 @@ def run_row(point: Point, run_dir) -> dict:
     row["steps_done"] = summary.get("steps_done", math.nan)
     row["wall_seconds"] = summary.get("wall_seconds", math.nan)
     row["diverged_step"] = (summary.get("diverged") or {}).get("step", math.nan)
+    row["notes"] = " | ".join(summary.get("notes") or [])   # what `flatland run` printed (e.g. a figure not drawn)
     for name, prefix in (("initial_logged", "initial"), ("final", "final")):
         for metric, value in (summary.get(name) or {}).items():
             row[f"{prefix}.{metric}"] = _scalar(value)

@@ -31,3 +31,9 @@ def test_rows_say_what_each_run_folder_holds(tmp_path):
     assert rows[2]["reason"] == "UserError: something named"
     assert "--resume" in rows[3]["reason"] and math.isnan(rows[3]["steps_done"])
     assert math.isnan(rows[4]["final.loss"] if "final.loss" in rows[4] else math.nan)
+    # the run's notes (what `flatland run` printed) are one text column; empty when there are none
+    import json
+    summary = json.loads((dirs[0] / "summary.json").read_text())
+    (dirs[0] / "summary.json").write_text(json.dumps(summary | {"notes": ["a", "figures of x not drawn: E: y"]}))
+    assert run_row(pts[0], dirs[0])["notes"] == "a | figures of x not drawn: E: y"
+    assert rows[4]["notes"] == ""
