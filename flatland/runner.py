@@ -271,17 +271,21 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     summary = summarise(setup, out, diverged, time.perf_counter() - t_start, t)
     ckpt.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     if figures:
-        written, failed = [], []
-        for name, draw in [("metrics", lambda: [(p, METRICS_CAPTION) for p in [metrics_figure(out)] if p])] + [
-                (ext.name, lambda ext=ext, ctx=ctx: list(ext.figures(ctx, out) or []))
-                for ext, ctx in zip(setup.extensions, setup.contexts)]:
+        failed = []
+
+        def attempt(name, draw) -> list:
             before = _open_figures()
             try:       # a figure that cannot be drawn is a note, never a lost or failed run
-                written += draw()
+                return list(draw() or [])
             except Exception as exc:
                 first = (str(exc).splitlines() or [""])[0]
                 failed.append(f"figures of {name} not drawn: {type(exc).__name__}: {first}")
                 _close_figures(_open_figures() - before)   # a sweep worker draws many runs: leave none open
+                return []
+
+        written = attempt("metrics", lambda: [(p, METRICS_CAPTION) for p in [metrics_figure(out)] if p is not None])
+        for ext, ctx in zip(setup.extensions, setup.contexts):
+            written += attempt(ext.name, lambda: ext.figures(ctx, out))
         write_captions(out / "figures", written, "written by flatland run")
         if failed:
             summary["notes"] = list(summary.get("notes", [])) + failed

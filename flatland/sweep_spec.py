@@ -89,16 +89,14 @@ def _where(key: str) -> str:
     return f"[axes] {key!r}"
 
 
-def _is_config_key(k, sections) -> bool:
-    """Whether ``k`` is "section.key" or "section.table.key" with a known section."""
-    return (isinstance(k, str) and k.count(".") in (1, 2) and all(k.split(".")) and "#" not in k
-            and k.split(".")[0] in sections)
+def _is_config_key(k) -> bool:
+    """Whether ``k`` has the shape "section.key" or "section.table.key" (axis targets and when keys)."""
+    return isinstance(k, str) and k.count(".") in (1, 2) and all(k.split(".")) and "#" not in k
 
 
 def _parse_axis(key: str, spec, sections) -> _Axis:
     target = key.split("#")[0] if isinstance(key, str) else key
-    if (not isinstance(key, str) or target.count(".") not in (1, 2) or not all(target.split("."))
-            or key.count("#") > 1 or key.endswith("#")):
+    if not isinstance(key, str) or not _is_config_key(target) or key.count("#") > 1 or key.endswith("#"):
         raise UserError(f"{_where(key)}: an axis is named section.key (e.g. \"learner.lr\") or section.table.key "
                         "(e.g. \"noise.node-dropout.p\"), optionally with a #label (\"learner.lr#adam\")")
     if key.split(".")[0] not in sections:
@@ -109,7 +107,7 @@ def _parse_axis(key: str, spec, sections) -> _Axis:
     if not isinstance(spec, dict):
         raise UserError(f"{_where(key)}: give a list of values or a table such as {{ log_uniform = [lo, hi] }}")
     when = spec.get("when", {})
-    if not isinstance(when, dict) or not all(_is_config_key(k, sections) for k in when):
+    if not isinstance(when, dict) or not all(_is_config_key(k) and k.split(".")[0] in sections for k in when):
         raise UserError(f"{_where(key)}: when must be a table of \"section.key\" (or \"section.table.key\") = value "
                         f"with a known section ({', '.join(sorted(sections))})")
     forms = [f for f in spec if f != "when"]
@@ -200,10 +198,10 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
     sections = set(SECTIONS) | set(base)
     axes = [_parse_axis(k, v, sections) for k, v in axes_raw.items()]
     targets = sorted({a.target for a in axes})
-    for a, b in ((a, b) for a in targets for b in targets):
-        if b.startswith(a + "."):   # a whole table and one of its options: one would silently undo the other
-            raise UserError(f"[axes] {b!r} and {a!r} overlap: sweep a component's options one by one or as a whole "
-                            "table, not both")
+    overlap = [(b, a) for a in targets for b in targets if b.startswith(a + ".")]
+    if overlap:   # a whole table and one of its options: one would silently undo the other
+        raise UserError(f"[axes] {overlap[0][0]!r} and {overlap[0][1]!r} overlap: sweep a component's options one by "
+                        "one or as a whole table, not both")
     random = [a for a in axes if a.random]
     draws = sweep.get("draws", 1 if not random else None)
     if draws is None:
