@@ -23,6 +23,7 @@ plugins, which only the assembled registry knows.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
 from pathlib import Path
@@ -117,6 +118,10 @@ def from_dict(raw: dict) -> RunConfig:
     for s in SECTIONS:
         sections[s] = dict(raw.get(s, {}))
     for s in sorted(set(raw) - set(SECTIONS)):
+        near = difflib.get_close_matches(s, SECTIONS, n=1, cutoff=0.75)
+        if near:  # a misspelt core section would otherwise be read as an extension's table
+            raise UserError(f"unknown config section [{s}] — did you mean [{near[0]}]? "
+                            f"(core sections: {', '.join(SECTIONS)})")
         extensions[s] = dict(raw[s])
         for k, v in extensions[s].items():
             _check_value(s, k, v, lists=True)

@@ -60,6 +60,9 @@ class Loss:
     def __post_init__(self):
         if self.residuals is None and self.value is None:
             raise ValueError(f"loss {self.name!r} needs residuals or value")
+        if self.point is not None and self.variables and len(self.point) != len(self.variables):
+            raise ValueError(f"point has {len(self.point)} coordinates; loss {self.name!r} has "
+                             f"{len(self.variables)} variables ({', '.join(self.variables)})")
 
     def __call__(self, params: Params) -> jax.Array:
         """L(θ): ``value`` if given, else κ Σ r²."""

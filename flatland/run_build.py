@@ -101,7 +101,11 @@ def _create(reg, kind, section: dict, dtype):
         comp = entry.factory(**opts)
     except (TypeError, ValueError) as exc:
         raise UserError(f"[{label}] {name}: bad option: {exc}") from None
+    # a factory parameter that is also a hyperparameter sets the default it is checked against:
+    # check it against the factory's own default instead (same rules as any hyperparameter)
+    own = {k: params[k].default for k in opts if k in comp.hyper and type(params[k].default) in (int, float)}
     try:
+        as_hyper(own, {k: opts[k] for k in own})
         hyper = as_hyper(comp.hyper, rest, dtype=dtype)
     except ValueError as exc:
         raise UserError(f"[{label}] {name}: {exc}") from None

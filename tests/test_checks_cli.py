@@ -27,7 +27,7 @@ def run_json(capsys, *argv):
 def test_user_valley_fig5a_update(capsys, tmp_path):
     """The issue's acceptance command (fewer chains): drift toward the flat end within 2% of finite-η."""
     rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0.005",
-                       "--eta", "0.05", "--chains", "3000", "--steps", "300", "--out", str(tmp_path))
+                       "--eta", "0.05", "--chains", "3000", "--steps", "300", "--burn", "150", "--out", str(tmp_path))
     for key in ("variables", "predicted", "predicted_leading", "measured", "stderr", "ratio", "ratio_stderr",
                 "passed", "tolerance"):
         assert key in res
@@ -35,6 +35,7 @@ def test_user_valley_fig5a_update(capsys, tmp_path):
     assert res["measured"][0] < 0  # toward the flat end x → 0
     assert abs(res["ratio"] - 1) <= 0.02 and 3 * res["ratio_stderr"] <= 0.02
     assert rc == 0 and res["passed"]
+    assert "--burn 150 was rounded up to 200 (whole chunks of 100 steps)" in res["warnings"]  # it was silent
     for name in ("settings.json", "versions.json", "results.json", "table.txt"):
         assert (tmp_path / name).is_file()
     assert list((tmp_path / "figures").glob("*.png"))
@@ -98,6 +99,9 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "(x*y)**2", "--at", "x=1", "--noise", "update"], "no value for y"),
     (["--at", "x=1,y=0"], "need --loss or --residuals"),
     (["--suite", "no-such-suite"], "no checks in suite"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--only", "drift-constants"], "built-in suites only"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--tolerance", "5"], "must be below 1"),
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigmaa", "0.1"], "did you mean --sigma?"),
     (["--loss", "1e99999999*(x*y)**2", "--at", "x=1,y=0", "--noise", "update"], "too large"),   # #17 item 1: hung
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--observable", "1e99999999*x"], "too large"),
     (["--loss", "(x*y)**2*1e300", "--at", "x=1,y=0", "--noise", "update"], "unstable"),         # #17 item 2
@@ -208,7 +212,10 @@ def test_list_shows_each_check_s_suite_and_only_points_to_the_right_suite(capsys
     rows = {r["name"]: r for r in _json.loads(capsys.readouterr().out)}
     assert rows["relu-zero-eigenvalues"]["suite"] == "relu" and rows["drift-constants"]["suite"] == "valleys"
     assert main(["check", "--only", "relu-zero-eigenvalues,drift-constants"]) == 2   # two suites: say where each is
-    assert "is in suite 'relu' (use --suite relu)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "relu-zero-eigenvalues is in suite 'relu'" in err and "run one suite at a time" in err
+    assert main(["check", "--only", "drift-constantz"]) == 2    # without --suite: every suite's checks are known
+    assert "did you mean 'drift-constants'" in capsys.readouterr().err
 
 
 def test_only_without_suite_runs_the_check_from_its_own_suite(capsys, tmp_path):

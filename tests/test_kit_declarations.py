@@ -73,3 +73,20 @@ def test_own_noise_declarations_are_checked_even_when_the_default_is_zero():
         check_learner(_noisy_gd(own_cov_factor=4.0))  # s = 0 by default would hide it
     with pytest.raises(AssertionError, match="LearnerTheory.covariance"):
         check_learner(_noisy_gd(theory_factor=2.0))
+
+
+def _weight_decay_gd(potential):
+    """GD with weight decay θ ← θ − lr(∇L + wd·θ): its step descends U = (wd/2)|θ|² besides L."""
+    def step(key, p, s, h, o):
+        return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * (g + h["wd"] * a), p, o.grad(key, p)), s, {}
+
+    return Learner("gd-wd", lambda p, h: (), step, {"lr": 0.05, "wd": 0.0},
+                   theory=LearnerTheory(potential=potential), moments=StepMoments(gradient_gain=lambda h: h["lr"]))
+
+
+def test_a_learner_must_declare_the_potential_its_step_descends():
+    check_learner(_weight_decay_gd(lambda ctx: ctx.hyper["wd"] / 2 * sum(t ** 2 for t in ctx.theta)))
+    with pytest.raises(AssertionError, match="declared potential"):   # wd = 0 by default would hide it
+        check_learner(_weight_decay_gd(None))
+    with pytest.raises(AssertionError, match="declared potential"):   # the wrong U (twice too steep)
+        check_learner(_weight_decay_gd(lambda ctx: ctx.hyper["wd"] * sum(t ** 2 for t in ctx.theta)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import flatland
-from flatland import Loss, hookimpl, run_build, runner
+from flatland import Learner, Loss, hookimpl, run_build, runner
 from flatland.cli import main
 from flatland.config import from_dict, load
 from flatland.errors import UserError
@@ -128,6 +128,23 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "[nosuch]" in _err(tmp_path, capsys, VALLEY + "[nosuch]\nx = 1\n")
     assert "start" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"fig5a"\nstart = [1.0]'))
     assert "start" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"corridor"\nstart = [1.0]'))
+    # a misspelt core section was read as an extension's table and failed on its values
+    assert "did you mean [run]" in _err(tmp_path, capsys, VALLEY.replace("[run]", "[runn]"))
+    assert "point has 3 coordinates" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"fig5a"\npoint = [1.0, 0.0, 2.0]'))
+
+
+def test_a_factory_option_that_is_a_hyperparameter_is_checked_like_one(tmp_path, monkeypatch, capsys):
+    """A learner factory gd_wd(lr, wd) takes `wd` from the config: it must still obey the hyperparameter rules."""
+    def gd_wd(lr=0.05, wd=0.0005):
+        return Learner("gd-wd", lambda p, h: (), lambda k, p, s, h, o: (p - h["lr"] * (o.grad(k, p) + h["wd"] * p), s, {}),
+                       {"lr": lr, "wd": wd})
+
+    plugin = types.SimpleNamespace(flatland_learners=hookimpl(lambda register: register("gd-wd", gd_wd, "GD + decay")))
+    real = run_build.assemble
+    monkeypatch.setattr(run_build, "assemble", lambda: real(extra=[("wd-plugin", plugin)]))
+    good = VALLEY.replace('name = "momentum"', 'name = "gd-wd"\nwd = 0.001')
+    assert "wd must be ≥ 0" in _err(tmp_path, capsys, good.replace("wd = 0.001", "wd = -0.001"))
+    assert runner.build(load(_write(tmp_path, "g.toml", good))).hyper["learner"]["wd"] == 0.001
 
 
 def test_task_without_init_or_point_is_a_user_error(tmp_path, monkeypatch):

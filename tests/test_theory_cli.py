@@ -49,6 +49,25 @@ def test_human_output(capsys):
         assert text in out, text
 
 
+def test_curved_manifold_text_shows_the_normal_motion_and_json_is_strict(capsys):
+    """On xy = 1 the projected point also moves along the normal; the text showed only the tangent drift,
+    and --json wrote bare NaN (no closed form), which strict JSON parsers refuse."""
+    # multiplicative noise (example plugin): C = σ²diag(θ²) is not a·I + b·H, so there is no closed form (NaN)
+    argv = ["theory", "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "multiplicative", "--sigma", "0.01"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "n_curv" in out and "mean step of Φ(θ)" in out
+    assert main(argv + ["--json"]) == 0
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    pred = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    step = [float(v) for v in out.split("mean step of Φ(θ) = finite η + n_curv: [")[1].split("]")[0].split(",")]
+    want = [a + b for a, b in zip(pred["drift_finite_eta"], pred["drift_normal"])]
+    assert step == pytest.approx(want, rel=1e-5) and max(map(abs, pred["drift_normal"])) > 0
+    assert pred["drift_closed_form_leading"] == [None, None]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--loss", "(x*y)**2", "--at", "x1,y=0", "--noise", "update"], "bad point"),
     (["--loss", "(x*y)**2", "--at", "x=1,z=0", "--noise", "update"], "'z' in the point is not in the expression"),

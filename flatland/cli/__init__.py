@@ -10,6 +10,7 @@ status 70 (``FLATLAND_TRACEBACK=1`` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -31,7 +32,14 @@ class OneLineParser(argparse.ArgumentParser):
         return super().format_help().replace("``", "")
 
     def error(self, message):
-        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UserError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+    def refuse_unknown(self, extra) -> None:
+        """One line for arguments this (sub)command does not take, with the closest option it does."""
+        options = [o for a in self._actions for o in a.option_strings]
+        flags = [e.split("=", 1)[0] for e in extra if e.startswith("--")]
+        close = difflib.get_close_matches(flags[0], options, n=1, cutoff=0.75) if flags else []
+        self.error(f"unrecognized argument(s) {' '.join(extra)}" + (f" — did you mean {close[0]}?" if close else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="flatland: test theories of implicit regularization and drift near zero-loss manifolds. "
                     "Run `flatland COMMAND --help` for each command; `flatland check` runs the main suite.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    parser.commands = sub.choices  # name → its parser, to name the command in an error
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"flatland.cli.{name}_cmd")
@@ -54,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            parser.commands.get(args.command, parser).refuse_unknown(extra)
         if args.command is None:
             parser.print_help()
             return 2

@@ -11,7 +11,9 @@ With no loss it runs every registered check of the suite (default: valleys),
 prints a table (prediction, measurement ± s.e., ratio, tolerance, verdict) and
 exits 0 only if all pass. With --loss/--residuals it simulates the user's
 valley at the point and compares the Rao–Blackwellised drift with the
-finite-η prediction (exit 0 if within --tolerance, 1 if not). Either way a
+finite-η prediction (exit 0 if within --tolerance, 1 if not; 0 when the
+learner or noise declares no theory: the drift is measured, there is nothing
+to judge, and results.json says "no prediction"). Either way a
 results folder is written (--out, default ./flatland-results/<timestamp>/).
 Compiled simulation loops are cached on disk (FLATLAND_XLA_CACHE=off to disable).
 """
@@ -55,10 +57,11 @@ def add_parser(sub):
                    help="any registered learner (default gd; sed: stochastic error descent, its probe std s = "
                         "--sigma with --noise none); one that declares no theory is measured without a prediction")
     p.add_argument("--chains", type=int, help="chains (default: 4096 per batch, batches until decisive)")
-    p.add_argument("--steps", type=int, help="measured steps per chain (default: from the relaxation time)")
-    p.add_argument("--burn", type=int, help="burn-in steps (default: 10 relaxation times)")
+    p.add_argument("--steps", type=int, help="measured steps per chain (default: from the relaxation time; "
+                   "rounded up to whole chunks of 100 or 500 steps)")
+    p.add_argument("--burn", type=int, help="burn-in steps (default: 10 relaxation times; rounded up like --steps)")
     p.add_argument("--observable", metavar="EXPR", help="also measure E[Δc] per step of c(θ), with the Itô term")
-    p.add_argument("--tolerance", type=float, default=0.02, help="relative tolerance (default 0.02)")
+    p.add_argument("--tolerance", type=float, default=0.02, help="relative tolerance, below 1 (default 0.02)")
     p.set_defaults(run=run)
 
 
@@ -98,6 +101,10 @@ def run(args) -> int:
             raise UserError(f"{', '.join(given)} need --loss or --residuals (your own valley); "
                             "without them flatland check runs the built-in suite")
         return run_suite(args)
+    given = [f"--{k}" for k in ("suite", "only", "jobs") if getattr(args, k) is not None]
+    if given:
+        raise UserError(f"{', '.join(given)}: for the built-in suites only; with --loss/--residuals flatland check "
+                        "runs one check on your valley (drop them)")
     from .check_user import run_user
 
     return run_user(args)
@@ -124,12 +131,19 @@ def format_table(rows) -> str:
 
 
 def _suite_of(only, registry):
-    """The one suite holding every check named in ``only`` (None if there is no such single suite)."""
+    """The one suite holding every check named in ``only`` (None without --only); one line if there is none."""
     if not only:
         return None
-    wanted = {w.strip() for w in only.split(",") if w.strip()}
-    suites = {e.factory().suite for e in registry.entries("checks") if e.name in wanted}
-    return suites.pop() if len(suites) == 1 else None
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    suite_of = {e.name: e.factory().suite for e in registry.entries("checks")}
+    unknown = [w for w in wanted if w not in suite_of]
+    if unknown:
+        raise registry.unknown("checks", unknown[0])
+    suites = sorted({suite_of[w] for w in wanted})
+    if len(suites) > 1:
+        where = "; ".join(f"{w} is in suite {suite_of[w]!r}" for w in wanted)
+        raise UserError(f"--only names checks of several suites ({where}): run one suite at a time (--suite NAME)")
+    return suites[0] if suites else None
 
 
 def run_suite(args) -> int:

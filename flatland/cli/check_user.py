@@ -52,6 +52,8 @@ def _validate(args):
         v = getattr(args, name)
         if not (math.isfinite(v) and v > 0 or (name == "sigma" and v == 0)):
             raise UserError(f"--{name} must be a positive number, got {v}")
+    if args.tolerance >= 1:
+        raise UserError(f"--tolerance is relative (0.02 = 2%) and must be below 1, got {args.tolerance}")
     for name in ("chains", "steps"):
         v = getattr(args, name)
         if v is not None and v < (2 if name == "chains" else 1):
@@ -117,6 +119,9 @@ def _run_user(args, out) -> int:
     s = U.summary(runs, pred0, args.observable, args.tolerance)
     chains = sum(m.run.settings["chains"] for m in runs)
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
+    warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {pl.chunk} steps)"
+                 for k, asked, ran in (("steps", args.steps, pl.steps), ("burn", args.burn, pl.burn))
+                 if asked is not None and asked != ran]
     result = {"variables": list(problem.variables), "point": pred0.point, "noise": noise.name, "learner": learner.name,
               "eta": args.eta, "sigma": args.sigma, "hyper": grid, **s, "chains": chains, "batches": len(runs),
               "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "warnings": warnings,

@@ -3,6 +3,7 @@ import json
 import os
 
 from ..errors import UserError
+from ..results import jsonable
 
 
 def add_parser(sub):
@@ -38,7 +39,8 @@ def run(args) -> int:
         paths = write_figures({os.path.basename(args.file): m}, out)
         summary = {k: {str(t): m.summary(k, t)[:2] for t in [0] + m.dts()} for k in m.metrics()}
         with open(os.path.join(out, "report.json"), "w") as fh:
-            json.dump({"file": args.file, "shape": list(R.shape), "control": how, "summary": summary}, fh, indent=1)
+            json.dump(jsonable({"file": args.file, "shape": list(R.shape), "control": how, "summary": summary}), fh,
+                      indent=1)
     except OSError as exc:
         raise UserError(f"cannot write to {out}: {exc}") from None
     print(f"figures: {', '.join(paths)}; summary: {os.path.join(out, 'report.json')}")

@@ -4,6 +4,7 @@ import os
 import sys
 
 from ..errors import unknown_name
+from ..results import jsonable
 
 PAPERS = ("aitken2022",)
 
@@ -58,8 +59,8 @@ def run(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     paths = write_figures({n: r.measurement for n, r in results.items()}, args.out)
     with open(os.path.join(args.out, "claims.json"), "w") as fh:
-        json.dump({"claims": [c.__dict__ for c in claims], "signatures": scores,
-                   "hyper": {n: r.hyper for n, r in results.items()},
-                   "matching": {n: r.matching for n, r in results.items()}}, fh, indent=1, default=str)
+        json.dump(jsonable({"claims": [c.__dict__ for c in claims], "signatures": scores,
+                            "hyper": {n: r.hyper for n, r in results.items()},
+                            "matching": {n: r.matching for n, r in results.items()}}), fh, indent=1, default=str)
     print(f"figures: {', '.join(paths)}; claims: {os.path.join(args.out, 'claims.json')}")
     return 0

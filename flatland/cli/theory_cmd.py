@@ -14,6 +14,7 @@ import json
 import re
 
 from ..errors import UserError
+from ..results import jsonable
 
 NOISE_HELP = (
     "any registered noise model (flatland list noise): none, update (θ += N(0,σ²I)), gradient (N(0,σ²) added "
@@ -99,6 +100,11 @@ def _print_human(pred, latex: bool) -> None:
     print(f"finite-η  Φ_η   = {reg_eta}")
     print(f"drift per step, leading order  ({', '.join(names)}): {_vector(pred.drift_leading)}")
     print(f"drift per step, finite η       ({', '.join(names)}): {_vector(pred.drift_finite_eta)}")
+    if pred.drift_normal is not None and any(pred.drift_normal):
+        # on a curved Γ the projected point also moves along the normal: its mean step is the sum
+        step = [d + n for d, n in zip(pred.drift_finite_eta, pred.drift_normal)]
+        print(f"normal motion on curved Γ, n_curv ({', '.join(names)}): {_vector(pred.drift_normal)}")
+        print(f"mean step of Φ(θ) = finite η + n_curv: {_vector(step)}   (what `flatland check` measures)")
     if pred.observable is not None:
         print(f"observable c = {pred.observable}: E[Δc] per step = {pred.observable_drift_leading:.6g} (leading), "
               f"{pred.observable_drift_finite_eta:.6g} (finite η); Itô term {pred.observable_ito_term:.6g}")
@@ -121,7 +127,7 @@ def run(args) -> int:
                        observable=args.observable, project=args.project)
     C.refuse_far_point(pred, problem.variables)
     if args.json:
-        print(json.dumps(pred.to_json(), ensure_ascii=False))
+        print(json.dumps(jsonable(pred.to_json()), ensure_ascii=False))  # NaN (no closed form) → null
     else:
         _print_human(pred, args.latex)
     return 0

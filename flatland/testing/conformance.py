@@ -19,7 +19,8 @@ import jax.numpy as jnp
 
 from ..contracts import Learner, Loss, Metric, NoiseModel
 from ..stepping import as_hyper, make_step
-from .declarations import check_covariance_consistency, check_learner_declarations, check_noise_declarations
+from .declarations import (check_covariance_consistency, check_learner_declarations, check_learner_potential,
+                           check_noise_declarations)
 
 # The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
 # that steps are exercised on a real pytree with two leaf shapes.
@@ -104,6 +105,7 @@ def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel 
         "named 'lr' — `flatland check --eta`, configs and sweeps set it")
     check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoiseModel(), learner)
     check_learner_declarations(learner, loss or smoke_loss())
+    check_learner_potential(learner, smoke_loss(), {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])})
 
 
 def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | None = None) -> None:

@@ -16,7 +16,9 @@ the smoke problem:
 * a learner with ``gradient_gain`` moves affinely in the gradient with that gain, and
   its ``own_cov`` matches its steps — at the default hyperparameters and at a second
   set where zero defaults become 0.01 (a zero default would hide a wrong formula);
-* a ``LearnerTheory`` has a finite positive effective step.
+* a ``LearnerTheory`` has a finite positive effective step, and where the learner has no
+  randomness of its own its declared potential U is what its step descends besides L:
+  at a point of Γ (∇L = 0) one step moves the params by −gain·∇U (0 when it declares no U).
 """
 from __future__ import annotations
 
@@ -208,3 +210,47 @@ def _own_noise(learner, m, loss, params, hyper):
     steps = jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys)
     _psd(f"learner {learner.name}: own_cov", m.own_cov(params, hyper), d)
     _matches_samples(f"learner {learner.name}: steps vs mean_step and own_cov", steps, mean, m.own_cov(params, hyper))
+
+
+def _jax_context(loss, unravel, flat, hyper, eta):
+    """The JAX covariance context as a function of the flat params (so a potential can be differentiated)."""
+    from flatland.theory import CovarianceContext
+
+    rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
+    gauss_newton = lambda f: 2 * loss.kappa * jax.jacfwd(rows)(f).T @ jax.jacfwd(rows)(f)  # noqa: E731
+    d = flat.shape[0]
+    return CovarianceContext(H=gauss_newton(flat), eye=jnp.eye(d), eta=eta, kappa=loss.kappa, hyper=hyper,
+                             J=jax.jacfwd(rows)(flat), theta=flat,
+                             dH=jnp.moveaxis(jax.jacfwd(gauss_newton)(flat), -1, 0), backend="jax")
+
+
+def check_learner_potential(learner: Learner, loss: Loss, on_gamma) -> None:
+    """A noise-free learner's step at a point of Γ is −gain·∇U of its declared potential (U = 0 if none).
+
+    The theory takes the mean step on Γ to be −lr·∇(L + U); ∇L = 0 there, so
+    whatever a learner does on Γ must come from U. A weight-decay learner that
+    forgets to declare U, or declares the wrong one, fails here. Learners with
+    randomness of their own (whose U comes from averaging it) are not checked.
+    """
+    m, theory = learner.moments, learner.theory
+    if (theory is None or m is None or m.gradient_gain is None or m.own_cov is not None or m.own is not None
+            or theory.covariance is not None or loss.residuals is None):
+        return
+    flat, unravel = ravel_pytree(on_gamma)
+    assert np.abs(np.asarray(ravel_pytree(jax.grad(loss)(on_gamma))[0])).max() <= 1e-12, "point is not on Γ"
+    hyper = _hyper(learner, on_gamma)
+    oracle = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
+    for h in (hyper, {k: jnp.where(v == 0, jnp.asarray(0.01, v.dtype), v) for k, v in hyper.items()}):
+        new, _, _ = learner.step(jax.random.PRNGKey(0), on_gamma, learner.init(on_gamma, h), h, oracle)
+        got = np.asarray(ravel_pytree(new)[0] - flat)
+        gain = float(m.gradient_gain(h))
+        if theory.potential is None:
+            want = np.zeros_like(got)
+        else:
+            hf = {k: jnp.asarray(v) for k, v in h.items()}
+            U = lambda f: jnp.asarray(theory.potential(_jax_context(loss, unravel, f, hf, gain)), f.dtype)  # noqa: E731
+            want = -gain * np.asarray(jax.grad(U)(flat))
+        assert np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, float(np.abs(flat).max()))), (
+            f"learner {learner.name}: at a point of Γ (∇L = 0) one step moved the params by {got.tolist()}, but "
+            f"its declared potential gives −gain·∇U = {want.tolist()} (LearnerTheory(potential=...) must be what "
+            "the step descends besides L)")
