@@ -51,6 +51,12 @@ def missing_moments(loss, noise, learner, params) -> Optional[str]:
     if decl.own is not None and (gcov is None or bool(np.any(np.asarray(gcov) != 0))):
         return (f"learner {learner.name!r} states its own moments for an exact objective, and noise model "
                 f"{noise.name!r} changes the objective or gradient")
+    if decl.own is not None:  # a declaration may hold only for some problems (quadrature: a few parameters)
+        hyper = {k: jnp.asarray(v) for k, v in learner.hyper.items()}
+        try:
+            decl.own(loss, params, learner.init(params, hyper), hyper)
+        except ValueError as exc:
+            return f"learner {learner.name!r} cannot state its own moments here ({exc}): drift is measured by raw displacement"
     return None
 
 

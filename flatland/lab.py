@@ -130,7 +130,7 @@ class Lab:
         cache_key = None if key is None else (key, id(law), observable, id(problem), observable_at_projection)
         predicted = field = None
         if law is not None:
-            f = compile_prediction(problem, law, observable)
+            f = compile_prediction(problem, law, observable, at=tuple(point))
             predicted = lambda flat, h: f(flat, theory_hyper(h))  # noqa: E731
         run = measure_drift(loss, noise, learner, grid, point, chains=chains, steps=steps, burn=burn, chunk=chunk,
                             seed=seed, predict=predicted, observable=observable_fn, starts=starts, every=every,

@@ -95,8 +95,8 @@ def summary(measured, pred0, observable, tol):
     }
     if rb is not None:  # the ambient mean step along the prediction, for comparison (its normal part is noise)
         out["ambient_step_ratio"] = ratio_along(rb, pf)["ratio"]
-    if not np.any(pf.mean(0)):  # zero predicted drift (e.g. no noise): consistent with 0 within 3 s.e.
-        ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300))
+    if pred0.is_zero(pf.mean(0)):  # zero predicted drift (no noise, or terms that cancel): 0 within 3 s.e.
+        ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300) or pred0.is_zero(m))  # round-off of the rule's size
         out["verdict"] = "zero drift predicted; measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
         out.update(ratio=float("nan"), ratio_stderr=float("nan"), across_fraction=float("nan"),
                    across_stderr=float("nan"))

@@ -278,3 +278,11 @@ def test_a_user_check_whose_run_diverges_keeps_where_it_diverged(capsys, tmp_pat
     saved = json.loads((tmp_path / "d" / "results.json").read_text())
     assert "the run diverged" in saved["error"] and "first at step" in saved["error"]
     assert (tmp_path / "d" / "settings.json").is_file()
+
+
+def test_a_drift_that_is_zero_by_symmetry_is_judged_as_zero(capsys, tmp_path):
+    """Label noise on a circle: the prediction is ~1e-22 (terms that cancel). It went to the ratio branch and
+    failed as inconclusive with ratios of 1e5 after all 8 batches."""
+    rc, res = run_json(capsys, "--residuals", "x**2 + y**2 - 1", "--at", "x=0.6,y=0.8", "--noise", "label",
+                       "--chains", "256", "--steps", "100", "--burn", "100", "--out", str(tmp_path / "r"))
+    assert rc == 0 and res["passed"] and res["verdict"].startswith("zero drift predicted"), res["verdict"]

@@ -101,3 +101,68 @@ def test_bad_numbers_are_user_errors():
         predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.0)
     with pytest.raises(UserError, match="sigma"):
         predict(FIG5A, [1.0, 0.0], "update", sigma=float("nan"), eta=0.05)
+
+
+def test_the_rank_is_read_where_the_chains_are_on_a_gamma_with_pieces_of_two_codimensions():
+    """Γ of r = (xy, xz) is the plane x = 0 (rank 1) and the line y = z = 0 (rank 2). The check's compiled
+    prediction read its rank from random starts, which land on the plane: at (1, 0, 0) it halved the drift;
+    and (0, 1, 1), a regular point of the plane, was refused as a rank drop."""
+    from flatland.theory import compile_prediction
+    from named_laws import hyper, law
+
+    problem = Problem.from_residuals("x*y, x*z")
+    on_line = predict(problem, [1.0, 0.0, 0.0], "update", sigma=0.01, eta=0.05)
+    assert on_line.rank == 2
+    f = compile_prediction(problem, law("update"), at=(1.0, 0.0, 0.0))
+    compiled = np.asarray(f(np.array([1.0, 0.0, 0.0]), hyper("update", 0.01, 0.05))["drift_finite_eta"])
+    np.testing.assert_allclose(compiled, on_line.drift_finite_eta, rtol=1e-10)
+    on_plane = predict(problem, [0.0, 1.0, 1.0], "update", sigma=0.01, eta=0.05)
+    assert on_plane.rank == 1 and not any("degenerate" in w for w in on_plane.warnings)
+    assert on_plane.drift_finite_eta[1] < 0
+    # y² + (xy)² = y²(1 + x²): Γ is the x-axis, rank 1 everywhere; its residuals (y, xy) have rank 2 off Γ,
+    # which made the origin a "rank drop" with an infinite drift
+    axis = predict(Problem.from_expr("y**2 + (x*y)**2"), [0.0, 0.0], "update", sigma=0.01, eta=0.05)
+    assert axis.rank == 1 and not any("degenerate" in w for w in axis.warnings)
+
+
+def test_a_loss_that_rounds_to_zero_near_gamma_is_not_a_rank_drop():
+    """log(1 + u²) is 0 in floating point for |u| < 1e-8: projection stopped there, the off-Γ curvature
+    2u∇²u gave the neighbours a second eigenvalue, and the circle was called degenerate at every point."""
+    pred = predict(Problem.from_expr("log(1+(x**2+y**2-1)**2)"), [0.6, 0.8], "update", sigma=0.01, eta=0.05)
+    assert pred.rank == 1
+    assert not any("degenerate" in w or "disagree" in w for w in pred.warnings), pred.warnings
+    np.testing.assert_allclose(pred.drift_normal, [-3e-5, -4e-5], rtol=1e-6)    # −(σ²/2)θ per step
+
+
+def test_a_drift_that_cancels_to_round_off_is_zero_and_says_so():
+    """Label noise on a circle: tr H is constant on Γ, the rule's terms cancel to ~1e-22. That was compared
+    as a nonzero prediction (ratios of 1e5, "general rule and closed form disagree")."""
+    pred = predict(Problem.from_residuals("x**2 + y**2 - 1"), [0.6, 0.8], "label", sigma=0.01, eta=0.05)
+    assert pred.drift_scale > 0 and pred.is_zero(pred.drift_finite_eta) and pred.is_zero(pred.drift_normal)
+    assert any("zero to round-off" in w for w in pred.warnings)
+    assert not any("disagree" in w for w in pred.warnings), pred.warnings
+    real = predict(Problem.from_residuals("x*y - 1"), [2.0, 0.5], "label", sigma=0.01, eta=0.05)
+    assert not real.is_zero(real.drift_finite_eta) and not any("round-off" in w for w in real.warnings)
+
+
+def test_a_valley_flat_to_second_order_across_gamma_is_one_clear_line():
+    """(xy − 1)⁴: H vanishes everywhere on Γ; the message asked for a point 'where H has its generic rank'."""
+    with pytest.raises(UserError, match="H vanishes on Γ at and around this point"):
+        predict(Problem.from_expr("(x*y-1)**4"), [2.0, 0.5], "update", sigma=0.01, eta=0.05)
+    label_at_crossing = predict(FIG5A, [0.0, 0.0], "label", sigma=0.01, eta=0.05)   # a crossing is still a rank drop
+    assert any("rank drop" in w for w in label_at_crossing.warnings)
+
+
+def test_a_learner_whose_own_moments_do_not_hold_here_is_measured_by_raw_displacement():
+    """SED's quadrature moments need ≤ 4 parameters: at 5 the check ended in an internal error (exit 70)."""
+    import jax.numpy as jnp
+    from flatland import Loss
+    from flatland.estimators import missing_moments
+    from named_laws import registry
+
+    loss = Loss("five", residuals=lambda t: jnp.stack([t[0] * t[1] - 1, t[2], t[3], t[4]]))
+    sed, none = registry().create("learners", "sed"), registry().create("noise", "none")
+    why = missing_moments(loss, none, sed, jnp.array([2.0, 0.5, 0.0, 0.0, 0.0]))
+    assert why is not None and "raw displacement" in why and "≤ 4 parameters" in why
+    four = Loss("four", residuals=lambda t: jnp.stack([t[0] * t[1] - 1, t[2], t[3]]))
+    assert missing_moments(four, none, sed, jnp.array([2.0, 0.5, 0.0, 0.0])) is None

@@ -78,25 +78,29 @@ def observable_functions(problem: Problem, observable: str, backend: str = "jax"
 
 
 @functools.lru_cache(maxsize=128)
-def default_rank(problem: Problem) -> int:
-    """The rank m of H on Γ: at the problem's own point projected onto Γ, else at
-    Γ-points reached from a few fixed pseudo-random starts."""
-    from ._manifold import project, rank_and_basis
+def default_rank(problem: Problem, at: tuple | None = None) -> int:
+    """The rank m of H on Γ around ``at`` (else the problem's own point) projected onto Γ
+    (``_manifold.local_rank``); without either, around Γ-points reached from a few fixed
+    pseudo-random starts. Γ may have pieces of different codimension: the rank is the one where
+    the chains are."""
+    from ._manifold import local_rank, project
 
-    starts = [problem.point] if problem.point is not None else []
-    rng = np.random.default_rng(0)
-    starts += [rng.standard_normal(problem.dim) for _ in range(5)]
+    center = at if at is not None else problem.point
+    starts = [center] if center is not None else []
+    if center is None:
+        rng = np.random.default_rng(0)
+        starts += [rng.standard_normal(problem.dim) for _ in range(5)]
     for start in starts:
         try:
             theta, _ = project(problem, start)
         except UserError:
             continue
-        H = curvature_function(problem, "numpy")(theta)[0]
-        return rank_and_basis(H)[0]
-    raise UserError("cannot find a point on the zero-loss manifold to read its codimension: pass rank=")
+        return local_rank(problem, theta)
+    raise UserError("cannot find a point on the zero-loss manifold to read its codimension: give a point on it")
 
 
-def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank: int | None = None):
+def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank: int | None = None,
+                       at: tuple | None = None):
     """A cached pure JAX function ``f(theta, hyper) -> dict`` of per-step predictions.
 
     Keys: ``drift_leading``, ``drift_finite_eta`` (the projected point's drift along Γ, shape (d,)),
@@ -105,12 +109,12 @@ def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank:
     observable (text in the safe grammar), ``observable_leading``,
     ``observable_finite_eta``, ``observable_without_ito`` (leading order),
     ``observable_without_ito_finite_eta`` and ``observable_ito`` (finite η). ``rank``
-    defaults to the rank of H on Γ (``default_rank``).
+    defaults to the rank of H on Γ around the point ``at`` (``default_rank``).
     """
     check_law(problem, law)
     if observable is not None and not isinstance(observable, str):
         raise TypeError("observable must be an expression string")
-    m = default_rank(problem) if rank is None else int(rank)
+    m = default_rank(problem, None if at is None else tuple(float(v) for v in at)) if rank is None else int(rank)
     return build(problem, law, observable, m, "jax")
 
 

@@ -32,6 +32,15 @@ def _off(problem: Problem, theta) -> float:
     return abs(L) if np.isfinite(L) else np.inf
 
 
+def _polish_gap(problem: Problem, theta) -> float:
+    """What polishing a point of Γ lowers: max |r_i|, or |∇L| without residuals. L itself is no guide
+    there: log(1 + u²) rounds to 0 for |u| < 1e-8, while its gradient is still exact."""
+    if problem.has_residuals:
+        return _off(problem, theta)
+    g = np.asarray(numpy_function(problem, "gradient")(theta), float)
+    return float(np.max(np.abs(g))) if np.all(np.isfinite(g)) else np.inf
+
+
 def on_manifold(problem: Problem, theta) -> bool:
     scale = 1.0 + float(np.max(np.abs(theta)))
     tol = RESIDUAL_TOL * scale if problem.has_residuals else LOSS_TOL * scale**2
@@ -62,9 +71,9 @@ def project(problem: Problem, theta0) -> tuple[np.ndarray, float]:
             break
         theta = theta - delta
         if on_manifold(problem, theta):
-            for _ in range(3):  # polish to machine precision while it still helps
+            for _ in range(5):  # polish to machine precision while it still helps
                 better = theta - step(theta)
-                if not np.all(np.isfinite(better)) or _off(problem, better) >= _off(problem, theta):
+                if not np.all(np.isfinite(better)) or _polish_gap(problem, better) >= _polish_gap(problem, theta):
                     break
                 theta = better
             return theta, float(np.linalg.norm(theta - start))
@@ -91,3 +100,48 @@ def rank_and_basis(H) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     U = U * np.sign(U[idx, np.arange(U.shape[1])])
     d = H.shape[0]
     return m, lam, U[:, d - m:], U[:, : d - m]
+
+
+def _curvature_eigenvalues(problem: Problem, theta) -> np.ndarray:
+    """Eigenvalues of H at θ (of JᵀJ with residuals: the Gauss–Newton matrix, H itself on Γ); [] where not finite."""
+    if problem.has_residuals:
+        J = np.asarray(numpy_function(problem, "jacobian")(theta), float)
+        H = J.T @ J
+    else:
+        H = np.asarray(numpy_function(problem, "hessian")(theta), float)
+    return np.linalg.eigvalsh((H + H.T) / 2) if np.all(np.isfinite(H)) else np.zeros(0)
+
+
+#: a neighbour's eigenvalue counts when above this fraction of the curvature before its projection
+NEIGHBOUR_RTOL = 1e-6
+
+
+def local_rank(problem: Problem, theta, tries: int = 6, seed: int = 0) -> int:
+    """The rank of H on Γ around the point θ of Γ: the largest rank at θ and at the points of Γ that
+    small random perturbations of θ (1e-3 of its scale) project to.
+
+    A point where H has a lower rank than this is degenerate (where pieces of Γ cross, say). A point
+    on a lower-dimensional piece of Γ is not: its neighbours on Γ lie on the same piece, whatever
+    rank H has on the other pieces (Γ of r = (xy, xz) is the plane x = 0, rank 1, and the line
+    y = z = 0, rank 2).
+
+    A neighbour's eigenvalue counts when it is above ``NEIGHBOUR_RTOL`` of the curvature at the
+    perturbed point before projection: projection ends a little off Γ (where L rounds to 0), and
+    curvature that only comes from that remainder — on a valley flat to second order across Γ, such as
+    (xy − 1)⁴, or off-Γ curvature of log(1 + r²) — vanishes on Γ itself.
+    """
+    theta = np.asarray(theta, float)
+    rng = np.random.default_rng(seed)
+    scale = 1e-3 * (1.0 + float(np.max(np.abs(theta))))
+    best = rank_and_basis(np.diag(_curvature_eigenvalues(problem, theta)))[0]
+    for _ in range(tries):
+        start = theta + scale * rng.standard_normal(theta.shape)
+        try:
+            near, _ = project(problem, start)
+        except UserError:
+            continue
+        before, after = np.abs(_curvature_eigenvalues(problem, start)), _curvature_eigenvalues(problem, near)
+        if before.size and after.size:
+            floor = NEIGHBOUR_RTOL * max(float(before.max()), float(after.max()))
+            best = max(best, int(np.sum(after > floor)) if floor > 0 else 0)
+    return best

@@ -23,7 +23,7 @@ from ._closed import hyper_symbols, hyper_values
 from ._compile import build, check_law, curvature_function, total_covariance
 from ._declare import CovarianceContext, StepLaw
 from ._lambdify import numpy_function
-from ._manifold import on_manifold, project as project_point, rank_and_basis
+from ._manifold import local_rank, on_manifold, project as project_point, rank_and_basis
 from ._problem import Problem, parse_point
 from ._warnings import regime_warnings
 
@@ -63,9 +63,29 @@ class Prediction:
     observable_drift_without_ito: Optional[float] = None
     observable_drift_without_ito_finite_eta: Optional[float] = None
     observable_ito_term: Optional[float] = None
+    drift_scale: float = 0.0
+
+    def is_zero(self, drift) -> bool:
+        """Whether a predicted drift (a vector near this point) is 0 up to round-off: exactly 0, or every
+        component ≤ ``ROUNDOFF`` × ``drift_scale``, the size of the rule's terms that cancel in it."""
+        d = np.abs(np.asarray(drift, float))
+        return not np.any(d) or bool(np.max(d) <= ROUNDOFF * self.drift_scale)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+#: a drift whose every component is below this fraction of ``drift_scale`` is zero up to round-off
+ROUNDOFF = 1e-9
+
+
+def drift_scale(m: int, lam, C, dH) -> float:
+    """The size of one term of the drift rule, ‖∇³L‖·‖C‖/λ_min (largest entries; λ_min the smallest
+    nonzero eigenvalue of H): where the terms cancel (a drift that is zero by symmetry, as label noise
+    on a circle), what remains is round-off of this size, not a drift. 0 without noise or normals."""
+    if not m or not np.any(C):
+        return 0.0
+    return float(np.max(np.abs(dH)) * np.max(np.abs(C)) / np.asarray(lam)[len(lam) - m])
 
 
 def _number(name, value, positive=False):
@@ -128,6 +148,11 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     # on Γ the Gauss–Newton matrix is the Hessian; off Γ (project=False) report ∇²L itself
     H = curv if on_manifold(problem, theta) else np.asarray(numpy_function(problem, "hessian")(theta))
     m, lam, U_n, U_t = rank_and_basis(curv)
+    m_local = local_rank(problem, theta) if on_manifold(problem, theta) else m
+    if m_local == 0 and on_manifold(problem, theta):
+        raise UserError("H vanishes on Γ at and around this point (rank 0): there is no normal direction, so no "
+                        "drift — the valley is flat to second order across Γ (a residual raised to a power above "
+                        "1: write the loss with the residual itself)")
     f = build(problem, law, observable, m, "numpy")
     with np.errstate(all="ignore"):
         out = {k: np.asarray(v, float) + 0.0 for k, v in f(theta, hyper).items()}
@@ -138,6 +163,16 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
                             "at this point (a degenerate point of Γ, or ηλ = 2): choose a point where H has its "
                             "generic rank")
 
+    kappa = float(problem.kappa) if problem.kappa is not None else 0.5
+    ctx = dict(H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, J=J, theta=theta, dH=dH)
+    C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
+                                    CovarianceContext(hyper=hyper["learner"], **ctx)), float)
+    scale = drift_scale(m, lam, C, dH)
+    drift = np.concatenate([out["drift_finite_eta"], out["drift_normal"]])
+    if scale > 0 and np.any(drift) and np.max(np.abs(drift)) <= ROUNDOFF * scale:
+        warnings.append(f"the drift is zero to round-off here (every component ≤ {ROUNDOFF:g} × the size "
+                        f"{scale:.3g} of the rule's terms, which cancel)")
+
     # the closed form at the generic rank: at a rank drop (a degenerate point) it tells whether
     # the drift is finite there at all
     cf = _closed.closed_form(problem, law)
@@ -145,7 +180,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         warnings.append(cf.note + "; the general rule alone predicts")
         closed_lead, closed_fin = np.full(problem.dim, np.nan), np.full(problem.dim, np.nan)
     else:
-        m_closed = max(m, S.generic_rank(problem, theta)) if problem.has_residuals else m
+        m_closed = max(m, m_local)
         closed_lead, closed_fin = _closed_form(problem, law, m_closed, theta, P_T, hyper)
         if not cf.finite_eta:
             warnings.append(cf.note)
@@ -155,22 +190,19 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
             if label == "finite-η" and not cf.finite_eta:
                 continue
             if not np.all(np.isfinite(closed)):
-                where = (f"a degenerate point of Γ (H has rank {m} here, {m_closed} generically)" if m < m_closed
+                where = (f"a degenerate point of Γ (H has rank {m} here, {m_closed} on Γ around it)" if m < m_closed
                          else "a degenerate point of Γ, or ηλ = 2")
                 raise UserError(f"the predicted {label} drift under {law.name} noise is not finite at this point "
                                 f"({where}): choose a point where H has its generic rank")
-            scale = max(np.max(np.abs(closed)), np.max(np.abs(general)), 1e-300)
-            if m == m_closed and np.max(np.abs(general - closed)) > 1e-6 * scale:
+            gap = np.max(np.abs(general - closed))
+            if m == m_closed and gap > 1e-6 * max(np.max(np.abs(closed)), np.max(np.abs(general)), 1e-300) \
+                    and gap > ROUNDOFF * scale:  # two round-off values of a zero drift do not disagree
                 warnings.append(f"general rule and closed form disagree ({label}): {general.tolist()} vs "
                                 f"{closed.tolist()}")
 
     # regime warnings need S (normal fluctuations) and the derivatives of H
-    kappa = float(problem.kappa) if problem.kappa is not None else 0.5
-    ctx = dict(H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, J=J, theta=theta, dH=dH)
-    C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
-                                    CovarianceContext(hyper=hyper["learner"], **ctx)), float)
     warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH,
-                                drift=out["drift_finite_eta"], horizon=int(horizon))
+                                drift=out["drift_finite_eta"], horizon=int(horizon), m_local=m_local)
     if law.learner.regime is not None:
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
 
@@ -196,7 +228,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         drift_leading=out["drift_leading"].tolist(), drift_finite_eta=out["drift_finite_eta"].tolist(),
         drift_closed_form_leading=closed_lead.tolist(), drift_closed_form_finite_eta=closed_fin.tolist(),
         eta_lambda_max=eta * lam_max, warnings=warnings, closed_form=cf.complete,
-        drift_normal=out["drift_normal"].tolist(),
+        drift_normal=out["drift_normal"].tolist(), drift_scale=scale,
     )
     if observable is not None:
         vals = {k: float(out[k]) for k in ("observable_leading", "observable_finite_eta", "observable_without_ito",

@@ -128,19 +128,3 @@ def specialize(expr: sp.Expr, symbols, values) -> sp.Expr:
     expr = expr.xreplace(pattern) if pattern else expr
     steps = {h: sp.Integer(1 if float(h.args[0].subs(subs)) > 0 else 0) for h in expr.atoms(sp.Heaviside)}
     return expr.xreplace(steps) if steps else expr
-
-
-def generic_rank(problem: Problem, center, rng_seed: int = 0, tries: int = 3) -> int:
-    """Rank of J at a few random points around ``center`` (residual problems only)."""
-    from ._lambdify import numpy_function
-
-    J = numpy_function(problem, "jacobian")
-    rng = np.random.default_rng(rng_seed)
-    center = np.asarray(center, float)
-    scale = 1.0 + np.abs(center)
-    best = 0
-    for _ in range(tries):
-        Jv = J(center + scale * rng.standard_normal(center.shape))
-        if np.all(np.isfinite(Jv)):
-            best = max(best, int(np.linalg.matrix_rank(Jv)))
-    return best

@@ -18,6 +18,7 @@ import sympy as sp
 
 from . import _rule
 from . import _symbolic as S
+from ._manifold import local_rank
 from ._problem import Problem
 
 ETA_LAMBDA_WARN = 1.6
@@ -40,7 +41,8 @@ def _stability(eta_lam: float) -> list[str]:
     return []
 
 
-def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, horizon: int = 0) -> list[str]:
+def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, horizon: int = 0,
+                m_local: int | None = None) -> list[str]:
     """Warnings near a degenerate point. With ``horizon`` (the steps a run will take from ``theta``),
     the distance to it is shortened by how far the chains can go meanwhile: 2 std of tangent
     diffusion (P_T C P_T) plus the drift, both along the direction in which the eigenvalue falls."""
@@ -49,11 +51,10 @@ def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, hori
     if m and lam_n[0] < SMALL_EIGEN_RATIO * lam_n[-1]:
         out.append(f"near a degenerate point: the smallest nonzero eigenvalue {lam_n[0]:.3g} is "
                    f"{lam_n[0] / lam_n[-1]:.2g} of the largest")
-    if problem.has_residuals:
-        generic = S.generic_rank(problem, theta)
-        if m < generic:
-            out.append(f"degenerate point: H has rank {m} here but {generic} generically (rank drop); "
-                       "the drift formulas break down near it")
+    generic = local_rank(problem, theta) if m_local is None else m_local
+    if m < generic:
+        out.append(f"degenerate point: H has rank {m} here but {generic} at the points of Γ around it (rank "
+                   "drop); the drift formulas break down near it")
     if Sigma is None or not m:
         return out
     P_T = np.eye(len(theta)) - U_n @ U_n.T
@@ -106,10 +107,11 @@ def _kinks(problem: Problem, theta, Sigma) -> list[str]:
 
 
 def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m: int, lam, U_n, C, dH,
-                    drift=None, horizon: int = 0) -> list[str]:
+                    drift=None, horizon: int = 0, m_local: int | None = None) -> list[str]:
     """All regime warnings at ``theta`` (``eta_eff``: the learner's effective step size; ``finite_eta``:
     whether its potential part has a finite-η form; ``horizon``: steps a run will take, with ``drift``
-    per step, so that nearness to a degenerate point counts where the chains will go)."""
+    per step, so that nearness to a degenerate point counts where the chains will go; ``m_local``: the
+    rank of H on Γ around ``theta``, when already known)."""
     lam_max = float(lam[-1]) if len(lam) else 0.0
     eta_lam = eta_eff * lam_max
     out = _stability(eta_lam)
@@ -117,7 +119,7 @@ def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m
     if m and eta_lam < 2:
         lam_n, U = lam[len(lam) - m:], U_n
         Sigma = _rule.stationary_covariance(np, lam_n, U, C, eta_eff, True)
-    out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C, drift, horizon)
+    out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C, drift, horizon, m_local)
     out += _kinks(problem, theta, Sigma)
     if not finite_eta:
         out.append("the learner's potential term has no known finite-η form; drift_finite_eta uses its leading order")
