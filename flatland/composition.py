@@ -108,6 +108,12 @@ class ComposedNoise(NoiseModel):
             total = C if total is None else total + C
         return total
 
+    def gradient_covariance(self, ctx, g):
+        """The members' off-Γ covariances added (None when no member declares one)."""
+        parts = [m.gradient_covariance(dataclasses.replace(ctx, hyper=self.part(m, ctx.hyper)), g)
+                 for m in self.members if m.overrides("gradient_covariance")]
+        return sum(parts[1:], parts[0]) if parts else None
+
     def grad_cov(self, loss, params, hyper):
         changing = [m for m in self.members if m.overrides("perturb_grad") or any(m.overrides(x) for x in _OBJECTIVE)]
         if len(changing) > 1:

@@ -102,6 +102,12 @@ class NoiseModel:
       this model causes in a gradient step of size ``ctx.eta`` (see
       :class:`flatland.theory.CovarianceContext`); the theory's only source of
       C. None: no prediction.
+    * ``gradient_covariance(ctx, g)`` — the part of that covariance which grows
+      off Γ, as a quadratic form in the gradient g = ∇L(θ) ≈ Hδ at a normal
+      displacement δ (arrays only; ``ctx`` at the point of Γ). It is zero on Γ
+      but not where update or label noise keeps the chains: the theory averages
+      it over their normal fluctuations at finite η. Minibatch noise on rows that
+      are all fitted is the example (C = 0 on Γ). None (the default): none.
     * ``grad_cov(loss, params, hyper)`` — exact covariance of the oracle's
       gradient (its mean must be the exact ∇L), and ``param_cov(params, hyper)``
       — covariance added to the params after the move: the conditional moments
@@ -136,6 +142,9 @@ class NoiseModel:
         return params
 
     def covariance(self, ctx: CovarianceContext) -> Any:
+        return None
+
+    def gradient_covariance(self, ctx: CovarianceContext, g) -> Any:
         return None
 
     def scale_key(self):

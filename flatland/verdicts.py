@@ -90,7 +90,7 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         if shift > tol:
             passed, why = False, (f"inconclusive: the prediction where the chains were differs from the one at the "
                                   f"requested point by {shift:.1%} (tolerance {tol:.0%}): the chains measured elsewhere "
-                                  f"({why})")
+                                  f"— fewer burn-in or measured steps, or smaller noise, keep them nearer ({why})")
     if visited is not None:
         out["visited"] = {k: np.asarray(v).tolist() for k, v in visited.items()}
     out.update(measured_vector=measured.mean(0).tolist(), measured_stderr=mean_se(measured)[1].tolist(),

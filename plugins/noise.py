@@ -217,6 +217,21 @@ class MinibatchNoise(NoiseModel):
         noise with σ² = s²/B, which the theory states as such.)"""
         return 0 * ctx.eye
 
+    def gradient_covariance(self, ctx, g):
+        """Off Γ the rows are no longer all fitted. At a normal displacement δ = H⁺g, row i's residual
+        is r_i ≈ J_i·δ and its gradient u_i = 2κN r_i J_i; one step's parameter covariance is
+        η²/B · [mean_i u_i u_iᵀ − ḡḡᵀ] (× (N − B)/(N − 1) without replacement): ``grad_cov`` to second
+        order in δ. Each residual counts as a row (the valleys' convention)."""
+        J = ctx.J
+        n = J.shape[0]
+        r = J @ ctx.normal_displacement(g)
+        u = 2 * ctx.kappa * n * r[:, None] * J
+        du = u - u.mean(0)
+        cov = du.T @ du / (n * self.batch)
+        if not self.replace:
+            cov = cov * (n - self.batch) / max(n - 1, 1)
+        return ctx.eta ** 2 * cov
+
     def grad_cov(self, loss, params, hyper):
         flat, unravel = ravel_pytree(params)
         r = loss.residuals(params)

@@ -90,3 +90,18 @@ def test_a_learner_must_declare_the_potential_its_step_descends():
         check_learner(_weight_decay_gd(None))
     with pytest.raises(AssertionError, match="declared potential"):   # the wrong U (twice too steep)
         check_learner(_weight_decay_gd(lambda ctx: ctx.hyper["wd"] * sum(t ** 2 for t in ctx.theta)))
+
+
+def test_a_covariance_that_grows_off_gamma_is_checked_against_the_step():
+    """Minibatch noise is 0 on Γ and quadratic off it; its declared growth must be what the steps do there."""
+    from named_laws import registry
+
+    minibatch = registry().create("noise", "minibatch")
+    check_noise(minibatch)
+
+    class Doubled(type(minibatch)):
+        def gradient_covariance(self, ctx, g):
+            return 2 * super().gradient_covariance(ctx, g)
+
+    with pytest.raises(AssertionError, match="gradient_covariance"):
+        check_noise(Doubled())

@@ -32,7 +32,7 @@ import sympy as sp
 from flatland.errors import UserError
 
 from . import _symbolic as S
-from ._declare import CovarianceContext, StepLaw
+from ._declare import CovarianceContext, StepLaw, declares_growth
 from ._problem import Problem
 
 ETA = sp.Symbol("η", positive=True)
@@ -184,9 +184,9 @@ def closed_form(problem: Problem, law: StepLaw) -> ClosedForm:
     if not _vanishes(problem, C - a * sp.eye(d) - b * H, order):
         return ClosedForm(sp.Integer(0), sp.Integer(0), eta, U, False,
                           "no closed form: the declared covariance is not of the form a·I + b·H")
-    if law.learner.gradient_covariance is not None:
-        return ClosedForm(a, b, eta, U, True, "no finite-η closed form: the learner's step noise grows with the "
-                          "gradient (gradient_covariance); the general rule alone predicts at finite η", False)
+    if law.learner.gradient_covariance is not None or (law.noise is not None and declares_growth(law.noise)):
+        return ClosedForm(a, b, eta, U, True, "no finite-η closed form: the step's noise grows with the gradient off "
+                          "Γ (gradient_covariance); the general rule alone predicts at finite η", False)
     return ClosedForm(a, b, eta, U, True)
 
 

@@ -23,7 +23,7 @@ from flatland.errors import UserError
 from . import _rule
 from . import _symbolic as S
 from ._closed import hyper_symbols, hyper_values, potential_gradient_function
-from ._declare import CovarianceContext, StepLaw
+from ._declare import CovarianceContext, StepLaw, declares_growth
 from ._lambdify import lambdify_flat
 from ._parse import parse_expr
 from ._problem import Problem
@@ -118,6 +118,16 @@ def compile_prediction(problem: Problem, law: StepLaw, observable=None, *, rank:
     return build(problem, law, observable, m, "jax")
 
 
+def gradient_covariances(law: StepLaw, ctx_noise: CovarianceContext, ctx_learner: CovarianceContext) -> list:
+    """The declared off-Γ parts of the step's covariance, as functions g -> K(g) (learner's, noise's)."""
+    out = []
+    if law.learner.gradient_covariance is not None:
+        out.append(lambda g: law.learner.gradient_covariance(ctx_learner, g))
+    if law.noise is not None and declares_growth(law.noise):
+        out.append(lambda g: law.noise.gradient_covariance(ctx_noise, g))
+    return out
+
+
 def total_covariance(law: StepLaw, ctx_noise: CovarianceContext, ctx_learner: CovarianceContext):
     """C = the noise model's declared covariance + the learner's own (zero where none is declared)."""
     C = 0 * ctx_noise.eye
@@ -158,11 +168,11 @@ def build(problem: Problem, law: StepLaw, observable, m: int, backend: str = "ja
         else:
             lam_n, U_n, P_T = _rule.normal_split(xp, H, m)
             S_lead = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, False)
-            if law.learner.gradient_covariance is None:
+            grows = gradient_covariances(law, CovarianceContext(hyper=hyper["noise"], **ctx), ctx_learner)
+            if not grows:
                 S_fin = _rule.stationary_covariance(xp, lam_n, U_n, C, eta, True)
             else:
-                S_fin, EK = _rule.with_gradient_noise(
-                    xp, lam_n, U_n, C, eta, lambda g: law.learner.gradient_covariance(ctx_learner, g))
+                S_fin, EK = _rule.with_gradient_noise(xp, lam_n, U_n, C, eta, lambda g: sum(K(g) for K in grows))
                 C_fin = C + EK
             mixed_lead, n_lead = _rule.projection_terms(xp, dH, C, lam_n, U_n, P_T)
             mixed_fin, n_fin = ((mixed_lead, n_lead) if C_fin is C

@@ -82,6 +82,16 @@ class CovarianceContext:
         xp = self._xp()
         return xp.stack([xp.asarray(v) for v in values])
 
+    def normal_displacement(self, g):
+        """δ = H⁺g, the displacement off Γ along the normals whose gradient is g (arrays only): what a
+        ``gradient_covariance(ctx, g)`` reads to know where a residual row stands off Γ."""
+        xp = self._xp()
+        # eigh, as the normal split does: a batched SVD (pinv) inside the simulator's compiled loop
+        # deadlocked XLA's CPU thread pool at ≥ 2048 chains
+        lam, U = xp.linalg.eigh(xp.asarray(self.H))
+        keep = lam > 1e-9 * xp.max(xp.abs(lam))
+        return U @ (xp.where(keep, 1.0 / xp.where(keep, lam, 1.0), 0.0) * (U.T @ g))
+
     def grad_trace_H(self):
         """∇ tr H = (tr ∂_k H)_k — the gradient of the label-noise regularizer."""
         return self.vector([self.trace(M) for M in self.dH])
@@ -124,6 +134,13 @@ class LearnerTheory:
 
 
 GRADIENT_DESCENT = LearnerTheory()
+
+
+def declares_growth(noise) -> bool:
+    """Whether a noise model declares a covariance that grows off Γ (``gradient_covariance(ctx, g)``)."""
+    overrides = getattr(noise, "overrides", None)
+    return callable(getattr(noise, "gradient_covariance", None)) and (overrides is None
+                                                                     or overrides("gradient_covariance"))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

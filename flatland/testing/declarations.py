@@ -9,7 +9,8 @@ the smoke problem:
 * declared covariances are (d, d), finite, symmetric and positive semi-definite;
 * ``covariance(ctx)`` gives the same matrix for SymPy, NumPy and JAX contexts, and,
   at a point of Γ of the smoke problem, equals η²·grad_cov + param_cov (what one
-  gradient step of size η really does there);
+  gradient step of size η really does there); a declared ``gradient_covariance(ctx, Hδ)``
+  equals the part of that covariance quadratic in a normal displacement δ;
 * ``grad_cov``/``param_cov`` equal the sample covariance of the oracle's gradient
   and of the update noise over ``DRAWS`` keys (every entry within 5 standard
   errors, the s.e. estimated from the draws themselves; mean within 5 s.e.);
@@ -155,6 +156,34 @@ def check_covariance_consistency(noise: NoiseModel, loss: Loss, params, eta: flo
     assert np.allclose(C, want, rtol=1e-8, atol=1e-12 * scale), (
         f"noise {noise.name}: on Γ, covariance(ctx) = {C.tolist()} but one step of size η = {eta} has covariance "
         f"η²·grad_cov + param_cov = {want.tolist()}")
+    if noise.overrides("gradient_covariance"):
+        _check_growth(noise, loss, params, hyper, eta)
+
+
+def _check_growth(noise, loss, params, hyper, eta):
+    """gradient_covariance(ctx, Hδ) is the part of one step's covariance quadratic in a normal displacement δ:
+    [Cov(θ+δ) + Cov(θ−δ)]/2 − Cov(θ), Cov = η²·grad_cov + param_cov, along each normal direction.
+    The symmetric difference leaves the quartic part, O(|δ|²) relative: |δ| = 1e-4 of the point's scale
+    puts it near 1e-8, far inside the tolerances (1e-3 relative, 1e-5 of the largest entry)."""
+    from flatland.theory import rank_and_basis
+
+    flat, unravel = ravel_pytree(params)
+    ctx = _contexts(loss, params, {k: float(v) for k, v in hyper.items()}, eta)["numpy"]
+    m, _, U_n, _ = rank_and_basis(ctx.H)
+
+    def cov(f):
+        p = unravel(jnp.asarray(f))
+        return eta**2 * np.asarray(noise.grad_cov(loss, p, hyper)) + np.asarray(noise.param_cov(p, hyper))
+
+    eps = 1e-4 * (1.0 + float(np.max(np.abs(flat))))
+    for a in range(m):
+        delta = eps * U_n[:, a]
+        quadratic = (cov(flat + delta) + cov(flat - delta)) / 2 - cov(flat)
+        K = np.asarray(noise.gradient_covariance(ctx, np.asarray(ctx.H) @ delta), float)
+        scale = max(np.abs(quadratic).max(), np.abs(K).max(), 1e-300)
+        assert np.allclose(K, quadratic, rtol=1e-3, atol=1e-5 * scale), (
+            f"noise {noise.name}: gradient_covariance(ctx, Hδ) = {K.tolist()} but one step's covariance grows by "
+            f"{quadratic.tolist()} at a normal displacement δ = {delta.tolist()} (its part quadratic in δ)")
 
 
 def check_learner_declarations(learner: Learner, loss: Loss) -> None:
