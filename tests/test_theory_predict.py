@@ -188,3 +188,11 @@ def test_minibatch_noise_that_grows_off_gamma_adds_to_the_update_noise_drift_at_
     ratio = np.asarray(composed.drift_finite_eta[:2]) / np.asarray(alone.drift_finite_eta[:2])   # z: 0 in both
     assert 1.03 < ratio[0] < 1.10 and ratio[0] == pytest.approx(ratio[1], rel=1e-9)
     assert any("gradient_covariance" in w for w in composed.warnings)              # no finite-η closed form
+
+
+def test_without_noise_no_leading_order_warning_is_given_for_a_drift_that_is_exactly_zero():
+    quiet = predict(FIG5A, [1.0, 0.0], "none", sigma=0.0, eta=0.4)           # ηλ = 0.8, C = 0
+    assert quiet.drift_leading == quiet.drift_finite_eta and not any("leading-order" in w for w in quiet.warnings)
+    noisy = predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.4)
+    assert any("leading-order" in w for w in noisy.warnings)
+    assert any(w.startswith("unstable") for w in predict(FIG5A, [1.0, 0.0], "none", sigma=0.0, eta=1.1).warnings)

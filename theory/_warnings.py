@@ -28,10 +28,14 @@ FLUCTUATION_RATIO = 0.05
 KINK_STDS = 3.0
 
 
-def _stability(eta_lam: float) -> list[str]:
+def _stability(eta_lam: float, noisy: bool = True) -> list[str]:
+    """Edge-of-stability warnings; without noise (C = 0) leading order and finite η agree exactly, so the
+    only warning left is instability."""
     if eta_lam >= 2:
         return [f"unstable: ηλ_max = {eta_lam:.3g} ≥ 2 (beyond the edge of stability); GD leaves Γ along the "
                 "sharpest direction and the predictions do not apply"]
+    if not noisy:
+        return []
     if eta_lam >= ETA_LAMBDA_WARN:
         return [f"ηλ_max = {eta_lam:.3g} is near 2 (edge of stability): rare escapes dominate means; "
                 "only the finite-η drift is meaningful"]
@@ -114,7 +118,7 @@ def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m
     rank of H on Γ around ``theta``, when already known)."""
     lam_max = float(lam[-1]) if len(lam) else 0.0
     eta_lam = eta_eff * lam_max
-    out = _stability(eta_lam)
+    out = _stability(eta_lam, noisy=bool(np.any(np.asarray(C) != 0)))
     Sigma = None
     if m and eta_lam < 2:
         lam_n, U = lam[len(lam) - m:], U_n
