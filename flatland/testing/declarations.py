@@ -102,18 +102,13 @@ def _contexts(loss, params, hyper, eta=0.05):
     from flatland.theory import CovarianceContext
 
     flat, unravel = ravel_pytree(params)
-    rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
-    gauss_newton = lambda f: 2 * loss.kappa * jax.jacfwd(rows)(f).T @ jax.jacfwd(rows)(f)  # noqa: E731
-    J = np.asarray(jax.jit(jax.jacfwd(rows))(flat))
-    H = np.asarray(gauss_newton(flat))
-    dH = np.moveaxis(np.asarray(jax.jit(jax.jacfwd(gauss_newton))(flat)), -1, 0)
+    jax_ctx = _jax_context(loss, unravel, flat, {k: jnp.asarray(v) for k, v in hyper.items()}, eta)
+    J, H, dH = (np.asarray(a) for a in (jax_ctx.J, jax_ctx.H, jax_ctx.dH))
     d = flat.shape[0]
     theta = np.asarray(flat)
     out = {"numpy": CovarianceContext(H=H, eye=np.eye(d), eta=eta, kappa=loss.kappa, hyper=hyper, J=J,
                                       theta=theta, dH=dH, backend="numpy"),
-           "jax": CovarianceContext(H=jnp.asarray(H), eye=jnp.eye(d), eta=eta, kappa=loss.kappa,
-                                    hyper={k: jnp.asarray(v) for k, v in hyper.items()}, J=jnp.asarray(J),
-                                    theta=jnp.asarray(theta), dH=jnp.asarray(dH), backend="jax"),
+           "jax": jax_ctx,
            "sympy": CovarianceContext(H=sp.Matrix(H.tolist()), eye=sp.eye(d), eta=sp.Float(eta),
                                       kappa=sp.Float(loss.kappa), hyper={k: sp.Float(v) for k, v in hyper.items()},
                                       J=sp.Matrix(J.tolist()), theta=sp.Matrix(theta.tolist()),
@@ -242,7 +237,7 @@ def _own_noise(learner, m, loss, params, hyper):
 
 
 def _jax_context(loss, unravel, flat, hyper, eta):
-    """The JAX covariance context as a function of the flat params (so a potential can be differentiated)."""
+    """The JAX covariance context at the flat params, traceable in them (so a potential can be differentiated)."""
     from flatland.theory import CovarianceContext
 
     rows = lambda f: jnp.ravel(loss.residuals(unravel(f)))  # noqa: E731
