@@ -196,3 +196,14 @@ def test_without_noise_no_leading_order_warning_is_given_for_a_drift_that_is_exa
     noisy = predict(FIG5A, [1.0, 0.0], "update", sigma=0.01, eta=0.4)
     assert any("leading-order" in w for w in noisy.warnings)
     assert any(w.startswith("unstable") for w in predict(FIG5A, [1.0, 0.0], "none", sigma=0.0, eta=1.1).warnings)
+
+
+def test_an_observable_with_a_kink_at_the_point_is_said_to_be_outside_the_ito_rule():
+    """|x − 2| at x = 2 was predicted to drift by exactly 0 with no word of its kink."""
+    hyper = dict(sigma=0.01, eta=0.05)
+    at_kink = predict(Problem.from_residuals("x*y - 1"), [2.0, 0.5], "update", observable="Abs(x-2)", **hyper)
+    assert any("observable is not smooth here" in w for w in at_kink.warnings)
+    away = predict(Problem.from_residuals("x*y - 1"), [2.0, 0.5], "update", observable="Abs(x-3)", **hyper)
+    assert not any("not smooth" in w for w in away.warnings)
+    relu = predict(Problem.from_residuals("x*y - 1"), [2.0, 0.5], "update", observable="relu(y-0.5)", **hyper)
+    assert any("kink of the observable" in w for w in relu.warnings)

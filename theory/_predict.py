@@ -202,7 +202,8 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
 
     # regime warnings need S (normal fluctuations) and the derivatives of H
     warnings += regime_warnings(problem, theta, law.learner.finite_eta, eta, m, lam, U_n, C, dH,
-                                drift=out["drift_finite_eta"], horizon=int(horizon), m_local=m_local)
+                                drift=out["drift_finite_eta"], horizon=int(horizon), m_local=m_local,
+                                observable=observable)
     if law.learner.regime is not None:
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
 

@@ -91,11 +91,29 @@ def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, hori
     return out
 
 
-def _kinks(problem: Problem, theta, Sigma) -> list[str]:
+def _observable_kinks(problem: Problem, observable: str, theta, Sigma) -> list[str]:
+    """An observable that is not smooth at (or within the fluctuations of) the point: the Itô rule needs ∇²c."""
+    from ._parse import parse_expr
+
+    c = parse_expr(observable, problem.variables)
+    out = []
+    subs = dict(zip(problem.symbols, theta))
+    std = math.sqrt(max(float(np.trace(Sigma)), 0.0)) if Sigma is not None else 0.0
+    for a in sorted(c.atoms(sp.Abs), key=sp.default_sort_key):
+        val = float(a.args[0].subs(subs))
+        norm = float(np.linalg.norm([float(sp.diff(a.args[0], s).subs(subs)) for s in problem.symbols]))
+        if val == 0 or (norm > 0 and abs(val) / norm < KINK_STDS * std):
+            out.append(f"the observable is not smooth here: {a} has its kink within {abs(val) / max(norm, 1e-300):.3g} "
+                       f"of this point; its drift per step is not given by the Itô rule (which needs ∇²c)")
+    out += [w.replace("ReLU kink", "kink of the observable") for w in _kinks(problem, theta, Sigma, c)]
+    return out
+
+
+def _kinks(problem: Problem, theta, Sigma, expr=None) -> list[str]:
     out = []
     std = math.sqrt(max(float(np.trace(Sigma)), 0.0)) if Sigma is not None else 0.0
     subs = dict(zip(problem.symbols, theta))
-    for m in S.kinks(problem.loss_expr):
+    for m in S.kinks(problem.loss_expr if expr is None else expr):
         vals = [float(a.subs(subs)) for a in m.args]
         order = np.argsort(vals)[::-1]
         a, b = m.args[order[0]], m.args[order[1]]
@@ -111,11 +129,12 @@ def _kinks(problem: Problem, theta, Sigma) -> list[str]:
 
 
 def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m: int, lam, U_n, C, dH,
-                    drift=None, horizon: int = 0, m_local: int | None = None) -> list[str]:
+                    drift=None, horizon: int = 0, m_local: int | None = None,
+                    observable: str | None = None) -> list[str]:
     """All regime warnings at ``theta`` (``eta_eff``: the learner's effective step size; ``finite_eta``:
     whether its potential part has a finite-η form; ``horizon``: steps a run will take, with ``drift``
     per step, so that nearness to a degenerate point counts where the chains will go; ``m_local``: the
-    rank of H on Γ around ``theta``, when already known)."""
+    rank of H on Γ around ``theta``, when already known; ``observable``: its kinks near ``theta``)."""
     lam_max = float(lam[-1]) if len(lam) else 0.0
     eta_lam = eta_eff * lam_max
     out = _stability(eta_lam, noisy=bool(np.any(np.asarray(C) != 0)))
@@ -125,6 +144,8 @@ def regime_warnings(problem: Problem, theta, finite_eta: bool, eta_eff: float, m
         Sigma = _rule.stationary_covariance(np, lam_n, U, C, eta_eff, True)
     out += _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C, drift, horizon, m_local)
     out += _kinks(problem, theta, Sigma)
+    if observable is not None:
+        out += _observable_kinks(problem, observable, theta, Sigma)
     if not finite_eta:
         out.append("the learner's potential term has no known finite-η form; drift_finite_eta uses its leading order")
     return out
