@@ -31,6 +31,7 @@ from pathlib import Path
 from .errors import UserError
 
 SECTIONS = ("task", "learner", "noise", "run")
+INT64 = 2**63 - 1
 PRNGS = ("threefry", "philox", "rbg", "unsafe_rbg")
 TASK_RUN_KEYS = ("name", "start")   # [task] keys the runner reads; the rest go to the loss factory
 ENSEMBLES = ("loop", "vmap")  # several seeds: one compiled single-seed chunk per seed, or one vmapped chunk
@@ -144,11 +145,11 @@ def from_dict(raw: dict) -> RunConfig:
     if bad:
         raise UserError(f"unknown [run] key(s) {', '.join(bad)} (known: {', '.join(RUN_DEFAULTS)})")
     run.update(sections["run"])
-    _int("run", "steps", run["steps"], 1)
-    _int("run", "seeds", run["seeds"], 1)
-    _int("run", "seed", run["seed"], 0, 2**63 - 1)         # the PRNG key takes a signed 64-bit seed
+    _int("run", "steps", run["steps"], 1, INT64)         # counts fit int64: tables and arrays hold them
+    _int("run", "seeds", run["seeds"], 1, INT64)
+    _int("run", "seed", run["seed"], 0, INT64)             # the PRNG key takes a signed 64-bit seed
     for k in ("log_every", "snapshot_every", "checkpoint_every"):
-        _int("run", k, run[k], 1)
+        _int("run", k, run[k], 1, INT64)
     if run["snapshot_every"] % run["log_every"]:
         raise UserError(f"[run] snapshot_every ({run['snapshot_every']}) must be a multiple of log_every ({run['log_every']})")
     if run["checkpoint_every"] % run["snapshot_every"]:

@@ -176,17 +176,48 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
     ck_path = out / "checkpoint.npz"
     if ck_path.exists() and not resume:
         raise UserError(f"{out} already holds a run (checkpoint.npz); use --resume to continue it or another --out")
-    if resume and not ck_path.exists():
+    restart = resume and not ck_path.exists()   # stopped before its first checkpoint: start again in place
+    if restart and not (out / "config.toml").is_file():
         raise UserError(f"--resume: no checkpoint in {out}")
     if not resume:
         _require_empty(out)                      # before the build, to fail fast (a lock is its own message) ...
     setup = build(cfg)
+    if restart and not _stopped_before_checkpoint(out, setup.cfg):   # resolved config, as config.toml holds
+        raise UserError(f"--resume: no checkpoint in {out}")
     _check_memory(setup)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "run"):
-        if not resume:
+        if restart:
+            _clear_start_files(out, setup)
+        if not resume or restart:
             _require_empty(out)                  # ... and under the lock, where no other run can slip in
-        return _run(setup, out, ck_path, resume, progress, figures, stop_after)
+        return _run(setup, out, ck_path, resume and not restart, progress, figures, stop_after)
+
+
+def _stopped_before_checkpoint(out: Path, cfg: RunConfig) -> bool:
+    """Whether ``out`` holds a run of ``cfg`` that was stopped before its step-0 checkpoint (nothing to keep)."""
+    from .config import load
+
+    saved = out / "config.toml"
+    if (out / "checkpoint.npz").exists() or not saved.is_file():
+        return False
+    try:
+        return config_digest(load(saved)) == config_digest(cfg)   # the same run (run.steps may differ)
+    except UserError:
+        return False
+
+
+def _clear_start_files(out: Path, setup: Setup) -> None:
+    """Remove what a run writes before its first checkpoint (its config, CSV headers, step-0 arrays)."""
+    import shutil
+
+    ckpt.remove_stale_temps(out)
+    names = {"config.toml", "metrics.csv", "versions.json"} | {f for x in setup.extensions for f in x.tables}
+    for p in out.iterdir():
+        if p.is_file() and p.name in names:
+            p.unlink()
+        elif p.is_dir() and p.name in ("records", "figures"):
+            shutil.rmtree(p)
 
 
 #: live copies of params + learner state a chunk holds (carry, new value, gradient/noise draws)
@@ -217,7 +248,8 @@ def _require_empty(out: Path) -> None:
     """A fresh run writes only into a new or empty folder (its lock file aside)."""
     if out.exists() and (not out.is_dir() or any(p.name != LOCK_NAME for p in out.iterdir())):
         raise UserError(f"{out} exists and is not an empty folder; give a new or empty --out (nothing there "
-                        "is deleted or appended to)")
+                        "is deleted or appended to; a run of this config stopped before its first checkpoint starts "
+                        "again with --resume)")
 
 
 def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, figures: bool,

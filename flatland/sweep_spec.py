@@ -214,12 +214,18 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
         raise UserError(f"[sweep] draws = {draws} repeats identical points: no axis is drawn at random "
                         "(use \"run.seed\" = { seeds = N } for repeats)")
 
+    selfish = [a.key for a in axes if a.target in a.when]
+    if selfish:
+        raise UserError(f"[axes] {selfish[0]!r}: its when tests the key the axis itself sets; condition it on another key")
+    used = set()   # axes that apply to at least one point
     combos = [{}]
     for axis in axes:  # grid axes in file order; a conditional one multiplies only the combos it applies to
         if axis.random:
             continue
-        combos = [d for c in combos
-                  for d in ([_set(c, axis, v) for v in axis.values] if _applies(axis, c, base) else [c])]
+        applies = [_applies(axis, c, base) for c in combos]
+        used |= {axis.key} if any(applies) else set()
+        combos = [d for c, ok in zip(combos, applies)
+                  for d in ([_set(c, axis, v) for v in axis.values] if ok else [c])]
         if len(combos) * draws > MAX_POINTS:
             raise UserError(f"the sweep has more than {MAX_POINTS:,} points; split it")
     points = []
@@ -229,9 +235,16 @@ def expand(raw: dict, base_dir=".") -> list[Point]:
             values = dict(combo)
             for axis in random:
                 if _applies(axis, values, base):
+                    used.add(axis.key)
                     values = _set(values, axis, _draw(axis, rng))
             overrides = {t: values[t] for t in dict.fromkeys(a.target for a in axes) if t in values}
             points.append(_resolve(len(points), overrides, base))
+    unused = [a for a in axes if a.key not in used]
+    if unused:   # a typo in a when key or value would otherwise drop the axis silently
+        a = unused[0]
+        conds = ", ".join(f"{k} = {v!r}" for k, v in a.when.items())
+        raise UserError(f"[axes] {a.key!r} applies to no point: no point has {conds} (is the key set by the base or "
+                        "an axis, and the value one of theirs?)")
     return points
 
 

@@ -245,3 +245,24 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     bad = _write(tmp_path, "bad.toml", text.replace('[relu]', 'ensemble = "pmap"\n[relu]'))
     with pytest.raises(UserError, match="ensemble must be one of loop, vmap"):
         load(bad)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_path):
+    """Stopped while its step-0 snapshot was being made, a run left config.toml and CSV headers but no checkpoint:
+    --resume said "no checkpoint" and a fresh run "not an empty folder", so the folder had to be deleted by hand."""
+    cfg = load(_write(tmp_path, "c.toml", SMALL.format(steps=500)))
+    ref = tmp_path / "ref"
+    runner.run(cfg, ref, progress=False, figures=False)
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.toml").write_text((ref / "config.toml").read_text())
+    (out / "metrics.csv").write_text((ref / "metrics.csv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(UserError, match="starts again with --resume"):
+        runner.run(cfg, out, progress=False, figures=False)
+    runner.run(cfg, out, resume=True, progress=False, figures=False)
+    assert (out / "metrics.csv").read_text() == (ref / "metrics.csv").read_text()
+    other = tmp_path / "o"     # another config's folder without a checkpoint is not taken over
+    other.mkdir()
+    (other / "config.toml").write_text((ref / "config.toml").read_text().replace("0.03", "0.05"))
+    with pytest.raises(UserError, match="no checkpoint"):
+        runner.run(cfg, other, resume=True, progress=False, figures=False)

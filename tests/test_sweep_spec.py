@@ -79,6 +79,12 @@ def test_base_from_a_file_relative_to_the_sweep(tmp_path):
     (sweep({"learner.lr": []}), "non-empty"),
     ({"sweep": {"base": "nowhere.toml"}, "axes": {"learner.lr": [1]}}, "not found"),
     ({**sweep({"learner.lr": [1]}), "extra": {}}, "unknown sweep table"),
+    # a when that matches no point dropped the axis silently (typo in the key, or in the value)
+    (sweep({"learner.lr": {"grid": [0.5], "when": {"learner.nam": "gd"}}}), "applies to no point"),
+    (sweep({"learner.lr": {"grid": [0.5], "when": {"learner.name": "gd2"}}}), "applies to no point"),
+    (sweep({"learner.lr": {"grid": [0.5], "when": {"learner.lr": 0.05}}}), "tests the key the axis itself sets"),
+    # an integer beyond int64 crashed the results table (an internal error after the sweep ran)
+    (sweep({"run.seeds": [10 ** 20]}), "an integer from 1 to"),
 ])
 def test_mistakes_are_one_line_user_errors(spec, words):
     with pytest.raises(UserError) as e:
