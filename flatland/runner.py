@@ -216,7 +216,7 @@ def _clear_start_files(out: Path, setup: Setup) -> None:
     for p in out.iterdir():
         if p.is_file() and p.name in names:
             p.unlink()
-        elif p.is_dir() and p.name in ("records", "figures"):
+        elif p.is_dir() and p.name in ("records", "snapshots", "figures"):
             shutil.rmtree(p)
 
 
