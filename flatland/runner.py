@@ -268,6 +268,9 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
         if meta["digest"] != digest:
             raise UserError(f"--resume: {out} was run with a different configuration (only run.steps may change)")
         params, state, t = trees["params"], trees["state"], meta["step"]
+        if t > cfg.run["steps"]:   # nothing would run, and summary.json would state the smaller count
+            raise UserError(f"--resume: this run has done {t:,} steps, more than the {cfg.run['steps']:,} asked for; "
+                            f"a run is not shortened (ask for ≥ {t:,} steps)")
         files.truncate(meta["bytes"])
     else:
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))

@@ -128,3 +128,23 @@ def test_report_writes_markdown_claims_and_figures(tmp_path, capsys):
     assert "paper 0.907" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "holds no sweep table" in capsys.readouterr().err
+
+
+def test_a_figure_without_labelled_points_draws_no_legend_and_no_warning():
+    """A sweep with no timescale fits left the SGD panel without labelled points: matplotlib warned in report."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from flatland_plugins.relu.sweep_claims import _legend
+
+    fig, ax = plt.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _legend(ax, fontsize=8)
+        assert ax.get_legend() is None
+        ax.plot([0, 1], [0, 1], label="gd")
+        _legend(ax, fontsize=8)
+    assert ax.get_legend() is not None
+    plt.close(fig)

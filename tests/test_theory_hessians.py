@@ -53,7 +53,9 @@ FAMILY = Problem.from_residuals([
 
 
 @settings(max_examples=12)
-@given(st.lists(st.floats(-1.5, 1.5, allow_nan=False), min_size=9, max_size=9))
+# no subnormals: XLA on the CPU flushes them to zero (jit(v > 0) is False at v = 2.2e-313), so at a
+# subnormal distance from a kink JAX's side of relu/Max differs from SymPy's and autograd's (found by this test)
+@given(st.lists(st.floats(-1.5, 1.5, allow_nan=False, allow_subnormal=False), min_size=9, max_size=9))
 def test_three_hessians_agree_on_drawn_valleys(values):
     assert FAMILY.variables == ("a", "b", "c", "f", "g", "h", "x", "y", "z")
     _agree(FAMILY, values)

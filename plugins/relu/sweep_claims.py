@@ -48,6 +48,12 @@ RATE_TOL = dict(tol=0.5)                   # log10 decay rate: ±0.5 dex (the pa
 MIN_FIT_R2 = 0.8
 
 
+def _legend(ax, **kw):
+    """A legend only where something is labelled (a sweep without fits drew none, and matplotlib warned)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def _col(t, name):
     return t[name].to_numpy(float) if name in t.columns else np.full(len(t), np.nan)
 
@@ -128,7 +134,7 @@ def _figures(runs, out: Path) -> list:
     ax.set_xticks(range(len(mech)), [f"{m}\n(n={len(g)})" for m, g in mech], fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("share of runs (95% Wilson CI)")
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, fontsize=8, loc="lower right")
     ax.set_title("runs that sparsify, per mechanism", fontsize=10)
     fig.tight_layout()
     paths.append((figs / "sparsifying_share.png",
@@ -164,7 +170,7 @@ def _figures(runs, out: Path) -> list:
     axes[0].set_xlabel("log10 update-noise σ_g")
     axes[0].set_ylabel(f"log10 decay rate of active units (1/steps)\nfits with R² ≥ {MIN_FIT_R2}", fontsize=8)
     axes[0].set_title(f"SGD: r = {r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}], n = {r[3]} (paper 0.92)", fontsize=9)
-    axes[0].legend(fontsize=8)
+    _legend(axes[0], fontsize=8)
     for (l, g) in runs.groupby("learner.name"):
         axes[1].plot(_col(g, "final.active_units"), _col(g, "hessian.final_nonzero_fraction"), "o", ms=4,
                      label=LEARNERS.get(l, l))
@@ -172,7 +178,7 @@ def _figures(runs, out: Path) -> list:
     axes[1].set_xlabel("fraction of active units (last step)")
     axes[1].set_ylabel("nonzero Hessian eigenvalues / P")
     axes[1].set_title(f"r = {r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}], n = {r[3]} (paper 0.95)", fontsize=9)
-    axes[1].legend(fontsize=8)
+    _legend(axes[1], fontsize=8)
     fig.tight_layout()
     paths.append((figs / "rates_and_hessian.png",
                   f"left: log10 decay rate of the active units (exponential fits with R² ≥ {MIN_FIT_R2}) against "
