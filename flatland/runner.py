@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from . import checkpoint as ckpt
-from .config import RunConfig, to_toml
+from .config import RunConfig, load as load_config, to_toml
 from .errors import UserError
 from .folder_lock import LOCK_NAME, folder_lock
 from .progress import Progress
@@ -195,14 +195,10 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
 
 
 def _stopped_before_checkpoint(out: Path, cfg: RunConfig) -> bool:
-    """Whether ``out`` holds a run of ``cfg`` that was stopped before its step-0 checkpoint (nothing to keep)."""
-    from .config import load
-
-    saved = out / "config.toml"
-    if (out / "checkpoint.npz").exists() or not saved.is_file():
-        return False
+    """Whether the config.toml of ``out`` (a folder without a checkpoint) is ``cfg``'s: a run of it stopped
+    before its step-0 checkpoint, with nothing to keep."""
     try:
-        return config_digest(load(saved)) == config_digest(cfg)   # the same run (run.steps may differ)
+        return config_digest(load_config(out / "config.toml")) == config_digest(cfg)   # run.steps may differ
     except UserError:
         return False
 

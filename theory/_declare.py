@@ -14,6 +14,7 @@ its helpers ``diag``, ``trace``, ``vector`` — never ``np.``/``jnp.`` directly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
@@ -85,12 +86,17 @@ class CovarianceContext:
     def normal_displacement(self, g):
         """δ = H⁺g, the displacement off Γ along the normals whose gradient is g (arrays only): what a
         ``gradient_covariance(ctx, g)`` reads to know where a residual row stands off Γ."""
+        return self._H_pinv @ g
+
+    @functools.cached_property
+    def _H_pinv(self):
+        """H⁺ once per context (the finite-η rule asks K(g) for several g). By eigh, as the normal split
+        does: a batched SVD (pinv) inside the simulator's compiled loop deadlocked XLA's CPU threads at
+        ≥ 2048 chains."""
         xp = self._xp()
-        # eigh, as the normal split does: a batched SVD (pinv) inside the simulator's compiled loop
-        # deadlocked XLA's CPU thread pool at ≥ 2048 chains
         lam, U = xp.linalg.eigh(xp.asarray(self.H))
         keep = lam > 1e-9 * xp.max(xp.abs(lam))
-        return U @ (xp.where(keep, 1.0 / xp.where(keep, lam, 1.0), 0.0) * (U.T @ g))
+        return (U * xp.where(keep, 1.0 / xp.where(keep, lam, 1.0), 0.0)) @ U.T
 
     def grad_trace_H(self):
         """∇ tr H = (tr ∂_k H)_k — the gradient of the label-noise regularizer."""
