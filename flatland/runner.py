@@ -155,9 +155,16 @@ def _metric_rows(setup: Setup, records: dict, steps) -> list:
     return [[int(steps[b]), s] + [col[s, b] for col in cols] for b in range(len(steps)) for s in range(S)]
 
 
+def _before(records: dict, steps, diverged_at: int):
+    """The records logged up to step ``diverged_at`` (whose params were still finite): a diverged
+    run keeps what it measured before the divergence, not rows of NaN after it."""
+    keep = np.asarray(steps) <= diverged_at
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[:, keep], records), np.asarray(steps)[keep]
+
+
 def _save_arrays(setup: Setup, out: Path, records: dict, steps, t: int) -> None:
     """Non-scalar metric records of one chunk → ``records/step_<end>.npz`` (seeds, logs, ...)."""
-    if not setup.array_metrics:
+    if not setup.array_metrics or len(steps) == 0:
         return
     buf = io.BytesIO()
     np.savez_compressed(buf, step=np.asarray(steps, np.int64),
@@ -281,10 +288,12 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     while t < total:
         end = min((t // snap + 1) * snap, total)
         new_params, new_state, records, steps, div = advance(setup, t, end, params, state)
+        if (div >= 0).any():
+            diverged = {"step": int(div[div >= 0].min()), "seed": int(np.argmin(np.where(div >= 0, div, np.inf)))}
+            records, steps = _before(records, steps, diverged["step"])
         files.metrics.append(_metric_rows(setup, records, steps))
         _save_arrays(setup, out, records, steps, end)
-        if (div >= 0).any():
-            diverged = {"step": int(div[div >= 0].min()), "seed": int(np.argmax(div >= 0))}
+        if diverged:
             break
         params, state, t = new_params, new_state, end
         final = t >= total
@@ -361,6 +370,7 @@ def summarise(setup: Setup, out: Path, diverged, wall, t) -> dict:
     curves = seed_means(out / "metrics.csv")
     summary = {"steps_done": int(t), "diverged": diverged, "wall_seconds": wall, "config": setup.cfg.to_dict()}
     if curves:
+        summary["final_step"] = int(curves["step"][-1])
         summary["final"] = {k: float(v[-1]) for k, v in curves.items() if k != "step"}
         summary["initial_logged"] = {k: float(v[0]) for k, v in curves.items() if k != "step"}
     notes = []

@@ -182,17 +182,38 @@ def test_resume_refuses_other_config_and_existing_run(tmp_path):
 
 
 def test_divergence_stops_with_step_and_keeps_metrics(tmp_path, capsys):
-    text = SMALL.format(steps=5000).replace("lr = 0.4", "lr = 60.0")
+    """A diverged run keeps the rows logged before the divergence, and only those: the chunk's rows after
+    it (NaN, or 0 for counts of a NaN layer) were once appended too, with "0 steps … loss nan" printed as
+    the run's final state. At lr 2.5 seed 1 diverges near step 200, after four logs."""
+    text = SMALL.format(steps=2000).replace("lr = 0.4", "lr = 2.5")
     cfg_path = _write(tmp_path, "div.toml", text)
     out = tmp_path / "div"
     assert main(["run", str(cfg_path), "--out", str(out), "--quiet", "--no-figures"]) == 1
-    err = capsys.readouterr().err
-    assert "diverged" in err and "step" in err
-    m = runner.read_csv(out / "metrics.csv")
-    assert m["step"].size > 0
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "diverged" in cap.err and "at step" in cap.err
     import json
     s = json.loads((out / "summary.json").read_text())
-    assert s["diverged"]["step"] >= 0 and s["steps_done"] < 5000
+    d = s["diverged"]["step"]
+    assert d >= 50 and s["steps_done"] < 2000
+    m = runner.read_csv(out / "metrics.csv")
+    assert m["step"].size > 0 and m["step"].max() <= d
+    assert not np.isnan(m["loss_norm"]).any()    # inf can be measured: the loss overflows a step before the params
+    assert f"stopped at step {d:,} of 2,000" in cap.out
+    assert f"last logged before it (seed mean, step {m['step'].max():,})" in cap.out and "nan" not in cap.out
+    assert s["final_step"] == m["step"].max()
+
+
+def test_a_run_diverged_before_its_first_log_writes_no_rows_and_says_so(tmp_path, capsys):
+    text = SMALL.format(steps=500).replace("lr = 0.4", "lr = 60.0").replace('"place_cells"]', '"place_cells", "responses"]')
+    out = tmp_path / "div"
+    assert main(["run", str(_write(tmp_path, "div.toml", text)), "--out", str(out), "--quiet", "--no-figures"]) == 1
+    assert "nothing was logged before it (the first log is at step 50)" in capsys.readouterr().out
+    assert runner.read_csv(out / "metrics.csv")["step"].size == 0
+    assert not list(out.glob("records/step_*.npz"))
+    # a recording of it names the divergence; it once asked to log the responses it had asked for
+    assert main(["record", str(out), "--out", str(tmp_path / "r.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and "before logging them" in err and "[run] metrics" not in err, err
 
 
 def test_a_run_diverged_at_once_still_draws_its_figures(tmp_path):
@@ -203,7 +224,13 @@ def test_a_run_diverged_at_once_still_draws_its_figures(tmp_path):
     text = SMALL.format(steps=500).replace("lr = 0.4", "lr = 1e6")
     out = tmp_path / "div"
     s = runner.run(load(_write(tmp_path, "div.toml", text)), out, progress=False, figures=True)
-    assert s["diverged"]["step"] < 50
+    assert s["diverged"]["step"] < 50 and not s.get("notes")   # nothing logged: nothing to draw, and no failure
+    assert json.loads((out / "summary.json").read_text())["diverged"] == s["diverged"]
+    # logged rows up to the divergence, the last loss overflowed to inf: the loss panel draws what is finite
+    text = SMALL.format(steps=500).replace("lr = 0.4", "lr = 2.5")
+    out = tmp_path / "div2"
+    s = runner.run(load(_write(tmp_path, "div2.toml", text)), out, progress=False, figures=True)
+    assert s["diverged"]["step"] >= 50 and not [n for n in s.get("notes", []) if n.startswith("figures of")]
     assert (out / "figures" / "fig2bc_curves.png").stat().st_size > 1000
     assert json.loads((out / "summary.json").read_text())["diverged"] == s["diverged"]
 

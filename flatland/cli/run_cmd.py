@@ -11,7 +11,7 @@ phases, Fig 2 figures). DIR must be new or empty (nothing already there is
 deleted or appended to), and one run at a time writes into it (a lock file,
 ``.flatland.lock``). ``--resume`` continues a killed run exactly as if it
 had not stopped. Exit status 0 when the run finishes, 1 when it diverged
-(NaN/inf; the step is reported and every logged metric kept), 2 for bad input.
+(NaN/inf params; the step is reported and the rows logged up to it kept), 2 for bad input.
 """
 import sys
 from pathlib import Path
@@ -45,14 +45,20 @@ def run(args) -> int:
     summary = runner.run(cfg, out, resume=args.resume, progress=not args.quiet, figures=not args.no_figures)
     fin = summary.get("final", {})
     line = ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
-    print(f"flatland run: {summary['steps_done']:,} steps in {summary['wall_seconds']:.1f} s → {out}")
-    if line:
-        print(f"  final (seed mean): {line}")
+    d = summary.get("diverged")
+    if d:
+        print(f"flatland run: stopped at step {d['step']:,} of {cfg.run['steps']:,} after "
+              f"{summary['wall_seconds']:.1f} s → {out}")
+        print(f"  last logged before it (seed mean, step {summary['final_step']:,}): {line}" if line
+              else f"  nothing was logged before it (the first log is at step {cfg.run['log_every']:,})")
+    else:
+        print(f"flatland run: {summary['steps_done']:,} steps in {summary['wall_seconds']:.1f} s → {out}")
+        if line:
+            print(f"  final (seed mean): {line}")
     for note in summary.get("notes", []):
         print(f"  {note}")
-    if summary.get("diverged"):
-        d = summary["diverged"]
-        print(f"flatland run: diverged (non-finite params) at step {d['step']} in seed {d['seed']}; "
-              f"metrics up to then are in {out / 'metrics.csv'}", file=sys.stderr)
+    if d:
+        print(f"flatland run: diverged (non-finite params) at step {d['step']:,} in seed {d['seed']}; "
+              f"the metrics logged before it are in {out / 'metrics.csv'}", file=sys.stderr)
         return 1
     return 0

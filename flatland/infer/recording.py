@@ -81,9 +81,32 @@ def load_log(run_dir: str) -> ResponseLog:
         except (ValueError, OSError, EOFError) as exc:
             raise UserError(f"{f} is not a readable records file ({exc})") from None
     if not steps:
-        raise UserError(f"{run_dir} has no logged responses: run it with \"responses\" in [run] metrics "
-                        "(a task whose Loss declares extras['responses'], e.g. the relu tasks)")
+        raise UserError(f"{run_dir} has no logged responses: {_why_no_responses(run_dir)}")
     return ResponseLog(np.concatenate(steps), np.concatenate(values, axis=1), run_dir)
+
+
+def _why_no_responses(run_dir: str) -> str:
+    """Why a run folder holds no responses: not asked for, diverged or stopped before the first log."""
+    import json
+    import tomllib
+
+    try:
+        with open(os.path.join(run_dir, "config.toml"), "rb") as f:
+            run = tomllib.load(f).get("run", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return "it is not a flatland run folder (no readable config.toml)"
+    if "responses" not in run.get("metrics", []):
+        return ("run it with \"responses\" in [run] metrics (a task whose Loss declares extras['responses'], "
+                "e.g. the relu tasks)")
+    first = f"its first log is at step {run.get('log_every', 100):,}"
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            diverged = json.load(f).get("diverged")
+    except (OSError, ValueError):
+        return f"it stopped before logging them ({first}); continue it with `flatland run CONFIG --out {run_dir} --resume`"
+    if diverged:
+        return f"it diverged at step {diverged['step']:,}, before logging them ({first})"
+    return f"it logged none ({first})"
 
 
 def session_steps(log: ResponseLog, sessions: int, start: float = 0.0) -> np.ndarray:
