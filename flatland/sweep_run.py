@@ -44,7 +44,7 @@ from .errors import UserError
 from .folder_lock import folder_lock
 from .progress import Progress
 from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
-from .sweep_worker import pin_to_core, run_point, usable_cores, worker_env
+from .sweep_worker import ignore_interrupts, pin_to_core, run_point, usable_cores, worker_env
 
 MANIFEST, TABLE, RUNS, CACHE = "sweep.json", "table.parquet", "runs", "jax-cache"
 
@@ -127,9 +127,10 @@ def _client(scheduler, workers, cache_dir):
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR, env=worker_env(cache_dir))
     client = Client(cluster)
+    client.wait_for_workers(n)
+    client.run(ignore_interrupts)
     cores = usable_cores()
     if n <= len(cores):          # one core each (module doc of flatland.sweep_worker); not with more workers
-        client.wait_for_workers(n)
         for core, address in zip(cores, sorted(client.scheduler_info()["workers"])):
             client.run(pin_to_core, core, workers=[address])
     return client, cluster
@@ -207,6 +208,10 @@ def _run_all(todo, rows, out, remote, workers, progress, table_every) -> None:
                 last_write = time.monotonic()
         if bar:
             bar.close()
+    except BaseException:
+        if remote is None:     # stopping on purpose (Ctrl-C) or on an error said elsewhere: no shutdown noise
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        raise
     finally:
         if remote is None:
             client.close()

@@ -75,6 +75,18 @@ def pin_to_core(core: int) -> bool:
     return True
 
 
+def ignore_interrupts() -> bool:
+    """Leave Ctrl-C to the sweep's own process: a terminal sends SIGINT to the whole process group, and a
+    local worker that took it printed its asyncio tracebacks; the sweep stops its cluster itself."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return True
+
+
 def usable_cores() -> list:
     """The cores this process may run on, in order."""
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
