@@ -103,6 +103,12 @@ def _check_composed_noise(section: dict) -> None:
     for k, v in section.items():
         if k == "name":
             continue
+        if isinstance(v, dict) and k not in names:   # a table whose member is missing from name: one is misspelt
+            untabled = [n for n in names if n not in section]
+            near = difflib.get_close_matches(k, untabled, n=1, cutoff=0.6)
+            hint = f"; name lists {near[0]!r} — one of the two is misspelt" if near else ""
+            raise UserError(f"[noise.{k}] is the table of a noise model that [noise] name = {names!r} does not "
+                            f"list{hint}")
         if k not in names or not isinstance(v, dict):
             raise UserError(f"[noise] {k}: with several noise models, each one's settings go in its own table "
                             f"[noise.NAME] (NAME one of {', '.join(names)})")
@@ -139,6 +145,12 @@ def from_dict(raw: dict) -> RunConfig:
         if s == "noise" and isinstance(sections[s]["name"], list):
             continue
         for k, v in sections[s].items():
+            if isinstance(v, dict):     # [noise.X] beside a single name: a composed list that lost its brackets?
+                name = sections[s]["name"]
+                several = " (several noise models: name = [\"a\", \"b\"], each with its table [noise.a])"
+                typo = f"; is {name!r} a misspelling of {k!r}?" if difflib.get_close_matches(name, [k], cutoff=0.75) else ""
+                raise UserError(f"[{s}.{k}] is a table, but [{s}] name = {name!r} is one component whose options go "
+                                f"in [{s}] itself" + (several if s == "noise" else "") + typo)
             _check_value(s, k, v, lists=(s == "task"))
     run = dict(RUN_DEFAULTS)
     bad = sorted(set(sections["run"]) - set(RUN_DEFAULTS))

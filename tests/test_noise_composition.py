@@ -87,3 +87,25 @@ def test_run_config_with_several_noise_models(tmp_path):
     bad = tmp_path / "b.toml"
     bad.write_text(cfg.read_text().replace("[noise.label]\nsigma = 0.1\n", "sigma = 0.1\n"))
     assert main(["run", str(bad), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("noise, says", [
+    # a misspelt member: once "[noise] label: … each one's settings go in its own table", which hid the typo
+    ('name = ["labell", "minibatch"]\n[noise.label]\nsigma = 0.1\n[noise.minibatch]\nbatch = 4\n',
+     "[noise.label] is the table of a noise model that [noise] name = ['labell', 'minibatch'] does not list; "
+     "name lists 'labell' — one of the two is misspelt"),
+    # one name beside a member's table: once "[noise] label must be a number, string or boolean, got dict"
+    ('name = "labl"\n[noise.label]\nsigma = 0.1\n',
+     "[noise.label] is a table, but [noise] name = 'labl' is one component whose options go in [noise] itself"),
+])
+def test_composed_noise_typos_name_the_typo(noise, says):
+    import tomllib
+
+    from flatland.config import from_dict
+    from flatland.errors import UserError
+
+    with pytest.raises(UserError) as exc:
+        from_dict(tomllib.loads('[task]\nname = "fig5a-targets"\n[learner]\nname = "gd"\n[noise]\n' + noise))
+    assert says in str(exc.value), exc.value
+    if "labl'" in says:
+        assert "is 'labl' a misspelling of 'label'?" in str(exc.value)
