@@ -27,17 +27,17 @@ import numpy as np
 from .errors import UserError
 from .sweep_stats import RULE, median_ci, wilson
 from .results import write_captions
-from .sweep_table import read_table
+from .sweep_table import mechanism_of, read_table
 
 GROUP = ("learner.name", "noise.name")
 
 
 def _groups(table):
-    cols = [c for c in GROUP if c in table.columns]
-    if not cols:
+    """(mechanism label, rows) per learner × noise model, labelled as `flatland infer` labels runs."""
+    if not set(GROUP) & set(table.columns):
         return [("all", table)]
-    return [(" + ".join(str(v) for v in (k if isinstance(k, tuple) else (k,))), g)
-            for k, g in table.groupby(cols, dropna=False, sort=True)]
+    labels = [mechanism_of(*(r.get(c) for c in GROUP)) for r in table.to_dict("records")]
+    return [(k, g) for k, g in table.groupby(np.asarray(labels, dtype=object), sort=True)]
 
 
 def paired_metrics(table) -> list:

@@ -44,6 +44,22 @@ def _scalar(v):
     return json.dumps(v, default=float)
 
 
+def mechanism_of(learner: str, noise) -> str:
+    """The label of a run: 'learner' or 'learner + noise' (noise 'none' and missing noise left out).
+
+    A composed noise model (a list of names, or the table's JSON text of one) reads
+    'learner + a + b', in the order the run config gives."""
+    if isinstance(noise, str) and noise.startswith("["):
+        try:
+            noise = json.loads(noise)
+        except ValueError:
+            pass
+    if isinstance(noise, (list, tuple)):
+        noise = " + ".join(str(n) for n in noise if str(n) != "none")
+    noise = "" if noise is None or (isinstance(noise, float) and math.isnan(noise)) else str(noise)
+    return str(learner) if noise in ("", "none") else f"{learner} + {noise}"
+
+
 def status_of(run_dir) -> tuple[str, str]:
     """(status, reason) of a run folder; see the module doc."""
     run_dir = Path(run_dir)

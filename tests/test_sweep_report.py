@@ -148,3 +148,15 @@ def test_a_figure_without_labelled_points_draws_no_legend_and_no_warning():
         _legend(ax, fontsize=8)
     assert ax.get_legend() is not None
     plt.close(fig)
+
+
+def test_report_names_composed_mechanisms_as_infer_does(tmp_path):
+    """A composed noise model is stored as its JSON list: the report printed `gd + ["label", "minibatch"]`
+    where `flatland infer` says `gd + label + minibatch` (one labelling rule: ``mechanism_of``)."""
+    rows = [{"point": i, "status": "done", "learner.name": "gd", "noise.name": noise, "seed": i,
+             "initial.loss": 1.0, "final.loss": 0.5}
+            for i, noise in enumerate(['["label", "minibatch"]'] * 2 + ["none"] * 2)]
+    write_table(rows, tmp_path / "table.parquet")
+    md = report(tmp_path)["report"].read_text()
+    assert "| gd + label + minibatch | 2 | 2 |" in md and "| gd | 2 | 2 |" in md, md
+    assert "[" not in md.split("## Start")[0].split("| mechanism |")[1], md

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import zlib
 
 import numpy as np
 
 from ..errors import UserError
+from ..sweep_table import mechanism_of
 from .features import FEATURES, signature
 from .recording import RecordingSpec, load_log, make_recording
 
@@ -41,22 +41,6 @@ class Plan:
     obs_noise: tuple = (0.0,)
     draws: int = 1
     start: float = 0.2
-
-
-def mechanism_of(learner: str, noise) -> str:
-    """The label of a run: 'learner' or 'learner + noise' (noise 'none' and missing noise left out).
-
-    A composed noise model (a list of names, or the table's JSON text of one) reads
-    'learner + a + b', in the order the run config gives."""
-    if isinstance(noise, str) and noise.startswith("["):
-        try:
-            noise = json.loads(noise)
-        except ValueError:
-            pass
-    if isinstance(noise, (list, tuple)):
-        noise = " + ".join(str(n) for n in noise if str(n) != "none")
-    noise = "" if noise is None or (isinstance(noise, float) and np.isnan(noise)) else str(noise)
-    return str(learner) if noise in ("", "none") else f"{learner} + {noise}"
 
 
 def _runs(sweep_dir):
