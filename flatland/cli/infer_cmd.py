@@ -113,6 +113,16 @@ def _train(args) -> int:
     return 0
 
 
+def _model_line(meta: dict) -> str:
+    """What the model was trained on and how well it did, each accuracy named by what was held out."""
+    if not meta.get("cv_accuracy"):
+        return "model: (no metadata)"
+    acc = f"accuracy {meta['cv_accuracy'][0]:.2f} cross-validated with whole runs held out"
+    if meta.get("held_out_task_accuracy"):
+        acc += f", {meta['held_out_task_accuracy'][0]:.2f} on held-out tasks"
+    return f"model: trained on {', '.join(meta.get('tasks', ['?']))} ({meta.get('runs', '?')} runs; {acc})"
+
+
 def run(args) -> int:
     from ..errors import UserError
 
@@ -129,8 +139,7 @@ def run(args) -> int:
     meta = res["model"].meta
     print(f"{args.file}: {S} sessions × {G} groups × {K} repeats × {N} units; control: "
           f"{'independent resample' if res['resample'] else 'even vs odd repeats'}")
-    print(f"model: trained on {', '.join(meta.get('tasks', ['?']))} ({meta.get('runs', '?')} runs; "
-          f"held-out accuracy {meta.get('cv_accuracy', ['?'])[0]:.2f})" if meta.get("cv_accuracy") else "model: (no metadata)")
+    print(_model_line(meta))
     for what, v, seen in (("sessions", S, meta.get("sessions")), ("units", N, meta.get("units"))):
         if seen and not min(seen) <= v <= max(seen):
             print(f"caution: {v} {what}, outside the {min(seen)}–{max(seen)} the model was trained on")

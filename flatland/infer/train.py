@@ -59,6 +59,7 @@ def train(sweep_dir, out, plan: Plan = Plan(), matched: bool = True, bins: int =
         "recordings": len(frame), "units": sorted(map(int, frame["units"].unique())),
         "sessions": sorted(map(int, frame["sessions"].unique())), "obs_noise": sorted(frame["obs_noise"].unique()),
         "matched": summary, "cv_accuracy": list(ev.model), "baseline_accuracy": list(ev.baseline),
+        "held_out_task_accuracy": list(ev.held_out_tasks.get("all held-out tasks", ((),))[0]) or None,
         "feature_ranges": feature_ranges(frame)})
     model.save(out)
     report = write_report(out, ev, summary, plan, _source(sweep_dir))
