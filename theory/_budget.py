@@ -20,8 +20,9 @@ from flatland.errors import UserError
 DEFAULT_SECONDS = 60.0
 
 
-class _OverBudget(Exception):
-    pass
+class _OverBudget(BaseException):
+    """Not an Exception: code inside the budget that catches Exception (a plugin's covariance evaluated
+    under ``except Exception``, say) must not swallow it, or the work goes on with no budget left."""
 
 
 def budget_seconds() -> float:
