@@ -207,3 +207,41 @@ def test_an_observable_with_a_kink_at_the_point_is_said_to_be_outside_the_ito_ru
     assert not any("not smooth" in w for w in away.warnings)
     relu = predict(Problem.from_residuals("x*y - 1"), [2.0, 0.5], "update", observable="relu(y-0.5)", **hyper)
     assert any("kink of the observable" in w for w in relu.warnings)
+
+
+def test_a_covariance_whose_coefficient_varies_along_gamma_has_a_closed_drift_but_no_regularizer():
+    """C = σ²|θ|²I is a·I with a varying along Γ: the drift −(a/4)P_T∇log pdet H stays exact (the rule is
+    local), but it is not −P_T∇Φ of the printed Φ = (a/4) log pdet H, whose x-derivative adds
+    (∂ₓa/4)·log pdet H — a third-party plugin audit found that regularizer printed without a word."""
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from flatland import NoiseModel, step_law
+    from flatland.theory import predict as predict_law
+    from named_laws import registry
+
+    class Radial(NoiseModel):
+        name, hyper = "radial-norm", {"sigma": 0.005}
+
+        def perturb_params(self, key, p, h):
+            import jax
+            flat, back = ravel_pytree(p)
+            return back(flat + h["sigma"] * jnp.linalg.norm(flat) * jax.random.normal(key, flat.shape))
+
+        def param_cov(self, p, h):
+            flat = ravel_pytree(p)[0]
+            return h["sigma"] ** 2 * (flat @ flat) * jnp.eye(flat.shape[0])
+
+        def covariance(self, ctx):
+            return ctx.hyper["sigma"] ** 2 * (ctx.theta.T @ ctx.theta)[0, 0] * ctx.eye \
+                if ctx.backend == "sympy" else ctx.hyper["sigma"] ** 2 * float(ctx.theta @ ctx.theta) * ctx.eye
+
+    law, why = step_law(Radial(), registry().create("learners", "gd"))
+    assert law is not None, why
+    pred = predict_law(FIG5A, [1.5, 0.0], law, hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.005}})
+    assert pred.regularizer.startswith("(no regularizer") and "vary with x, y" in pred.regularizer
+    # by hand: H = diag(0, 2x²) on y = 0, ∇log pdet H = (2/x, 0), a = σ²x²: drift_x = −(σ²x²/4)(2/x) = −σ²x/2
+    assert pred.drift_leading[0] == pytest.approx(-0.005 ** 2 * 1.5 / 2, rel=1e-9)
+    np.testing.assert_allclose(pred.drift_closed_form_leading, pred.drift_leading, rtol=1e-9, atol=1e-300)
+    # the control: a coefficient constant along Γ keeps its regularizer
+    assert predict(FIG5A, [1.5, 0.0], "update", sigma=0.005, eta=0.05).regularizer.startswith("σ**2")

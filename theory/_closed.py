@@ -104,6 +104,10 @@ class ClosedForm:
     ``finite_eta`` is False when only the leading order has a closed form: the
     learner's step noise grows with the gradient (``gradient_covariance``), which
     the finite-η closed forms do not contain (the general rule does).
+    ``varying`` names the variables a or b depend on: then the drift keeps its
+    closed form −P_T((a/4)∇R_update + (b/4)∇R_label + η∇U), the rule being local,
+    but it is not the gradient of Φ = (a/4)R_update + … (a varies along Γ), so
+    no regularizer is written (:func:`regularizer` refuses).
     """
 
     a: sp.Expr
@@ -113,6 +117,7 @@ class ClosedForm:
     complete: bool
     note: str = ""
     finite_eta: bool = True
+    varying: tuple = ()
 
 
 def _as_matrix(C, d):
@@ -184,10 +189,11 @@ def closed_form(problem: Problem, law: StepLaw) -> ClosedForm:
     if not _vanishes(problem, C - a * sp.eye(d) - b * H, order):
         return ClosedForm(sp.Integer(0), sp.Integer(0), eta, U, False,
                           "no closed form: the declared covariance is not of the form a·I + b·H")
+    varying = tuple(str(v) for v in problem.symbols if sp.sympify(a).has(v) or sp.sympify(b).has(v))
     if law.learner.gradient_covariance is not None or (law.noise is not None and declares_growth(law.noise)):
         return ClosedForm(a, b, eta, U, True, "no finite-η closed form: the step's noise grows with the gradient off "
-                          "Γ (gradient_covariance); the general rule alone predicts at finite η", False)
-    return ClosedForm(a, b, eta, U, True)
+                          "Γ (gradient_covariance); the general rule alone predicts at finite η", False, varying)
+    return ClosedForm(a, b, eta, U, True, varying=varying)
 
 
 def spectral_matrix(problem: Problem) -> sp.Matrix:
@@ -243,6 +249,13 @@ def _spectral_gradients(problem: Problem, m: int) -> tuple:
     return grad_e[m], grad_prod, grad_tr
 
 
+def no_potential_text(cf: ClosedForm) -> str:
+    """Why a closed-form drift has no regularizer: C = a·I + b·H with a or b varying with θ."""
+    return (f"no regularizer: C = a·I + b·H with a = {cf.a}, b = {cf.b}, which vary with "
+            f"{', '.join(cf.varying)}, so the drift −P_T((a/4)∇log pdet H + (b/4)∇tr H + η∇U) is not the gradient "
+            "of one function")
+
+
 def _require(cf: ClosedForm):
     if not cf.complete:
         raise UserError(cf.note)
@@ -250,9 +263,12 @@ def _require(cf: ClosedForm):
 
 @functools.lru_cache(maxsize=256)
 def regularizer(problem: Problem, law: StepLaw, m: int, finite_eta: bool = False) -> sp.Expr:
-    """Φ on Γ at rank m, with drift = −P_T ∇Φ per step (UserError without a closed form)."""
+    """Φ on Γ at rank m, with drift = −P_T ∇Φ per step (UserError without a closed form, or when the
+    covariance's coefficients vary with θ: then the drift is no gradient, ``ClosedForm.varying``)."""
     cf = closed_form(problem, law)
     _require(cf)
+    if cf.varying:
+        raise UserError(no_potential_text(cf))
     pdet, prod, tr = spectral_sums(problem, m) if (cf.a != 0 or cf.b != 0) else (1, 1, 0)
     prod = sp.sympify(prod).subs(ETA, cf.eta)
     out = cf.eta * cf.U

@@ -207,7 +207,9 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     if law.learner.regime is not None:
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
 
-    if cf.complete:
+    if cf.complete and cf.varying:
+        r_txt = re_txt = r_tex = re_tex = f"({_closed.no_potential_text(cf)})"
+    elif cf.complete:
         R = _closed.regularizer(problem, law, m, False)
         (r_txt, r_tex) = _text(R, problem, theta)
         if cf.finite_eta:

@@ -96,8 +96,11 @@ def _print_human(pred, latex: bool) -> None:
                                else "  ".join(_vector(t) for t in pred.tangent_basis)))
     reg, reg_eta = ((pred.regularizer_latex, pred.regularizer_finite_eta_latex) if latex
                     else (pred.regularizer, pred.regularizer_finite_eta))
-    print(f"regularizer Φ   = {reg}   (drift per step = −P_T ∇Φ)")
-    print(f"finite-η  Φ_η   = {reg_eta}")
+    if pred.regularizer.startswith("("):   # none written: one statement of why, not two
+        print(f"regularizer Φ   {reg}")
+    else:
+        print(f"regularizer Φ   = {reg}   (drift per step = −P_T ∇Φ)")
+        print(f"finite-η  Φ_η   = {reg_eta}")
     print(f"drift per step, leading order  ({', '.join(names)}): {_vector(pred.drift_leading)}")
     print(f"drift per step, finite η       ({', '.join(names)}): {_vector(pred.drift_finite_eta)}")
     if pred.drift_normal is not None and any(pred.drift_normal):
