@@ -249,23 +249,30 @@ def _jax_context(loss, unravel, flat, hyper, eta):
 
 
 def check_learner_potential(learner: Learner, loss: Loss, on_gamma) -> None:
-    """A noise-free learner's step at a point of Γ is −gain·∇U of its declared potential (U = 0 if none).
+    """A learner's mean step at a point of Γ is −gain·∇U of its declared potential (U = 0 if none).
 
     The theory takes the mean step on Γ to be −lr·∇(L + U); ∇L = 0 there, so
-    whatever a learner does on Γ must come from U. A weight-decay learner that
-    forgets to declare U, or declares the wrong one, fails here. Learners with
-    randomness of their own (whose U comes from averaging it) are not checked.
+    whatever a learner does on Γ on average must come from U. A weight-decay
+    learner that forgets to declare U, or declares the wrong one, fails here. The
+    mean step is the step itself for a learner without randomness of its own, and
+    its declared ``mean_step`` for one with ``own_cov`` (a Langevin learner with
+    weight decay passed unchecked before); learners with ``own`` moments, or
+    random ones that declare no mean step, are not checked.
     """
     m, theory = learner.moments, learner.theory
-    if (theory is None or m is None or m.gradient_gain is None or m.own_cov is not None or m.own is not None
-            or theory.covariance is not None or loss.residuals is None):
+    if theory is None or m is None or m.gradient_gain is None or m.own is not None or loss.residuals is None:
+        return
+    random = m.own_cov is not None or theory.covariance is not None
+    if random and m.mean_step is None:
         return
     flat, unravel = ravel_pytree(on_gamma)
     assert np.abs(np.asarray(ravel_pytree(jax.grad(loss)(on_gamma))[0])).max() <= 1e-12, "point is not on Γ"
     hyper = _hyper(learner, on_gamma)
     oracle = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
     for h in (hyper, {k: jnp.where(v == 0, jnp.asarray(0.01, v.dtype), v) for k, v in hyper.items()}):
-        new, _, _ = learner.step(jax.random.PRNGKey(0), on_gamma, learner.init(on_gamma, h), h, oracle)
+        state = learner.init(on_gamma, h)
+        new = (m.mean_step(on_gamma, state, h, oracle) if random
+               else learner.step(jax.random.PRNGKey(0), on_gamma, state, h, oracle)[0])
         got = np.asarray(ravel_pytree(new)[0] - flat)
         gain = float(m.gradient_gain(h))
         if theory.potential is None:
@@ -275,6 +282,7 @@ def check_learner_potential(learner: Learner, loss: Loss, on_gamma) -> None:
             U = lambda f: jnp.asarray(theory.potential(_jax_context(loss, unravel, f, hf, gain)), f.dtype)  # noqa: E731
             want = -gain * np.asarray(jax.grad(U)(flat))
         assert np.allclose(got, want, rtol=1e-6, atol=1e-12 * max(1.0, float(np.abs(flat).max()))), (
-            f"learner {learner.name}: at a point of Γ (∇L = 0) one step moved the params by {got.tolist()}, but "
+            f"learner {learner.name}: at a point of Γ (∇L = 0) its {'mean ' if random else ''}step moved the params by "
+            f"{got.tolist()}, but "
             f"its declared potential gives −gain·∇U = {want.tolist()} (LearnerTheory(potential=...) must be what "
             "the step descends besides L)")
