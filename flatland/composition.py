@@ -8,10 +8,15 @@ at most one member may change the objective without a ``transform``; gradient
 perturbations are chained; update perturbations are drawn independently at
 the same params and added, so their covariances add exactly.
 
-Declarations: the covariance for the theory is the sum of the members'
-(exact where their noises are independent — e.g. update noise with label
-noise — and a first approximation otherwise); ``param_cov`` is the sum;
-``grad_cov`` is known where at most one member changes the gradient.
+Declarations: the covariance for the theory is the sum of the members',
+exact where their noises are independent — update noise with label noise, or
+label noise drawn on a minibatch's rows. Where a member changes the objective
+and a later one reweights its rows (a minibatch of noisy targets), the earlier
+member's covariance is multiplied by the later one's ``upstream_gain``; a
+later objective-changing member that declares none leaves the composition
+without a covariance (no prediction rather than a wrong one). ``param_cov``
+is the sum; ``grad_cov`` is known where at most one member changes the
+gradient.
 Hyperparameters are the members', named ``member.key`` (``label.sigma``).
 """
 from __future__ import annotations
@@ -101,10 +106,17 @@ class ComposedNoise(NoiseModel):
 
     def covariance(self, ctx):
         total = None
-        for m in self.members:
+        for i, m in enumerate(self.members):
             C = m.covariance(dataclasses.replace(ctx, hyper=self.part(m, ctx.hyper)))
             if C is None:
                 return None
+            if _changes_objective(m):   # rows that later members reweight (module doc)
+                for later in self.members[i + 1:]:
+                    if _changes_objective(later):
+                        gain = later.upstream_gain(dataclasses.replace(ctx, hyper=self.part(later, ctx.hyper)))
+                        if gain is None:
+                            return None
+                        C = gain * C
             total = C if total is None else total + C
         return total
 
@@ -131,6 +143,10 @@ class ComposedNoise(NoiseModel):
                 return None
             total = C if total is None else total + C
         return total
+
+
+def _changes_objective(member) -> bool:
+    return any(member.overrides(x) for x in _OBJECTIVE)
 
 
 def compose_noise(members) -> NoiseModel:

@@ -114,6 +114,11 @@ class NoiseModel:
       the Rao–Blackwellised estimator needs. The defaults are exact zeros for
       the parts a subclass does not override, None ("unknown") otherwise.
     * ``needs_residuals`` — the model acts on residuals (label noise, minibatches).
+    * ``upstream_gain(ctx)`` — for a model that reweights residual rows (a
+      minibatch): the factor by which it multiplies the covariance of noise that
+      members composed before it put into the rows, independently per row (label
+      noise): the rows' weights s_i enter that covariance as E[s_i⁴]. None (the
+      default): the composition of such a pair states no covariance.
     * ``requires`` — the ``loss.extras`` keys it needs (a network's data).
     * ``scale`` — the hyperparameter that a command line's ``--sigma`` sets
       (a model with a single hyperparameter needs not declare it).
@@ -145,6 +150,9 @@ class NoiseModel:
         return None
 
     def gradient_covariance(self, ctx: CovarianceContext, g) -> Any:
+        return None
+
+    def upstream_gain(self, ctx: CovarianceContext) -> Any:
         return None
 
     def scale_key(self):

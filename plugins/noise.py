@@ -147,6 +147,11 @@ class LabelNoise(NoiseModel):
         """C = η² Cov(g) = 2κη²Var(ε)·H on Γ (g = 2κJᵀ(r − ε), H = 2κJᵀJ)."""
         return 2 * ctx.kappa * ctx.eta**2 * self._var(ctx.hyper) * ctx.H
 
+    def upstream_gain(self, ctx):
+        """1: ε is added to the rows, independently of what earlier members did to them (a minibatch's
+        reweighting keeps its own covariance, and ε's reaches the gradient with E[s_i²] = 1)."""
+        return 1
+
 
 class UniformLabelNoise(LabelNoise):
     """The paper's label noise: ε uniform on [−w/2, w/2] (variance w²/12) per residual, every step."""
@@ -231,6 +236,13 @@ class MinibatchNoise(NoiseModel):
         if not self.replace:
             cov = cov * (n - self.batch) / max(n - 1, 1)
         return ctx.eta ** 2 * cov
+
+    def upstream_gain(self, ctx):
+        """Noise put into the rows before the batch is drawn (noisy targets, ε_i i.i.d. per row) reaches the
+        gradient as 2κ Σ_i s_i² J_i ε_i with s_i² = w_i N/B: its covariance × E[s_i⁴] = (N/B)² E[w_i²], which is
+        1 + (N − 1)/B with replacement (multinomial counts) and N/B without."""
+        n = ctx.J.shape[0]
+        return 1 + (n - 1) / self.batch if self.replace else n / self.batch
 
     def grad_cov(self, loss, params, hyper):
         flat, unravel = ravel_pytree(params)
