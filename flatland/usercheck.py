@@ -74,7 +74,7 @@ def summary(measured, pred0, observable, tol):
         out = {"measured": m.tolist(), "stderr": se.tolist(), "raw_measured": mean_se(raw)[0].tolist(),
                "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol, "passed": False,
                "estimator": "rao-blackwell" if rb is not None else "raw displacement",
-               "verdict": f"no prediction: {measured[0].no_prediction}"}
+               "verdict": f"no prediction: {measured[0].no_prediction}", **chains_were(runs, pred0.point, tol)}
         if observable is not None:
             om = pooled(runs, "obs_rb")
             om = om if om is not None else pooled(runs, "obs_raw")
@@ -119,6 +119,31 @@ def summary(measured, pred0, observable, tol):
     if observable is not None:
         out.update(observable_summary(runs, tol))
     return out
+
+
+def chains_were(runs, point, tol) -> dict:
+    """Where the chains were over the measurement (5/50/95% of θ at its start and end), and a warning when
+    the median left the point by more than ``tol`` of |point|: without a prediction nothing else says that
+    a drift "at the point" was measured elsewhere (RMSprop sent every chain to the origin during burn-in)."""
+    start = np.concatenate([r.start[0] for r in runs], axis=0)
+    end = start + np.concatenate([r.raw[0] for r in runs], axis=0) * runs[0].settings["steps"]
+    q = {f"chains_{when}": {f"q{int(p * 100):02d}": np.quantile(x, p, axis=0).tolist() for p in (0.05, 0.5, 0.95)}
+         for when, x in (("start", start), ("end", end))}
+    point = np.asarray(point, float)
+    med = [np.asarray(q[f"chains_{w}"]["q50"]) for w in ("start", "end")]
+    gone = max(float(np.linalg.norm(x - point)) for x in med)
+    scale = float(np.linalg.norm(point)) or 1.0
+    if gone > tol * scale:
+        q["where_warning"] = (f"the chains were not at the point: their median went from {_fmt(med[0])} to "
+                              f"{_fmt(med[1])} over the measurement (the point {_fmt(point)}, {gone / scale:.1%} of "
+                              "its size away), so the drift measured is theirs there: this learner and noise carry "
+                              "them away within the run; shorten --burn/--steps or lower --sigma/--eta to measure "
+                              "nearer the point")
+    return q
+
+
+def _fmt(v) -> str:
+    return "[" + ", ".join(f"{x:.3g}" for x in np.ravel(v)) + "]"
 
 
 def observable_summary(runs, tol):

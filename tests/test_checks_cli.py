@@ -297,3 +297,20 @@ def test_update_plus_minibatch_drift_is_measured_as_predicted(capsys, tmp_path):
                        "update+minibatch", "--eta", "0.08", "--sigma", "0.01", "--out", str(tmp_path / "r"))
     assert rc == 0 and res["passed"], res["verdict"]
     assert abs(res["ratio"] - 1) <= 0.02 and 3 * res["ratio_stderr"] <= 0.02
+
+
+def test_a_check_without_prediction_says_where_its_chains_were(tmp_path, capsys):
+    """RMSprop's sign-like steps take every chain from (1, 0) to the origin within the burn-in: its drift was
+    reported "at the point" with nothing to say otherwise (an independent audit). Now the chains' start and
+    end positions are reported, with a warning when they left the point; a learner that stays gets none."""
+    import json
+
+    argv = ["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "0.05",
+            "--chains", "256", "--steps", "200", "--burn", "100", "--json"]
+    assert main(argv + ["--learner", "rmsprop", "--sigma", "0.01", "--out", str(tmp_path / "a")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert abs(out["chains_end"]["q50"][0]) < 0.1 and any("chains were not at the point" in w for w in out["warnings"])
+    assert main(argv + ["--learner", "momentum", "--sigma", "0.002", "--out", str(tmp_path / "b")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["chains_start"]["q50"][0] == pytest.approx(1.0, abs=0.02)
+    assert not any("chains were not at the point" in w for w in out["warnings"])

@@ -119,6 +119,7 @@ def _run_user(args, out) -> int:
     s = U.summary(runs, pred0, args.observable, args.tolerance)
     chains = sum(m.run.settings["chains"] for m in runs)
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
+    warnings += [s.pop("where_warning")] if "where_warning" in s else []
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {pl.chunk} steps)"
                  for k, asked, ran in (("steps", args.steps, pl.steps), ("burn", args.burn, pl.burn))
                  if asked is not None and asked != ran]
@@ -181,7 +182,10 @@ def _human_lines(r) -> list:
     L.append(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
     if r.get("no_prediction"):
         L.append(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
+        L.append(f"chains (median) at the start of the measurement {_vec(r['chains_start']['q50'])}, at its end "
+                 f"{_vec(r['chains_end']['q50'])}")
         L.append(f"no prediction: {r['no_prediction']}")
+        L += [f"warning: {w}" for w in r["warnings"] if w != r["no_prediction"]]
         L.append(f"results in {r['out']}")
         return L
     L.append(f"predicted drift per step (finite-η, along the trajectories): {_vec(r['predicted'])}")
