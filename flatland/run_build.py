@@ -97,6 +97,7 @@ def _create(reg, kind, section: dict, dtype):
         params = {}
     opts = {k: v for k, v in section.items() if k != "name" and k in params}
     rest = {k: v for k, v in section.items() if k != "name" and k not in params}
+    option_types(label, name, params, opts)
     try:
         comp = entry.factory(**opts)
     except (TypeError, ValueError) as exc:
@@ -113,6 +114,22 @@ def _create(reg, kind, section: dict, dtype):
         raise UserError(f"[learner] {name}: lr must be > 0 (the step size; lr = 0 would train nothing), "
                         f"got {rest.get('lr', comp.hyper['lr'])!r}")
     return comp, hyper
+
+
+_KINDS = ((bool, "true or false", (bool,)), (int, "an integer", (int,)), (float, "a number", (int, float)),
+          (str, "a string", (str,)))
+
+
+def option_types(label: str, name: str, params, opts: dict) -> None:
+    """A factory option must have the type of its default (bool, int, float, str): a string "16" for an
+    integer option used to reach the component's own code, which raised inside the run's build."""
+    for k, v in opts.items():
+        default = params[k].default if k in params else inspect.Parameter.empty
+        for kind, says, ok in _KINDS:
+            if type(default) is kind:
+                if type(v) not in ok:
+                    raise UserError(f"[{label}] {name}: {k} must be {says} like its default {default!r}, got {v!r}")
+                break
 
 
 def _create_noise(reg, section: dict, dtype):
@@ -133,7 +150,11 @@ def _create_noise(reg, section: dict, dtype):
 
 def _loss(reg, cfg: RunConfig):
     name = cfg.task["name"]
-    reg.entry("losses", name)  # unknown task: one line listing the known ones
+    entry = reg.entry("losses", name)  # unknown task: one line listing the known ones
+    try:
+        option_types("task", name, inspect.signature(entry.factory).parameters, cfg.loss_options())
+    except (TypeError, ValueError):   # a factory without a signature: its own checks only
+        pass
     try:
         return reg.create("losses", name, **cfg.loss_options())
     except (TypeError, ValueError) as exc:

@@ -94,6 +94,20 @@ def test_file_system_errors_are_one_line_and_bugs_one_line_with_a_saved_tracebac
     assert "Traceback" in saved.read_text()
     saved.unlink()
 
+    # raised inside an installed plugin's code (its `[task]` option given as "16", say): the plugin's error,
+    # exit 3, naming its file, where it was flatland's "internal error (a bug — please report it)"
+    import flatland_example
+
+    def plugin_bug(args):
+        flatland_example._normals_like("not a key", {"w": 1.0})
+
+    monkeypatch.setattr(list_cmd, "run", plugin_bug)
+    assert main(["list"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("flatland: plugin error in ") and "internal error" not in err
+    assert "flatland_example/__init__.py:" in err and "(flatland_example)" in err, err
+    Path(err.split("traceback in ")[1].split(")")[0]).unlink()
+
 
 def _with_plugin(monkeypatch, **hooks):
     """Install a fake entry-point plugin ``myplug`` implementing ``hooks`` for the commands run next."""

@@ -130,3 +130,18 @@ def test_a_covariance_that_grows_off_gamma_is_checked_against_the_step():
 
     with pytest.raises(AssertionError, match="gradient_covariance"):
         check_noise(Doubled())
+
+
+def test_a_covariance_that_cannot_be_traced_is_caught():
+    """float(np.sum(θ²)) works on the kit's concrete arrays but not inside `flatland check`'s compiled loop,
+    where it ended in an internal error (exit 70) after the kit had passed it (third-party plugin audit)."""
+    import numpy as np
+
+    class Untraceable(Radial):
+        def covariance(self, ctx):
+            if ctx.backend == "sympy":
+                return super().covariance(ctx)
+            return ctx.hyper["sigma"] ** 2 * (ctx.eye + float(np.sum(np.asarray(ctx.theta))) * 0 + ctx.outer(ctx.theta))
+
+    with pytest.raises(AssertionError, match="cannot be traced by JAX"):
+        check_noise(Untraceable())

@@ -131,6 +131,11 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     # a misspelt core section was read as an extension's table and failed on its values
     assert "did you mean [run]" in _err(tmp_path, capsys, VALLEY.replace("[run]", "[runn]"))
     assert "point has 3 coordinates" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"fig5a"\npoint = [1.0, 0.0, 2.0]'))
+    # a factory option of the wrong type reached the component's own code (a plugin's init raised
+    # "Shapes must be 1D sequences … ('16', 10)" as an internal error): checked against its default's type
+    rows = VALLEY.replace('"fig5a"', '"fig5a-targets"\nn_rows = "16"')
+    assert "[task] fig5a-targets: n_rows must be an integer like its default" in _err(tmp_path, capsys, rows)
+    assert "batch must be an integer" in _err(tmp_path, capsys, VALLEY.replace('"update"', '"minibatch"\nbatch = 2.5'))
 
 
 def test_a_factory_option_that_is_a_hyperparameter_is_checked_like_one(tmp_path, monkeypatch, capsys):

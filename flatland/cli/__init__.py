@@ -87,9 +87,33 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback kept in a file
         if os.environ.get("FLATLAND_TRACEBACK"):
             raise
-        print(f"flatland: internal error (a bug — please report it with {_save_traceback()}): "
-              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        first = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        where = _plugin_frame(exc.__traceback__)
+        if where:   # raised in a third-party plugin's code: its author's to fix, not flatland's
+            print(f"flatland: plugin error in {where}: {first} (traceback in {_save_traceback()})", file=sys.stderr)
+            return 3
+        print(f"flatland: internal error (a bug — please report it with {_save_traceback()}): {first}",
+              file=sys.stderr)
         return 70
+
+
+def _plugin_frame(tb) -> str:
+    """'file:line (package)' of the innermost traceback frame in a third-party plugin's package (one the
+    ``flatland`` entry points name, built-ins aside), or '' when none is on the stack."""
+    from importlib import metadata as md
+
+    try:
+        packages = {ep.module.split(".")[0] for ep in md.entry_points(group="flatland")}
+    except Exception:  # noqa: BLE001 - broken metadata: fall back to the internal-error message
+        return ""
+    packages -= {"flatland", "flatland_plugins"}
+    found = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in packages:
+            found = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno} ({module.split('.')[0]})"
+        tb = tb.tb_next
+    return found
 
 
 def _save_traceback() -> str:

@@ -17,7 +17,7 @@ def add_parser(sub):
     p.add_argument("--runs", type=int, default=3, help="independent networks per noise type (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pretrained networks and the noise (default 0)")
     p.add_argument("--record", choices=("noisy", "clean"), default="noisy",
-                   help="responses from noisy forward passes (default, as the issue asks) or noise-free passes")
+                   help="responses from noisy forward passes (default) or noise-free passes")
     p.add_argument("--out", default="reproduce-aitken2022", help="folder for figures and claims.json")
     p.set_defaults(run=run)
 

@@ -124,14 +124,29 @@ def _covariance_everywhere(noise, loss, params, hyper):
         return None
     C = np.asarray(C, float)
     scale = max(np.abs(C).max(), 1e-300)
-    for backend in ("jax", "sympy"):
-        other = noise.covariance(ctxs[backend])
+    for backend in ("jax", "jit", "sympy"):
+        other = (_traced(f"noise {noise.name}", noise.covariance, loss, params, hyper) if backend == "jit"
+                 else noise.covariance(ctxs[backend]))
         other = np.array(other.tolist() if backend == "sympy" else other, dtype=float)
         assert other.shape == C.shape and np.allclose(other, C, rtol=1e-9, atol=1e-12 * scale), (
             f"noise {noise.name}: covariance(ctx) differs between the numpy and {backend} backends "
             f"(largest gap {np.abs(other - C).max() if other.shape == C.shape else other.shape}): write it "
             "with the context's helpers (ctx.outer, ctx.diag, ctx.trace), not with v @ v.T on vectors")
     return C
+
+
+def _traced(who, covariance, loss, params, hyper, eta=0.05):
+    """covariance(ctx) with the JAX context built inside ``jax.jit``, as `flatland check` evaluates it in its
+    compiled loop: numpy or float() on the context's arrays fails there though it works on concrete ones."""
+    flat, unravel = ravel_pytree(params)
+    h = {k: jnp.asarray(v) for k, v in hyper.items()}
+    try:
+        return jax.jit(lambda f, hh: jnp.asarray(covariance(_jax_context(loss, unravel, f, hh, eta))))(flat, h)
+    except (jax.errors.JAXTypeError, TypeError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise AssertionError(f"{who}: covariance(ctx) cannot be traced by JAX ({type(exc).__name__}: {first}); "
+                             "flatland check evaluates it inside compiled code — use the context's arrays and "
+                             "helpers (ctx.theta, ctx.outer, ctx.trace, …), not numpy or float()") from None
 
 
 def check_covariance_consistency(noise: NoiseModel, loss: Loss, params, eta: float = 0.05) -> None:
@@ -218,6 +233,10 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
                 assert np.allclose(C, want, rtol=1e-8, atol=1e-12 * max(np.abs(want).max(), 1e-300)), (
                     f"learner {learner.name}: LearnerTheory.covariance {C.tolist()} differs from StepMoments.own_cov "
                     f"{want.tolist()}")
+                traced = np.asarray(_traced(f"learner {learner.name}", learner.theory.covariance, loss, params, hf,
+                                            float(learner.theory.lr(hf))))
+                assert np.allclose(traced, C, rtol=1e-9, atol=1e-12 * max(np.abs(C).max(), 1e-300)), (
+                    f"learner {learner.name}: LearnerTheory.covariance differs under jax.jit")
     if m is not None and m.own is not None and flat.shape[0] <= 4:
         mean, cov = m.own(loss, params, learner.init(params, hyper), hyper)
         assert np.shape(mean) == (flat.shape[0],), f"learner {learner.name}: own moments' mean has shape {np.shape(mean)}"

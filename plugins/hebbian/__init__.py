@@ -16,7 +16,7 @@ def flatland_losses(register):
     register("psp", psp_task, "linear similarity matching (PSP): inputs N(0, diag(spectrum)), y = M⁻¹Wx; "
              "options n, k, spectrum")
     register("nsm-ring", nsm_ring_task, "non-negative similarity matching on a ring (place fields): options n, k, "
-             "positions, kappa, beta, seed")
+             "positions, kappa, beta, spread, seed")
 
 
 @hookimpl
