@@ -126,6 +126,9 @@ def from_dict(raw: dict) -> RunConfig:
         sections[s] = dict(raw.get(s, {}))
     for s in sorted(set(raw) - set(SECTIONS)):
         near = difflib.get_close_matches(s, SECTIONS, n=1, cutoff=0.75)
+        if not near:   # less alike, but holding only a core section's own keys ([rnu] with metrics = [...])
+            near = [c for c in difflib.get_close_matches(s, SECTIONS, n=4, cutoff=0.5)
+                    if raw[s] and set(raw[s]) <= (set(RUN_DEFAULTS) if c == "run" else {"name"})][:1]
         if near:  # a misspelt core section would otherwise be read as an extension's table
             raise UserError(f"unknown config section [{s}] — did you mean [{near[0]}]? "
                             f"(core sections: {', '.join(SECTIONS)})")

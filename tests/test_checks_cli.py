@@ -139,13 +139,15 @@ def test_table_and_exit_status_follow_verdicts():
     def boom(options):
         raise RuntimeError("kaput")
 
-    checks = [Check("a", lambda o: [good]), Check("b", lambda o: [bad]), Check("c", boom)]
+    checks = [Check("a", lambda o: [good]), Check("b", lambda o: [bad]), Check("c", boom),
+              Check("d", lambda o: ["ok"])]     # not a CheckResult: was an internal error while rows were written
     results = run_checks(checks, {}, jobs=2, quiet=True)
-    assert [name for name, _, _ in results] == ["a", "b", "c"]
+    assert [name for name, _, _ in results] == ["a", "b", "c", "d"]
     rows = [r for _, got, _ in results for r in got]
-    assert [r.passed for r in rows] == [True, False, False]
+    assert [r.passed for r in rows] == [True, False, False, False]
     table = format_table(rows)
     assert "PASS" in table and "FAIL" in table and "kaput" in table and "ηλ near 2" in table
+    assert "must yield CheckResult rows; it gave str 'ok'" in table
 
 
 @pytest.mark.slow

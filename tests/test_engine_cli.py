@@ -206,3 +206,14 @@ def test_a_plugin_that_exits_at_import_is_named_and_every_command_still_runs(cap
     assert code == 0 and "gd" in out and "plugin 'quitter'" in err and type(raised).__name__ in err, (out, err)
     code, out, _ = run(capsys, "theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--json")
     assert code == 0 and json.loads(out)["drift_leading"][0] < 0
+
+
+def test_a_reader_that_stops_reading_is_no_error():
+    """`flatland list | head` ended with "flatland: error: Broken pipe"."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "flatland", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                       # before anything is written: the first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

@@ -276,3 +276,21 @@ def test_the_model_line_names_each_accuracy_by_what_was_held_out():
     both = _model_line({"tasks": ["a", "b"], "runs": 9, "cv_accuracy": [0.7, 0.6, 0.8],
                         "held_out_task_accuracy": [0.55, 0.5, 0.6]})
     assert both.endswith("(9 runs; accuracy 0.70 cross-validated with whole runs held out, 0.55 on held-out tasks)")
+
+
+def test_record_says_which_stimuli_no_group_holds(tmp_path, capsys):
+    """20 stimuli in 3 groups of 6 left the last 2 out without a word (third-party plugin audit); a missing
+    run folder was said to have "no logged responses"."""
+    import numpy as np
+
+    from flatland.cli import main
+
+    run = tmp_path / "run"
+    (run / "records").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(run / "records" / "step_0000000100.npz", step=np.arange(1, 11) * 10,
+             responses=rng.normal(size=(1, 10, 20, 8)).astype(np.float32))
+    assert main(["record", str(run), "--out", str(tmp_path / "r.npz")]) == 0
+    assert "the last 2 of the run's 20 stimuli are left out (3 groups of 6)" in capsys.readouterr().out
+    assert main(["record", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s.npz")]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err

@@ -130,6 +130,8 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "start" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"corridor"\nstart = [1.0]'))
     # a misspelt core section was read as an extension's table and failed on its values
     assert "did you mean [run]" in _err(tmp_path, capsys, VALLEY.replace("[run]", "[runn]"))
+    # less alike but holding [run]'s keys: was "[rnu] metrics must be a list of numbers"
+    assert "did you mean [run]" in _err(tmp_path, capsys, VALLEY.replace("[run]", "[rnu]"))
     assert "point has 3 coordinates" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"fig5a"\npoint = [1.0, 0.0, 2.0]'))
     # a factory option of the wrong type reached the component's own code (a plugin's init raised
     # "Shapes must be 1D sequences … ('16', 10)" as an internal error): checked against its default's type

@@ -80,6 +80,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("flatland: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `flatland list | head`: the reader stopped reading, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing more to flush at exit
+        return 141
     except OSError as exc:  # a path the user gave cannot be read or written
         where = f": {exc.filename}" if exc.filename else ""
         print(f"flatland: error: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -235,10 +235,16 @@ def _run_one(check, options, quiet, on_done=None):
     t = time.perf_counter()
     if not quiet:
         print(f"running {check.name} ...", file=sys.stderr, flush=True)
+    from ..contracts import CheckResult
+
     try:
         got = list(check.run(options))
     except Exception as exc:  # a check that raises is a failing row, never a crash of the suite
         got = [failed(check.name, "(check raised)", f"{type(exc).__name__}: {exc}")]
+    wrong = [r for r in got if not isinstance(r, CheckResult)]
+    if wrong:  # once an internal error (AttributeError) while the rows were written
+        got = [failed(check.name, "(check returned no CheckResult)",
+                      f"run() must yield CheckResult rows; it gave {type(wrong[0]).__name__} {wrong[0]!r:.60}")]
     result = check.name, got, round(time.perf_counter() - t, 2)
     if on_done is not None:
         on_done(*result)

@@ -63,7 +63,8 @@ def run(args) -> int:
         raise UserError(f"--out must name an .npz file, got {args.out!r}")
     spec = RecordingSpec(sessions=args.sessions, units=args.units, groups=args.groups, obs_noise=args.obs_noise,
                          start=args.start, seed=args.seed)
-    rec = make_recording(load_log(args.run_dir), spec, args.seed_index)
+    log = load_log(args.run_dir)
+    rec = make_recording(log, spec, args.seed_index)
     buf = io.BytesIO()
     np.savez_compressed(buf, **rec)
     try:
@@ -73,4 +74,8 @@ def run(args) -> int:
     S, G, K, N = rec["responses"].shape
     print(f"flatland record: {S} sessions (steps {', '.join(map(str, rec['steps']))}) × {G} groups × {K} repeats × "
           f"{N} units{' + resample' if 'resample' in rec else ''} → {args.out}")
+    stimuli = log.values.shape[2]
+    if stimuli > G * K:   # consecutive blocks of K stimuli form the groups; the rest fit none
+        print(f"  the last {stimuli - G * K} of the run's {stimuli} stimuli are left out ({G} groups of {K}); "
+              "--groups chooses another split")
     return 0

@@ -69,6 +69,8 @@ class RecordingSpec:
 
 def load_log(run_dir: str) -> ResponseLog:
     """The ``responses`` records of a finished or running ``flatland run`` folder; UserError if absent."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: no such folder (give the --out folder of a `flatland run`)")
     files = sorted(glob.glob(os.path.join(run_dir, "records", "step_*.npz")))
     steps, values = [], []
     for f in files:
