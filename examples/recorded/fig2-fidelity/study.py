@@ -7,7 +7,7 @@ OUT`` reads the runs' ``metrics.csv`` and writes ``results.csv`` and
 ``place_cells.png`` next to this file.
 
 Why: the paper reports 199, 221, 170, 157 place cells of 500 at 0.1, 0.4, 0.7,
-1.0 × 10⁶ steps; the recorded run counts 481, 447, 407, 376 units with
+1.0 × 10⁶ steps; the recorded run counts 482, 448, 408, 377 units with
 SI > 0.01 bits. The variants switch one thing at a time against the base
 (flatland's defaults, task seed 0, run seed 0): the network seed, the public
 code's wall texture mapping, its unwrapped heading change. Every variant logs
