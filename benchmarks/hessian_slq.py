@@ -16,7 +16,7 @@ What it measures, in one run on this machine:
 
     .venv/bin/python benchmarks/hessian_slq.py [--quick] [--json out.json]
 
-Target (issue 15): full-Hessian SLQ at P = 18,000 in ≤ 60 s, accuracy at 2k stated.
+Target: full-Hessian SLQ at P = 18,000 in ≤ 60 s, accuracy at 2k stated.
 The machine's load average is printed: a busy machine inflates every time.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ What it measures, in one run on this machine:
 
     .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR [DIR ...]]
 
-Targets (issue 15): float64 with exact-law noise ≥ 3× torch, float32 ≥ 6×; the
+Targets (the project's speed goals): float64 with exact-law noise ≥ 3× torch, float32 ≥ 6×; the
 sparse step with 10% of units active ≥ 6×; two single-threaded runs on 2 cores
 ≥ 1.7× the steps of one alone; full-Hessian SLQ at P = 18,000 ≤ 60 s.
 """

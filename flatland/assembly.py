@@ -132,7 +132,7 @@ def _checked(kind: str, name: str, factory: Callable, origin: str) -> Callable:
     type (a flatland.Learner for a learner, …), and an exception other than a rejected option
     (UserError, TypeError, ValueError: the caller names the option) or a file problem (OSError) is the
     plugin's. Either is a one-line
-    PluginError naming the component and its origin, never an internal error of flatland's (#17, item 5).
+    PluginError naming the component and its origin, never an internal error of flatland's.
     Options differ from use to use, so this cannot all happen at assembly itself."""
     import functools
 

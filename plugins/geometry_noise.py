@@ -13,7 +13,7 @@ with the generic models (``flatland.compose_noise``):
   ``node-dropout`` p: h ← h·m/(1−p), m ~ Bernoulli(1−p) per unit and example;
   ``weight-dropout`` p: each weight into the layer dropped with probability p,
   a fresh mask **per example** (one mask per pass shared by the batch does not
-  work, measured by the issue author), rescaled by 1/(1−p);
+  work: it was measured not to), rescaled by 1/(1−p);
   ``node-additive`` σ: h ← h + N(0, σ²); ``node-multiplicative`` σ: h ← h·N(1, σ²).
 
 Alone, a forward-noise model trains on the full training set; the
