@@ -243,8 +243,15 @@ def _load_builtins(asm: _Assembler, modules: Iterable[str]) -> None:
         asm.add(module, f"flatland.{short}", version, f"flatland (builtin {modname})", "flatland")
 
 
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "unknown distribution"
+
+
 def _load_entry_points(asm: _Assembler, entry_points) -> None:
-    for ep in entry_points:
+    # in distribution-name order: of two third-party plugins that register one name, the same one is
+    # loaded and the same one left out on every machine (the environment's order is not defined)
+    for ep in sorted(entry_points, key=lambda e: (_dist_name(e).lower(), e.name)):
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else "unknown distribution"
         dist_version = dist.version if dist is not None else "?"

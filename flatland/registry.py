@@ -51,7 +51,8 @@ class Registry:
         old = self._entries[kind].get(name)
         if old is not None:
             raise DuplicateComponent(
-                f"duplicate {kind} name {name!r}: registered by {old.origin} and again by {origin}"
+                f"duplicate {kind} name {name!r}: registered by {old.origin} and again by {origin} (plugins load "
+                "in distribution-name order and the later one is left out: one of the two must rename it)"
             )
         self._entries[kind][name] = Entry(kind, name, factory, summary.strip(), origin)
 

@@ -91,6 +91,21 @@ def test_duplicate_across_plugins_leaves_the_second_out_whole():
     assert ("losses", "other") not in asm.registry
 
 
+def test_two_third_party_plugins_with_one_name_load_in_a_fixed_order():
+    """Which of two outside plugins kept a shared name depended on the environment's entry-point order;
+    they load in distribution-name order now, and the message says what to do."""
+    def owning(tag):
+        def flatland_learners(register):
+            register("shared", lambda: None, f"from {tag}")
+        return lambda: _plugin(flatland_learners=flatland_learners)
+
+    for eps in ([FakeEntryPoint("b", owning("b"), dist="b-plugin"), FakeEntryPoint("a", owning("a"), dist="a-plugin")],
+                [FakeEntryPoint("a", owning("a"), dist="a-plugin"), FakeEntryPoint("b", owning("b"), dist="b-plugin")]):
+        asm = flatland.assemble(entry_points=eps)
+        assert asm.registry.entry("learners", "shared").summary == "from a"
+        assert [b.distribution for b in asm.broken] == ["b-plugin"] and "must rename it" in asm.broken[0].error
+
+
 def test_misspelled_marked_hook_is_detected():
     def flatland_lossess(register):
         pass
