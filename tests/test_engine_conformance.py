@@ -1,4 +1,6 @@
 """The conformance kit on every registered component (builtins and installed plugins)."""
+import types
+
 import pytest
 
 import flatland
@@ -111,3 +113,18 @@ def test_kit_asks_for_a_step_size_named_lr():
 
     with pytest.raises(AssertionError, match="but no 'lr'"):
         check_learner(Learner("no-lr", lambda p, h: jnp.zeros(()), step, {"rate": 0.1}))
+
+
+def test_a_component_requiring_extras_finds_its_loss_past_a_broken_one():
+    """The fixture flatland_check(entry) has no registry: a metric requiring `responses` was told that no
+    registered loss provides them (false); with a registry, an unrelated broken loss failed the test."""
+    from flatland.testing import _loss_for, loss_providing
+
+    def flatland_losses(register):
+        register("aaa-broken", lambda: 1 / 0, "raises when built with its defaults")
+
+    plugin = types.SimpleNamespace(flatland_losses=flatland.hookimpl(flatland_losses))
+    reg = flatland.assemble(entry_points=[], extra=[("broken", plugin)]).registry
+    assert "responses" in loss_providing(reg, ("responses",)).extras
+    metric = REGISTRY.entry("metrics", "responses")
+    assert "responses" in _loss_for(metric, metric.factory(), None).extras

@@ -14,27 +14,46 @@ _PROVIDERS: dict = {}
 def loss_providing(registry, keys):
     """The first registered loss (by name) whose ``extras`` hold all ``keys``, or None.
 
-    Built with its defaults once per registry and keys (task data can be large).
+    Built with its defaults once per registry and keys (task data can be large). A loss that
+    cannot be built with its defaults (another plugin's bug) is passed over, not fatal here.
     """
     cache_key = (id(registry), tuple(keys))
     if cache_key not in _PROVIDERS:
         _PROVIDERS[cache_key] = None
         for entry in registry.entries("losses"):
-            loss = entry.factory()
-            if all(k in loss.extras for k in keys):
+            try:
+                loss = entry.factory()
+            except Exception:  # noqa: BLE001 - someone else's broken loss must not fail this component's test
+                continue
+            if all(k in (getattr(loss, "extras", None) or {}) for k in keys):
                 _PROVIDERS[cache_key] = loss
                 break
     return _PROVIDERS[cache_key]
 
 
 def _loss_for(entry, component, registry):
-    """None for a component that works on any loss, else a registered loss providing its extras."""
+    """None for a component that works on any loss, else a registered loss providing its extras
+    (from ``registry``, or from the installed plugins when none is given)."""
     if not component.requires:
         return None
-    loss = loss_providing(registry, component.requires) if registry is not None else None
+    if registry is None:
+        from ..assembly import assemble
+
+        registry = _installed_registry(assemble)
+    loss = loss_providing(registry, component.requires)
     assert loss is not None, (f"{entry.kind} {entry.name} requires loss extras {', '.join(component.requires)} "
-                              "and no registered loss provides them")
+                              "and no registered loss that builds with its defaults provides them")
     return loss
+
+
+_INSTALLED = []
+
+
+def _installed_registry(assemble):
+    """The installed plugins' registry, assembled once per process."""
+    if not _INSTALLED:
+        _INSTALLED.append(assemble().registry)
+    return _INSTALLED[0]
 
 
 def check_component(entry, registry=None, **options) -> None:
