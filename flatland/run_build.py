@@ -100,8 +100,8 @@ def _create(reg, kind, section: dict, dtype):
     option_types(label, name, params, opts)
     try:
         comp = entry.factory(**opts)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"[{label}] {name}: bad option: {exc}") from None
+    except (TypeError, ValueError, OSError) as exc:
+        raise UserError(f"[{label}] {name}: bad option: {_one_line(exc)}") from None
     # a factory parameter that is also a hyperparameter sets the default it is checked against:
     # check it against the factory's own default instead (same rules as any hyperparameter)
     own = {k: params[k].default for k in opts if k in comp.hyper and type(params[k].default) in (int, float)}
@@ -157,8 +157,13 @@ def _loss(reg, cfg: RunConfig):
         pass
     try:
         return reg.create("losses", name, **cfg.loss_options())
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"[task] {name}: bad option: {exc}") from None
+    except (TypeError, ValueError, OSError) as exc:   # a data file option that is missing, say
+        raise UserError(f"[task] {name}: bad option: {_one_line(exc)}") from None
+
+
+def _one_line(exc) -> str:
+    """An exception's message on one line (a factory's own message may span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _init_fn(cfg: RunConfig, loss) -> Callable:

@@ -165,3 +165,16 @@ def test_task_without_init_or_point_is_a_user_error(tmp_path, monkeypatch):
     ok = load(_write(tmp_path, "c.toml", VALLEY.replace('"fig5a"', '"bare"\nstart = [0.5, 0.5]')))
     s = runner.run(ok, tmp_path / "bare", progress=False, figures=False)
     assert s["steps_done"] == 700
+
+
+def test_a_factory_error_is_one_line_naming_the_table(tmp_path, monkeypatch, capsys):
+    """A task factory's own errors reached the user raw: numpy's two-line message for data_path = 3, and
+    "nope.csv not found." (a FileNotFoundError) naming neither the table nor the option."""
+    def from_file(data_path: str = "data.csv"):
+        np.loadtxt(data_path)
+
+    plugin = types.SimpleNamespace(flatland_losses=hookimpl(lambda register: register("from-file", from_file, "a task")))
+    real = run_build.assemble
+    monkeypatch.setattr(run_build, "assemble", lambda: real(extra=[("file-plugin", plugin)]))
+    missing = _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"from-file"\ndata_path = "nope.csv"'))
+    assert missing.startswith("flatland: error: [task] from-file: bad option:") and "nope.csv" in missing
