@@ -184,9 +184,12 @@ def observable_summary(runs, tol):
 def check_divergence(run, prediction):
     if run.n_diverged:
         first = int(run.diverged_at[run.diverged_at >= 0].min())
+        why = ("GD is unstable there (ηλ_max ≥ 2)" if prediction.eta_lambda_max >= 2 else
+               "GD alone is stable there, so the noise's or the learner's own kicks threw chains out (large or "
+               "heavy-tailed steps, e.g. a probe of stochastic error descent on a steep loss)")
         raise UserError(
             f"the run diverged: {run.n_diverged} of {run.diverged_at.size} chains became non-finite (first at step "
-            f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point — lower --eta or --sigma")
+            f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point: {why} — lower --eta or --sigma")
 
 
 def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol):
