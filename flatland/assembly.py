@@ -203,10 +203,16 @@ class _Assembler:
                     staged.append((_kind, comp_name, factory, summary))
 
                 try:
-                    impl.function(register=register)
+                    returned = impl.function(register=register)
                 except CONTAINED as exc:
                     self.pm.unregister(plugin)
                     self.fail(name, distribution, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    return
+                if returned is not None:   # components returned, not registered: they would vanish silently
+                    self.pm.unregister(plugin)
+                    self.fail(name, distribution, f"{hook_name} returned {type(returned).__name__} {returned!r:.40}; "
+                                                  "a hook adds components by calling register(name, factory, "
+                                                  "summary) and returns nothing")
                     return
         if not hooks:
             self.pm.unregister(plugin)

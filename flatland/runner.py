@@ -373,7 +373,8 @@ def summarise(setup: Setup, out: Path, diverged, wall, t) -> dict:
         summary["final_step"] = int(curves["step"][-1])
         summary["final"] = {k: float(v[-1]) for k, v in curves.items() if k != "step"}
         summary["initial_logged"] = {k: float(v[0]) for k, v in curves.items() if k != "step"}
-    notes = []
+    notes = [f"metric {k} was NaN at every logged step" for k, v in curves.items()
+             if k != "step" and len(v) and bool(np.all(np.isnan(v)))]
     for ext, ctx in zip(setup.extensions, setup.contexts):
         rep = dict(ext.report(ctx, summary, curves) or {}) if curves else {}
         notes += list(rep.pop("notes", []))

@@ -192,3 +192,12 @@ def test_a_wrong_hook_signature_is_one_line():
         pass
     asm = flatland.assemble(entry_points=[FakeEntryPoint("sig", lambda: _plugin(flatland_losses=flatland_losses))])
     assert [b.name for b in asm.broken] == ["sig"] and "\n" not in asm.broken[0].error
+
+
+def test_a_hook_that_returns_components_instead_of_registering_them_is_broken():
+    """`return [...]` in a hook registered nothing, silently."""
+    def flatland_losses(register):
+        return ["x"]
+
+    asm = flatland.assemble(entry_points=[], extra=[("returns", _plugin(flatland_losses=flatland_losses))])
+    assert "flatland_losses returned list" in asm.broken[0].error and "calling register" in asm.broken[0].error

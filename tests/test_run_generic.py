@@ -178,3 +178,18 @@ def test_a_factory_error_is_one_line_naming_the_table(tmp_path, monkeypatch, cap
     monkeypatch.setattr(run_build, "assemble", lambda: real(extra=[("file-plugin", plugin)]))
     missing = _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"from-file"\ndata_path = "nope.csv"'))
     assert missing.startswith("flatland: error: [task] from-file: bad option:") and "nope.csv" in missing
+
+
+def test_a_metric_that_is_nan_throughout_is_noted(tmp_path, monkeypatch):
+    """A metric NaN at every logged step was logged with exit 0 and not a word."""
+    import jax.numpy as jnp
+
+    from flatland import Metric
+
+    plugin = types.SimpleNamespace(flatland_metrics=hookimpl(lambda register: register(
+        "always-nan", lambda: Metric("always-nan", lambda p, loss: jnp.nan * loss(p)), "NaN")))
+    real = run_build.assemble
+    monkeypatch.setattr(run_build, "assemble", lambda: real(extra=[("nan-plugin", plugin)]))
+    cfg = load(_write(tmp_path, "n.toml", VALLEY.replace('["loss", "param_norm"]', '["loss", "always-nan"]')))
+    s = runner.run(cfg, tmp_path / "o", progress=False, figures=False)
+    assert s["notes"] == ["metric always-nan was NaN at every logged step"], s.get("notes")
