@@ -18,6 +18,7 @@ import threading
 from flatland.errors import UserError
 
 DEFAULT_SECONDS = 60.0
+REPEAT = 0.25   # seconds between alarms once the budget is spent (module doc of symbolic_budget)
 
 
 class _OverBudget(BaseException):
@@ -44,17 +45,23 @@ def symbolic_budget(what: str):
         yield
         return
     seconds = budget_seconds()
+    inside = [True]
 
     def _alarm(signum, frame):
-        raise _OverBudget
+        if inside[0]:
+            raise _OverBudget
 
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # then again every REPEAT s: an alarm that lands in a finalizer (__del__, a weakref callback) is printed
+    # as "Exception ignored" and lost, and a one-shot alarm let the work run on with no budget left
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT)
     try:
         yield
     except _OverBudget:
+        inside[0] = False
         raise UserError(f"{what} took more than {seconds:g} s of symbolic work; simplify the expression "
                         "(or raise FLATLAND_SYMBOLIC_SECONDS)") from None
     finally:
+        inside[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -65,6 +65,41 @@ def hyper(noise, learner, sigma: float, eta: float) -> dict:
     return out
 
 
+SET_HELP = ("other hyperparameters, PART.KEY=VALUE[,...] with PART learner or noise (e.g. learner.wd=1e-3,"
+            "noise.label.sigma=0.1 for a member of --noise a+b); --sigma and --eta set theirs first")
+
+
+def with_settings(out: dict, noise, learner, text) -> dict:
+    """``hyper``'s overrides with ``--set`` applied: each key must be one of the component's hyperparameters,
+    each value a finite number obeying its default's sign (the run config's rules)."""
+    import difflib
+
+    from ..stepping import as_hyper
+
+    if not text:
+        return out
+    out = {part: dict(vals) for part, vals in out.items()}
+    for item in (t.strip() for t in str(text).split(",")):
+        key, eq, value = item.partition("=")
+        part, _, name = key.strip().partition(".")
+        comp = {"learner": learner, "noise": noise}.get(part)
+        if not eq or comp is None or not name:
+            raise UserError(f"--set {item!r}: write PART.KEY=VALUE with PART learner or noise (e.g. learner.wd=0.001)")
+        if name not in comp.hyper:
+            near = difflib.get_close_matches(name, list(comp.hyper), n=1, cutoff=0.6)
+            raise UserError(f"--set {item!r}: {part} {comp.name!r} has no hyperparameter {name!r}"
+                            + (f" — did you mean {near[0]!r}?" if near else "")
+                            + f" (its hyperparameters: {', '.join(sorted(comp.hyper)) or 'none'})")
+        try:
+            number = float(value)
+            as_hyper(comp.hyper, {name: number})
+        except ValueError as exc:
+            raise UserError(f"--set {item!r}: {exc if 'hyperparameter' in str(exc) else 'the value is not a number'}") \
+                from None
+        out[part][name] = number
+    return out
+
+
 def law_or_error(noise, learner):
     """The pair's StepLaw; a UserError naming the missing declaration when there is none."""
     from ..laws import step_law

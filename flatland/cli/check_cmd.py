@@ -53,6 +53,8 @@ def add_parser(sub):
     p.add_argument("--sigma", type=float, default=0.01,
                    help="the noise model's scale (σ, or w for uniform-label); with --noise none, the learner's sigma; default 0.01")
     p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed; default 0.05)")
+    from ._components import SET_HELP
+    p.add_argument("--set", metavar="PART.KEY=V,...", help=SET_HELP)
     p.add_argument("--learner", default="gd",
                    help="any registered learner (default gd; sed: stochastic error descent, its probe std s = "
                         "--sigma with --noise none); one that declares no theory is measured without a prediction")

@@ -90,7 +90,7 @@ def _run_user(args, out) -> int:
 
     registry = assemble().registry
     noise, learner = C.components(registry, args.noise, args.learner)
-    grid = C.hyper(noise, learner, args.sigma, args.eta)
+    grid = C.with_settings(C.hyper(noise, learner, args.sigma, args.eta), noise, learner, args.set)
     law, no_prediction = step_law(noise, learner)
     with symbolic_budget("the prediction"):
         problem, loss = _problem_and_loss(args, registry)

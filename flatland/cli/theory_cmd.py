@@ -42,6 +42,8 @@ def add_parser(sub):
                    help="the noise model's scale: σ (update, label), σ_g (gradient), width w (uniform-label); "
                         "with --noise none, the learner's sigma (sed's s); default 0.01")
     p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed); default 0.05")
+    from ._components import SET_HELP
+    p.add_argument("--set", metavar="PART.KEY=V,...", help=SET_HELP)
     p.add_argument("--kappa", type=float, default=None, help="κ in L = κ Σ r² with --residuals (default 0.5)")
     p.add_argument("--observable", metavar="EXPR",
                    help="an observable c(θ): also print E[Δc] per step, with the Itô term")
@@ -126,7 +128,8 @@ def run(args) -> int:
     law = C.law_or_error(noise, learner)
     with symbolic_budget("the prediction"):
         problem = _problem(args, registry)
-        pred = predict(problem, args.at, law, hyper=C.hyper(noise, learner, args.sigma, args.eta),
+        pred = predict(problem, args.at, law, hyper=C.with_settings(C.hyper(noise, learner, args.sigma, args.eta),
+                                                                 noise, learner, args.set),
                        observable=args.observable, project=args.project)
     C.refuse_far_point(pred, problem.variables)
     if args.json:
