@@ -129,11 +129,20 @@ def sed_regime(ctx):
     lam = lam[lam > 1e-9 * max(lam.max(), 1e-300)]
     if lam.size == 0:
         return []
-    ratio = float(ctx.hyper["sigma"]) ** 2 / float(lam.min())
-    if ratio <= SED_PROBE_WARN:
-        return []
-    return [f"SED probe size s² = {ratio:.3g}·λ_min: the prediction is leading order in s²/λ (exact in μs²λ), "
-            f"expect a relative error of order {ratio:.2g}; use s² ≤ {SED_PROBE_WARN:g}·λ_min for ~1%"]
+    s2 = float(ctx.hyper["sigma"]) ** 2
+    ratio = s2 / float(lam.min())
+    out = []
+    if ratio > SED_PROBE_WARN:
+        out.append(f"SED probe size s² = {ratio:.3g}·λ_min: the prediction is leading order in s²/λ (exact in "
+                   f"μs²λ), expect a relative error of order {ratio:.2g}; use s² ≤ {SED_PROBE_WARN:g}·λ_min for ~1%")
+    if ctx.fourth is not None:   # the smoothing's next term, (s⁴/8)Δ²L, against the kept (s²/2)ΔL = (s²/2) tr H
+        bilaplacian = float(np.einsum("iijj->", np.asarray(ctx.fourth(), float)))
+        next_term = s2 / 4 * abs(bilaplacian) / max(float(lam.sum()), 1e-300)
+        if next_term > SED_PROBE_WARN:
+            out.append(f"SED's smoothing: its next term (s⁴/8)Δ²L is {next_term:.2g} of the potential kept, "
+                       "(s²/2) tr H, here (a loss that is not a sum of squares, or strongly curved residuals): "
+                       f"expect a relative error of that order; a smaller s lowers it as s²")
+    return out
 
 
 #: SED's mean step is exactly −μs² ∇(L ∗ N(0, s²)) = −μs² ∇(L + (s²/2) tr H) + O(s⁶) (Stein's lemma),

@@ -115,6 +115,16 @@ def _closed_form(problem, law, m, theta, P_T, hyper):
         return P_T @ lead + 0.0, P_T @ fin + 0.0
 
 
+def fourth_derivative(problem: Problem, theta) -> np.ndarray:
+    """∇⁴L at θ, (d, d, d, d), by automatic differentiation of the loss (asked for by regime hooks only)."""
+    import jax
+
+    from ._lambdify import jax_function
+
+    f = lambda t: jax_function(problem, "loss")(t).reshape(())  # noqa: E731
+    return np.asarray(jax.jacfwd(jax.jacfwd(jax.hessian(f)))(np.asarray(theta, np.float64)), float)
+
+
 def _text(expr, problem, theta):
     expr = S.specialize(expr, problem.symbols, theta) if expr.has(sp.Max, sp.Heaviside) else expr
     names = {_closed.ETA: r"\eta", _closed.SIGMA: r"\sigma"}
@@ -205,7 +215,8 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
                                 drift=out["drift_finite_eta"], horizon=int(horizon), m_local=m_local,
                                 observable=observable)
     if law.learner.regime is not None:
-        warnings += [str(w) for w in law.learner.regime(CovarianceContext(hyper=hyper["learner"], **ctx))]
+        warnings += [str(w) for w in law.learner.regime(CovarianceContext(
+            hyper=hyper["learner"], fourth=lambda: fourth_derivative(problem, theta), **ctx))]
 
     if cf.complete and cf.varying:
         r_txt = re_txt = r_tex = re_tex = f"({_closed.no_potential_text(cf)})"
