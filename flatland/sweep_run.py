@@ -185,6 +185,7 @@ def _run_all(todo, rows, out, remote, workers, progress, table_every) -> None:
     client, cluster = remote or _client(None, workers, cache)
     token = uuid.uuid4().hex[:8]
     bar = Progress(len(todo), label="sweep", unit="runs") if progress else None
+    stopped = False
     try:
         futures = {}
         for rank, p in enumerate(todo):
@@ -209,10 +210,22 @@ def _run_all(todo, rows, out, remote, workers, progress, table_every) -> None:
         if bar:
             bar.close()
     except BaseException:
-        if remote is None:     # stopping on purpose (Ctrl-C) or on an error said elsewhere: no shutdown noise
-            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        stopped = True
         raise
     finally:
         if remote is None:
-            client.close()
-            cluster.close()
+            _close_local(client, cluster, quiet=stopped)
+
+
+def _close_local(client, cluster, quiet: bool) -> None:
+    """Close the local cluster; ``quiet`` when stopping early (Ctrl-C, or an error said elsewhere), whose
+    shutdown the workers' nannies would log as errors."""
+    log = logging.getLogger("distributed")
+    level = log.level
+    if quiet:
+        log.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+        cluster.close()
+    finally:
+        log.setLevel(level)
