@@ -92,10 +92,12 @@ def with_settings(out: dict, noise, learner, text) -> dict:
                             + f" (its hyperparameters: {', '.join(sorted(comp.hyper)) or 'none'})")
         try:
             number = float(value)
-            as_hyper(comp.hyper, {name: number})
+        except ValueError:
+            raise UserError(f"--set {item!r}: the value is not a number") from None
+        try:
+            as_hyper(comp.hyper, {name: number})      # finite, and the default's sign
         except ValueError as exc:
-            raise UserError(f"--set {item!r}: {exc if 'hyperparameter' in str(exc) else 'the value is not a number'}") \
-                from None
+            raise UserError(f"--set {item!r}: {exc}") from None
         out[part][name] = number
     return out
 

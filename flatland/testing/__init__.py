@@ -5,6 +5,8 @@ registered component; ``flatland.testing.strategies`` (needs Hypothesis) holds
 strategies for keys, valleys and points on them. Installed flatland also adds
 pytest fixtures (``flatland_assembly``, ``flatland_check``) via ``pytest11``.
 """
+import functools
+
 from .conformance import check_learner, check_loss, check_metric, check_noise, check_step, smoke_loss
 
 
@@ -37,23 +39,19 @@ def _loss_for(entry, component, registry):
     if not component.requires:
         return None
     if registry is None:
-        from ..assembly import assemble
-
-        registry = _installed_registry(assemble)
+        registry = _installed_registry()
     loss = loss_providing(registry, component.requires)
     assert loss is not None, (f"{entry.kind} {entry.name} requires loss extras {', '.join(component.requires)} "
                               "and no registered loss that builds with its defaults provides them")
     return loss
 
 
-_INSTALLED = []
-
-
-def _installed_registry(assemble):
+@functools.lru_cache(maxsize=1)
+def _installed_registry():
     """The installed plugins' registry, assembled once per process."""
-    if not _INSTALLED:
-        _INSTALLED.append(assemble().registry)
-    return _INSTALLED[0]
+    from ..assembly import assemble
+
+    return assemble().registry
 
 
 def check_component(entry, registry=None, **options) -> None:
