@@ -7,8 +7,10 @@ simulation and theory read one formula. The run is batches of ``chains``
 independent chains (one compilation, reused): after each batch the chains so
 far are pooled and the run stops once 3 s.e. of the drift ratio fit inside the
 tolerance, or at the step budget — so the answer is decisive where the
-signal-to-noise allows and the command never hangs. ``--chains``/``--steps``
-fix one batch of exactly that size instead.
+signal-to-noise allows and the command never hangs; chains that wander so
+far that the prediction where they were is not the point's get a shorter run
+(:func:`run_near_point`). ``--chains``/``--steps`` fix one batch of exactly
+that size instead.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ TOLERANCE = 0.02
 DEFAULT_CHAINS = 4096
 MAX_BATCHES = 8
 MAX_CHAIN_STEPS = 1.5e8
+SHORTEN = 4        # times an adaptive run may halve its burn-in and steps to measure near the point
+MIN_CHUNK = 50     # the plan's short chunk (steps per compiled scan)
 RECORD_EVERY = 10  # steps between samples of the projected point's step E[ΔΦ|θ] (~independent samples)  # the budget of an adaptive run, all batches together
 
 
@@ -190,6 +194,38 @@ def check_divergence(run, prediction):
         raise UserError(
             f"the run diverged: {run.n_diverged} of {run.diverged_at.size} chains became non-finite (first at step "
             f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point: {why} — lower --eta or --sigma")
+
+
+def run_near_point(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction,
+                   tol):
+    """:func:`run_batches`, and for an adaptive plan whose chains measured elsewhere — the prediction where
+    they were differs from the one at the point by more than ``tol`` — again with half the burn-in and steps,
+    at most ``SHORTEN`` times (the chains start in the point's linearised stationary law, so a shorter
+    burn-in is sound). The choice looks only at where the chains were, never at the measured drift.
+    Returns (runs, the plan that ran, a note saying what was shortened or None)."""
+    note = None
+    for attempt in range(SHORTEN + 1):
+        runs = run_batches(lab, loss, noise, learner, grid, point, pl, seed, problem, law, observable, prediction,
+                           tol)
+        if runs[0].no_prediction or not pl.adaptive or attempt == SHORTEN:
+            return runs, pl, note
+        shift = summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
+        shorter = _shorter(pl)
+        if not shift > tol or shorter == pl:
+            return runs, pl, note
+        note = (f"the run was shortened to {shorter.burn} burn-in + {shorter.steps} measured steps: at "
+                f"{pl.burn} + {pl.steps} the prediction where the chains were differed by {shift:.1%} from the one "
+                "at the point")
+        pl = shorter
+    return runs, pl, note
+
+
+def _shorter(pl: Plan) -> Plan:
+    """Half the burn-in and measured steps, in whole chunks of at least MIN_CHUNK steps (a shorter chunk is
+    one more compilation); the same plan when nothing can be halved."""
+    chunk = pl.chunk if pl.steps // 2 >= pl.chunk else max(MIN_CHUNK, pl.chunk // 5)
+    half = lambda n: 0 if n == 0 else max(chunk, (n // 2) // chunk * chunk)  # noqa: E731
+    return dataclasses.replace(pl, steps=half(pl.steps), burn=half(pl.burn), chunk=chunk)
 
 
 def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol):

@@ -114,12 +114,13 @@ def _run_user(args, out) -> int:
                "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance, "observable": args.observable,
                "adaptive": pl.adaptive})
     lab = Lab(registry)
-    runs = U.run_batches(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem, law,
-                         args.observable, pred0, args.tolerance)
+    runs, pl, shortened = U.run_near_point(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem,
+                                           law, args.observable, pred0, args.tolerance)
     s = U.summary(runs, pred0, args.observable, args.tolerance)
     chains = sum(m.run.settings["chains"] for m in runs)
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
     warnings += [s.pop("where_warning")] if "where_warning" in s else []
+    warnings += [shortened] if shortened else []
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {pl.chunk} steps)"
                  for k, asked, ran in (("steps", args.steps, pl.steps), ("burn", args.burn, pl.burn))
                  if asked is not None and asked != ran]
