@@ -145,3 +145,19 @@ def test_a_covariance_that_cannot_be_traced_is_caught():
 
     with pytest.raises(AssertionError, match="cannot be traced by JAX"):
         check_noise(Untraceable())
+
+
+def test_a_wrong_upstream_gain_is_caught():
+    """upstream_gain scales the covariance of noisy targets a minibatch draws from (label+minibatch was
+    predicted 12.5% low before it existed); the kit checks it against gradients after noisy rows."""
+    from named_laws import registry
+
+    minibatch = registry().create("noise", "minibatch")
+    check_noise(minibatch)
+
+    class Summed(type(minibatch)):      # the old, additive composition: gain 1 instead of 1 + (N − 1)/B
+        def upstream_gain(self, ctx):
+            return 1.0
+
+    with pytest.raises(AssertionError, match="upstream_gain"):
+        check_noise(Summed())

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ..contracts import Learner, Loss, Metric, NoiseModel
 from ..stepping import as_hyper, make_step
-from .declarations import (check_covariance_consistency, check_learner_declarations, check_learner_potential,
+from .declarations import (check_covariance_consistency, check_upstream_gain, check_learner_declarations, check_learner_potential,
                            check_noise_declarations)
 
 # The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
@@ -119,7 +119,9 @@ def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | 
     check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or reference_gd())
     check_noise_declarations(noise, loss or smoke_loss())
     if loss is None:  # the smoke problem's Γ is b = 0: there the declared C must be what a step does
-        check_covariance_consistency(noise, smoke_loss(), {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])})
+        on_gamma = {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])}
+        check_covariance_consistency(noise, smoke_loss(), on_gamma)
+        check_upstream_gain(noise, smoke_loss(), on_gamma)
 
 
 def check_loss(loss: Loss) -> None:

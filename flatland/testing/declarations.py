@@ -170,6 +170,47 @@ def check_covariance_consistency(noise: NoiseModel, loss: Loss, params, eta: flo
         _check_growth(noise, loss, params, hyper, eta)
 
 
+class _NoisyRows(NoiseModel):
+    """The kit's reference upstream noise: N(0, σ²) added to every residual row, independently (label-like)."""
+
+    name, hyper, needs_residuals = "kit-rows", {"sigma": 0.1}, True
+
+    def transform(self, loss, key, hyper):
+        import dataclasses
+
+        def residuals(p):
+            r = loss.residuals(p)
+            return r - hyper["sigma"] * jax.random.normal(key, jnp.shape(r), jnp.result_type(r))
+
+        return dataclasses.replace(loss, residuals=residuals, value=None)
+
+
+def check_upstream_gain(noise: NoiseModel, loss: Loss, params, eta: float = 0.05) -> None:
+    """A declared ``upstream_gain``: noise put into the rows before this model (i.i.d. per row, variance σ²)
+    reaches the gradient with covariance gain·4κ²σ²JᵀJ, on top of the model's own ``grad_cov`` — checked
+    against the gradients of the composition [reference row noise, this model] at a point of Γ."""
+    from ..composition import compose_noise
+
+    if not noise.overrides("upstream_gain") or loss.residuals is None or noise.name == _NoisyRows.name:
+        return
+    hyper = _hyper(noise, params)
+    own = noise.grad_cov(loss, params, hyper)
+    gain = noise.upstream_gain(_contexts(loss, params, {k: float(v) for k, v in hyper.items()}, eta)["numpy"])
+    if own is None or gain is None:
+        return
+    rows = _NoisyRows()
+    both = compose_noise([rows, noise])
+    h = {f"{rows.name}.sigma": jnp.asarray(0.1)} | {f"{noise.name}.{k}": v for k, v in hyper.items()}
+    oracle = make_oracle(loss, both, h)
+    # 10 × DRAWS: each entry's s.e. ≈ 0.7%, so Z = 5 s.e. resolves a gain off by 4% (1 vs 1 + 1/8 is 12.5%)
+    keys = jax.random.split(jax.random.PRNGKey(13), 10 * DRAWS)
+    g = jax.jit(jax.vmap(lambda k: ravel_pytree(oracle.grad(k, params))[0]))(keys)
+    J = np.asarray(_contexts(loss, params, {}, eta)["numpy"].J)
+    want = float(gain) * 4 * loss.kappa**2 * 0.1**2 * J.T @ J + np.asarray(own)
+    _matches_samples(f"noise {noise.name}: upstream_gain {float(gain):g} (gradients after noisy rows)", g,
+                     np.asarray(ravel_pytree(jax.grad(loss)(params))[0]), want)
+
+
 def _check_growth(noise, loss, params, hyper, eta):
     """gradient_covariance(ctx, Hδ) is the part of one step's covariance quadratic in a normal displacement δ:
     [Cov(θ+δ) + Cov(θ−δ)]/2 − Cov(θ), Cov = η²·grad_cov + param_cov, along each normal direction.
