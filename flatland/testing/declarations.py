@@ -10,16 +10,17 @@ the smoke problem:
 * ``covariance(ctx)`` gives the same matrix for SymPy, NumPy and JAX contexts, and,
   at a point of Γ of the smoke problem, equals η²·grad_cov + param_cov (what one
   gradient step of size η really does there); a declared ``gradient_covariance(ctx, Hδ)``
-  equals the part of that covariance quadratic in a normal displacement δ;
+  equals the part of that covariance quadratic in a normal displacement δ; a declared
+  ``upstream_gain`` is what the model does to noise put into the rows before it;
 * ``grad_cov``/``param_cov`` equal the sample covariance of the oracle's gradient
   and of the update noise over ``DRAWS`` keys (every entry within 5 standard
   errors, the s.e. estimated from the draws themselves; mean within 5 s.e.);
 * a learner with ``gradient_gain`` moves affinely in the gradient with that gain, and
   its ``own_cov`` matches its steps — at the default hyperparameters and at a second
   set where zero defaults become 0.01 (a zero default would hide a wrong formula);
-* a ``LearnerTheory`` has a finite positive effective step, and where the learner has no
-  randomness of its own its declared potential U is what its step descends besides L:
-  at a point of Γ (∇L = 0) one step moves the params by −gain·∇U (0 when it declares no U).
+* a ``LearnerTheory`` has a finite positive effective step, and its declared potential U is
+  what its mean step (the step itself, or ``mean_step`` with own noise) descends besides L:
+  at a point of Γ (∇L = 0) it moves the params by −gain·∇U (0 when it declares no U).
 """
 from __future__ import annotations
 
