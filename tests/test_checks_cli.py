@@ -97,7 +97,9 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "2", "--eta", "0.9",
       "--chains", "16", "--steps", "500"], "diverged"),
     (["--loss", "(x*y)**2", "--at", "x=1", "--noise", "update"], "no value for y"),
-    (["--at", "x=1,y=0"], "need --loss or --residuals"),
+    (["--at", "x=1,y=0"], "needs --loss or --residuals"),
+    # given to the built-in suite, they were silently ignored (the suite has its own settings)
+    (["--sigma", "0.1", "--set", "learner.lr=0.1"], "--sigma, --set need --loss or --residuals"),
     (["--suite", "no-such-suite"], "no checks in suite"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--only", "drift-constants"], "built-in suites only"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--tolerance", "5"], "must be below 1"),

@@ -50,12 +50,12 @@ def add_parser(sub):
     p.add_argument("--vars", metavar="x,y", help="variable order (default: alphabetical)")
     p.add_argument("--at", metavar="x=1,y=0", help="a point on (or near) the zero-loss manifold")
     p.add_argument("--noise", metavar="NAME", help=NOISE_HELP)
-    p.add_argument("--sigma", type=float, default=0.01,
+    p.add_argument("--sigma", type=float,
                    help="the noise model's scale (σ, or w for uniform-label); with --noise none, the learner's sigma; default 0.01")
-    p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed; default 0.05)")
+    p.add_argument("--eta", type=float, help="the learner's step size lr (μ for sed; default 0.05)")
     from ._components import SET_HELP
     p.add_argument("--set", metavar="PART.KEY=V,...", help=SET_HELP)
-    p.add_argument("--learner", default="gd",
+    p.add_argument("--learner",
                    help="any registered learner (default gd; sed: stochastic error descent, its probe std s = "
                         "--sigma with --noise none); one that declares no theory is measured without a prediction")
     p.add_argument("--chains", type=int, help="chains (default: 4096 per batch, batches until decisive)")
@@ -63,11 +63,14 @@ def add_parser(sub):
                    "rounded up to whole chunks of 100 or 500 steps)")
     p.add_argument("--burn", type=int, help="burn-in steps (default: 10 relaxation times; rounded up like --steps)")
     p.add_argument("--observable", metavar="EXPR", help="also measure E[Δc] per step of c(θ), with the Itô term")
-    p.add_argument("--tolerance", type=float, default=0.02, help="relative tolerance, below 1 (default 0.02)")
+    p.add_argument("--tolerance", type=float, help="relative tolerance, below 1 (default 0.02)")
     p.set_defaults(run=run)
 
 
-USER_ONLY = ("at", "noise", "kappa", "vars", "chains", "steps", "burn", "observable")
+USER_ONLY = ("at", "noise", "kappa", "vars", "chains", "steps", "burn", "observable", "sigma", "eta", "set", "learner",
+             "tolerance")
+#: the defaults of the options that only a check of the user's own valley reads (None: not given)
+USER_DEFAULTS = {"sigma": 0.01, "eta": 0.05, "learner": "gd", "tolerance": 0.02}
 
 
 def enable_compilation_cache() -> str | None:
@@ -100,7 +103,8 @@ def run(args) -> int:
     if args.loss is None and args.residuals is None:
         given = [f"--{k}" for k in USER_ONLY if getattr(args, k) is not None]
         if given:
-            raise UserError(f"{', '.join(given)} need --loss or --residuals (your own valley); "
+            raise UserError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --loss or --residuals "
+                            "(your own valley); "
                             "without them flatland check runs the built-in suite")
         return run_suite(args)
     given = [f"--{k}" for k in ("suite", "only", "jobs") if getattr(args, k) is not None]
@@ -109,6 +113,9 @@ def run(args) -> int:
                         "runs one check on your valley (drop them)")
     from .check_user import run_user
 
+    for k, v in USER_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     return run_user(args)
 
 
