@@ -1,0 +1,50 @@
+"""The statistics under every verdict: the precision rule, the standard error of a mean and the s.e. of the
+part of a drift across its predicted direction. A mutation audit changed each (3 s.e. → 1 s.e.; s.e. over n
+instead of √n; the across s.e. from the smallest eigenvalue) and no test or check noticed."""
+import math
+
+import numpy as np
+import pytest
+
+from flatland import decisive
+from flatland.estimators import mean_se, ratio_along
+
+
+def test_a_verdict_needs_its_error_and_three_standard_errors_inside_the_tolerance():
+    tol = 0.02
+    assert decisive(0.0, 0.3 * tol, tol)[0]                                   # 3 × 0.3 = 0.9 of tol: decisive
+    passed, why = decisive(0.0, 0.5 * tol, tol)                               # 3 × 0.5 = 1.5 of tol
+    assert not passed and why.startswith("inconclusive: 3 s.e.")
+    assert not decisive(1.01 * tol, 0.0, tol)[0] and decisive(0.99 * tol, 0.0, tol)[0]
+    assert not decisive(float("nan"), 0.0, tol)[0]
+
+
+def test_mean_se_is_the_standard_error_of_the_mean():
+    """10⁴ standard normals: s.e. = 1/√n = 0.01; the sample s.d.'s own relative s.d. is 1/√(2n) = 0.7%, so
+    3% is over 4 of them."""
+    x = np.random.default_rng(0).standard_normal((10_000, 2))
+    m, se = mean_se(x)
+    np.testing.assert_allclose(se, 0.01, rtol=0.03)
+
+
+def test_mean_se_covers_the_true_mean_at_its_level():
+    """500 replicates of n = 200 with mean 3: |x̄ − 3| ≤ s.e. in 68.3% of them (binomial s.d. 2.1%, band ±3.1
+    s.d.), and ≤ 3 s.e. in at least 99% (expected 99.7%)."""
+    x = 3 + np.random.default_rng(1).standard_normal((500, 200))
+    means, ses = zip(*(mean_se(row) for row in x))
+    z = np.abs(np.asarray(means) - 3) / np.asarray(ses)
+    assert 0.62 <= np.mean(z <= 1) <= 0.75, np.mean(z <= 1)
+    assert np.mean(z <= 3) >= 0.99
+
+
+def test_the_across_standard_error_is_that_of_the_worst_direction():
+    """d = 3, prediction along x, paired differences with independent noise of s.d. 1 (y) and 4 (z) across it:
+    the across s.e. is √(λ_max/n)/|p̄| = 4/√n/|p̄| (λ_max the larger across variance), within 10% (the s.d. of
+    a square root of a variance estimate at n = 4,000 is ~1.1%)."""
+    n, rng = 4000, np.random.default_rng(2)
+    p = np.tile([2.0, 0.0, 0.0], (n, 1))
+    m = p + rng.standard_normal((n, 3)) * [0.5, 1.0, 4.0]
+    r = ratio_along(m, p)
+    assert r["across_stderr"] == pytest.approx(4 / math.sqrt(n) / 2.0, rel=0.10)
+    two = ratio_along(m[:, :2], p[:, :2])                # d = 2: one across direction, its s.e. is not 0
+    assert two["across_stderr"] == pytest.approx(1 / math.sqrt(n) / 2.0, rel=0.10)
