@@ -239,9 +239,45 @@ def test_a_covariance_whose_coefficient_varies_along_gamma_has_a_closed_drift_bu
     law, why = step_law(Radial(), registry().create("learners", "gd"))
     assert law is not None, why
     pred = predict_law(FIG5A, [1.5, 0.0], law, hyper={"learner": {"lr": 0.05}, "noise": {"sigma": 0.005}})
-    assert pred.regularizer.startswith("(no regularizer") and "vary with x, y" in pred.regularizer
+    assert pred.regularizer.startswith("(none: the noise's part has no potential") and "vary with x, y" in \
+        pred.regularizer and not pred.potential
     # by hand: H = diag(0, 2x²) on y = 0, ∇log pdet H = (2/x, 0), a = σ²x²: drift_x = −(σ²x²/4)(2/x) = −σ²x/2
     assert pred.drift_leading[0] == pytest.approx(-0.005 ** 2 * 1.5 / 2, rel=1e-9)
     np.testing.assert_allclose(pred.drift_closed_form_leading, pred.drift_leading, rtol=1e-9, atol=1e-300)
     # the control: a coefficient constant along Γ keeps its regularizer
     assert predict(FIG5A, [1.5, 0.0], "update", sigma=0.005, eta=0.05).regularizer.startswith("σ**2")
+
+
+@pytest.mark.parametrize("noise", ["update", "gradient", "label", "uniform-label", "sed"])
+@pytest.mark.parametrize("expr, point", [("(x*y)**2", [1.3, 0.0]), ("0.5*(1+x**2)**2*y**2", [0.7, 0.0]),
+                                         ("(x*y - 1)**2", [2.0, 0.5]), ("(y*z)**2 + (y*(3 - x))**2", [1.0, 0.0, 0.0])])
+def test_the_printed_regularizer_is_the_potential_of_the_printed_drift(noise, expr, point):
+    """−P_T∇Φ of the regularizer `theory` prints is its drift, at leading order and finite η (rtol 1e-9): a
+    mutation audit doubled the label-noise Φ's coefficient and no test noticed (the drift itself comes from
+    another code path)."""
+    import sympy as sp
+
+    from flatland.theory._closed import hyper_symbols, hyper_values, regularizer
+    from named_laws import hyper as named_hyper, law
+
+    problem = Problem.from_expr(expr)
+    h = named_hyper(noise, 0.01, 0.05)
+    pred = predict(problem, point, noise, sigma=0.01, eta=0.05)
+    T = np.asarray(pred.tangent_basis, float).reshape(-1, problem.dim)
+    P_T = T.T @ T
+    values = dict(zip([s for _, _, s in hyper_symbols(law(noise))], hyper_values(hyper_symbols(law(noise)),
+                                                                                  pred.hyper)))
+    at = dict(zip(problem.symbols, pred.point)) | values
+    if not pred.closed_form:   # SED's probe covariance on a rank-2 valley is not a·I + b·H
+        assert pred.regularizer == "(no closed form: general rule only)" and not pred.potential
+        return
+    if not pred.potential:   # SED's probe covariance is a·I + b·H with a, b ∝ x⁴σ⁶…: only its U part is a Φ
+        assert pred.regularizer.startswith("η*σ**4*(") and "the noise's part has no potential" in pred.regularizer
+        return
+    for finite, drift in ((False, pred.drift_leading), (True, pred.drift_finite_eta)):
+        if finite and "general rule only" in pred.regularizer_finite_eta:
+            continue
+        phi = regularizer(problem, law(noise), pred.rank, finite)
+        grad = np.array([float(sp.diff(phi, s).subs(at)) for s in problem.symbols])
+        np.testing.assert_allclose(-P_T @ grad, drift, rtol=1e-9, atol=1e-12 * max(np.abs(drift).max(), 1e-300))
+    assert h  # the named hyperparameters reached the prediction

@@ -250,10 +250,15 @@ def _spectral_gradients(problem: Problem, m: int) -> tuple:
 
 
 def no_potential_text(cf: ClosedForm) -> str:
-    """Why a closed-form drift has no regularizer: C = a·I + b·H with a or b varying with θ."""
-    return (f"no regularizer: C = a·I + b·H with a = {cf.a}, b = {cf.b}, which vary with "
-            f"{', '.join(cf.varying)}, so the drift −P_T((a/4)∇log pdet H + (b/4)∇tr H + η∇U) is not the gradient "
-            "of one function")
+    """Why the noise's part of a closed-form drift is no gradient: C = a·I + b·H with a or b varying with θ."""
+    return (f"the noise's part has no potential: C = a·I + b·H with a = {cf.a}, b = {cf.b}, which vary with "
+            f"{', '.join(cf.varying)}, so its drift −P_T((a/4)∇log pdet H + (b/4)∇tr H) is not the gradient of "
+            "one function")
+
+
+def potential_part(cf: ClosedForm) -> sp.Expr:
+    """η·U, the learner's potential term of Φ: a gradient whatever the noise's part is."""
+    return sp.sympify(cf.eta) * sp.sympify(cf.U)
 
 
 def _require(cf: ClosedForm):

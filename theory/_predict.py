@@ -64,6 +64,7 @@ class Prediction:
     observable_drift_without_ito_finite_eta: Optional[float] = None
     observable_ito_term: Optional[float] = None
     drift_scale: float = 0.0
+    potential: bool = True   # the drift is −P_T∇ of the regularizer shown (False: its noise part is no gradient)
 
     def is_zero(self, drift) -> bool:
         """Whether a predicted drift (a vector near this point) is 0 up to round-off: exactly 0, or every
@@ -218,8 +219,15 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(
             hyper=hyper["learner"], fourth=lambda: fourth_derivative(problem, theta), **ctx))]
 
-    if cf.complete and cf.varying:
-        r_txt = re_txt = r_tex = re_tex = f"({_closed.no_potential_text(cf)})"
+    if cf.complete and cf.varying:   # the learner's potential, if any, and why the rest is no gradient
+        why = _closed.no_potential_text(cf)
+        U = _closed.potential_part(cf)
+        if U == 0:
+            r_txt = r_tex = f"(none: {why})"
+        else:
+            (u_txt, u_tex) = _text(U, problem, theta)
+            r_txt, r_tex = f"{u_txt} + ({why})", f"{u_tex} + (\text{{{why}}})"
+        re_txt = re_tex = "(see the leading-order line: no potential in full)"
     elif cf.complete:
         R = _closed.regularizer(problem, law, m, False)
         (r_txt, r_tex) = _text(R, problem, theta)
@@ -242,7 +250,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         drift_leading=out["drift_leading"].tolist(), drift_finite_eta=out["drift_finite_eta"].tolist(),
         drift_closed_form_leading=closed_lead.tolist(), drift_closed_form_finite_eta=closed_fin.tolist(),
         eta_lambda_max=eta * lam_max, warnings=warnings, closed_form=cf.complete,
-        drift_normal=out["drift_normal"].tolist(), drift_scale=scale,
+        drift_normal=out["drift_normal"].tolist(), drift_scale=scale, potential=bool(cf.complete and not cf.varying),
     )
     if observable is not None:
         vals = {k: float(out[k]) for k in ("observable_leading", "observable_finite_eta", "observable_without_ito",

@@ -100,6 +100,8 @@ def _print_human(pred, latex: bool) -> None:
                     else (pred.regularizer, pred.regularizer_finite_eta))
     if pred.regularizer.startswith("("):   # none written: one statement of why, not two
         print(f"regularizer Φ   {reg}")
+    elif not pred.potential:   # the learner's potential and why the noise's part is none
+        print(f"regularizer Φ   = {reg}")
     else:
         print(f"regularizer Φ   = {reg}   (drift per step = −P_T ∇Φ)")
         print(f"finite-η  Φ_η   = {reg_eta}")
