@@ -161,3 +161,18 @@ def test_a_wrong_upstream_gain_is_caught():
 
     with pytest.raises(AssertionError, match="upstream_gain"):
         check_noise(Summed())
+
+
+def test_a_loss_whose_function_and_expression_differ_is_caught():
+    """The theory reads residual_exprs, the simulator residuals(): a mutation audit changed the stretched
+    valley's JAX residual (1 + x²)y to (1 + x²/2)y, kept its expression, and every test passed."""
+    from flatland import Loss
+    from flatland.testing import check_loss
+
+    def valley(factor):
+        return Loss("stretched-test", residuals=lambda p: jnp.atleast_1d((1 + factor * p[0] ** 2) * p[1]), kappa=0.5,
+                    variables=("x", "y"), residual_exprs=("(1 + x**2)*y",), point=(0.7, 0.0))
+
+    check_loss(valley(1.0))
+    with pytest.raises(AssertionError, match="would study different losses"):
+        check_loss(valley(0.5))

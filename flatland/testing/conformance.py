@@ -136,6 +136,29 @@ def check_loss(loss: Loss) -> None:
         r = loss.residuals(params)
         want = loss.kappa * jnp.sum(r * r)
         assert jnp.allclose(value, want, rtol=1e-10, atol=1e-14), f"loss {loss.name}: value {value} != κΣr² {want}"
+    _check_expressions(loss)
+
+
+def _check_expressions(loss: Loss, points: int = 5) -> None:
+    """The theory reads a loss's formula (``expr``/``residual_exprs``), the simulator its functions: both
+    must be one loss. Compared at the point and at ``points`` random points around it (rtol 1e-10) — a
+    valley whose JAX residual lost a factor while its expression kept it passed every test before."""
+    if not (getattr(loss, "expr", None) or getattr(loss, "residual_exprs", None)) or loss.point is None:
+        return
+    import numpy as np
+
+    from flatland.theory import Problem, jax_function
+
+    problem = Problem.from_loss(loss)
+    formula = jax_function(problem, "loss")
+    p0 = np.asarray(loss.point, float)
+    rng = np.random.default_rng(0)
+    for theta in [p0] + [p0 + rng.normal(0.0, 0.3, p0.shape) for _ in range(points)]:
+        simulated, stated = float(loss(jnp.asarray(theta))), float(np.ravel(formula(jnp.asarray(theta)))[0])
+        assert np.isclose(simulated, stated, rtol=1e-10, atol=1e-14 * max(1.0, abs(stated))), (
+            f"loss {loss.name}: at θ = {theta.tolist()} its function gives {simulated:.12g} but its expression "
+            f"({loss.expr or ', '.join(loss.residual_exprs)}) gives {stated:.12g}: the theory and the simulator "
+            "would study different losses")
 
 
 def check_metric(metric: Metric, loss: Loss | None = None) -> None:
