@@ -294,6 +294,31 @@ def test_a_drift_that_is_zero_by_symmetry_is_judged_as_zero(capsys, tmp_path):
     assert rc == 0 and res["passed"] and res["verdict"].startswith("zero drift predicted"), res["verdict"]
 
 
+def test_a_drift_judged_as_zero_fails_when_the_chains_do_drift(capsys, tmp_path, monkeypatch):
+    """The zero-drift branch's negative case: a noise model that declares C = 0 (so zero drift is predicted)
+    while its steps are update noise's (the chains drift, ~100 s.e. from 0) must fail. A mutation making that
+    branch always pass survived every test."""
+    import types
+
+    import flatland
+    import flatland.assembly as assembly
+
+    class Undeclared(type(flatland.assemble().registry.create("noise", "update"))):
+        name = "update-declared-silent"
+
+        def covariance(self, ctx):           # declares no noise, moves the params like update noise
+            return 0 * ctx.eye
+
+    plugin = types.SimpleNamespace(flatland_noise_models=flatland.hookimpl(
+        lambda register: register("update-declared-silent", Undeclared, "declares C = 0")))
+    orig = assembly.assemble
+    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("silent", plugin)]}))
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update-declared-silent",
+                       "--sigma", "0.01", "--chains", "1024", "--steps", "200", "--burn", "100",
+                       "--out", str(tmp_path / "r"))
+    assert rc == 1 and not res["passed"] and res["verdict"] == "zero drift predicted; measured not 0 within 3 s.e."
+
+
 @pytest.mark.slow  # ~15 s
 def test_update_plus_minibatch_drift_is_measured_as_predicted(capsys, tmp_path):
     """Minibatch noise grows off Γ: predicted as update noise alone the ratio was 1.063 ± 0.001 (FAIL). With its
