@@ -365,3 +365,18 @@ def test_a_check_whose_chains_wander_is_rerun_shorter_until_it_measures_near_the
                        "--out", str(tmp_path / "o"))
     assert rc == 0 and out["passed"] and out["steps"] < 300 and out["prediction_shift_from_point"] <= 0.02, out
     assert any(w.startswith("the run was shortened to") for w in out["warnings"])
+
+
+def test_the_rao_blackwell_drift_of_a_learner_with_state_agrees_with_raw_displacement(capsys, tmp_path):
+    """A check without a prediction reports the Rao–Blackwellised drift. Its mean step must use the learner's
+    current state: a mutation using the initial state (zero velocity) made momentum's drift 10× too small and
+    survived, since nothing compared it with the raw displacement. Both estimate the same mean step; the
+    s.d. of their difference is at most the sum of their s.e.s, so 3 × that sum bounds it."""
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "momentum",
+                       "--sigma", "0.01", "--chains", "4096", "--steps", "300", "--burn", "100",
+                       "--out", str(tmp_path / "r"))
+    assert rc == 0 and res["estimator"] == "rao-blackwell", res
+    rb, raw = np.asarray(res["measured"]), np.asarray(res["raw_measured"])
+    bound = 3 * (np.asarray(res["stderr"]) + np.asarray(res["raw_stderr"]))
+    assert np.all(np.abs(rb - raw) <= bound), (rb, raw, bound)
+    assert abs(rb[0]) > 10 * bound[0]        # a drift to compare, not two zeros
