@@ -88,3 +88,29 @@ def test_relu_suite_passes():
                 failed.append((r.name, r.measured, r.stderr, r.tolerance, r.details))
     assert not failed, failed
     assert findings == {k: True for k in FINDINGS}, findings
+
+
+def test_an_adaptive_learners_sparsification_is_judged_net_of_the_gd_control(monkeypatch):
+    """Synthetic records: the treated run's active fraction falls by 45% from its plateau, the GD control's by
+    30% over the same steps: the net 0.15 is below the rule's 0.25, so the row fails (it passes without the
+    subtraction, which a mutation audit removed unnoticed: the real controls fall by 0.001–0.03)."""
+    import types
+
+    from flatland_plugins.relu import checks
+
+    S, n = 8, 50
+    steps = 100 * (np.arange(n) + 1)
+    loss = np.tile(np.r_[np.linspace(1.0, 0.06, 10), np.full(n - 10, 0.05)], (S, 1))
+    fall = lambda total: np.tile(np.r_[np.ones(10), np.linspace(1.0, 1 - total, n - 10)], (S, 1)) * 0.5  # noqa: E731
+    runs = {"gd": fall(0.30), "adam": fall(0.45)}
+
+    def condition(seed, name):
+        return {"records": {"active_fraction": runs[name], "active_units": runs[name], "loss_norm": loss},
+                "steps": steps, "diverged": -np.ones(S, int), "seconds": 0.0,
+                "start": {"loss_norm": np.ones(S)}}
+
+    monkeypatch.setattr(checks, "_condition", condition)
+    row = checks._check_adaptive("adam", "Adam")(types.SimpleNamespace(seed=0))[0]
+    assert row.measured == pytest.approx(0.15, abs=0.02) and not row.passed, row
+    runs["gd"] = fall(0.0)
+    assert checks._check_adaptive("adam", "Adam")(types.SimpleNamespace(seed=0))[0].passed
