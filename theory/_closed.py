@@ -106,8 +106,9 @@ class ClosedForm:
     the finite-η closed forms do not contain (the general rule does).
     ``varying`` names the variables a or b depend on: then the drift keeps its
     closed form −P_T((a/4)∇R_update + (b/4)∇R_label + η∇U), the rule being local,
-    but it is not the gradient of Φ = (a/4)R_update + … (a varies along Γ), so
-    no regularizer is written (:func:`regularizer` refuses).
+    but its noise part is not the gradient of (a/4)R_update + … (a varies along
+    Γ): :func:`regularizer` refuses, and ``predict`` writes ηU alone with the
+    reason (:func:`no_potential_text`).
     """
 
     a: sp.Expr
