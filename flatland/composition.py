@@ -14,9 +14,11 @@ label noise drawn on a minibatch's rows. Where a member changes the objective
 and a later one reweights its rows (a minibatch of noisy targets), the earlier
 member's covariance is multiplied by the later one's ``upstream_gain``; a
 later objective-changing member that declares none leaves the composition
-without a covariance (no prediction rather than a wrong one). ``param_cov``
-is the sum; ``grad_cov`` is known where at most one member changes the
-gradient.
+without a covariance (no prediction rather than a wrong one). A gradient
+perturbation is taken to add its own noise (the built-in gradient noise
+does); one that scaled the gradient would change an earlier member's
+covariance too, which the sum does not account for. ``param_cov`` is the
+sum; ``grad_cov`` is known where at most one member changes the gradient.
 Hyperparameters are the members', named ``member.key`` (``label.sigma``).
 """
 from __future__ import annotations

@@ -40,6 +40,7 @@ class Plan:
     burn: int
     chunk: int
     adaptive: bool
+    shorten: bool = False   # may be rerun shorter (adaptive, and neither --steps nor --burn given)
 
 
 def relaxation_steps(eigenvalues, eta_eff: float) -> float:
@@ -59,7 +60,7 @@ def plan(prediction, eta_eff: float, chains: Optional[int], steps: Optional[int]
     T = rnd(min(max(40 * tau, 200), 2000)) if steps is None else rnd(steps)
     B = rnd(max(10 * tau, 100)) if burn is None else (0 if burn == 0 else rnd(burn))
     return Plan(chains=int(chains or DEFAULT_CHAINS), steps=T, burn=B, chunk=chunk,
-                adaptive=chains is None and steps is None)
+                adaptive=chains is None and steps is None, shorten=chains is None and steps is None and burn is None)
 
 
 def pooled(runs, attr):
@@ -207,7 +208,7 @@ def run_near_point(lab, loss, noise, learner, grid, point, pl: Plan, seed, probl
     for attempt in range(SHORTEN + 1):
         runs = run_batches(lab, loss, noise, learner, grid, point, pl, seed, problem, law, observable, prediction,
                            tol)
-        if runs[0].no_prediction or not pl.adaptive or attempt == SHORTEN:
+        if runs[0].no_prediction or not pl.shorten or attempt == SHORTEN:
             return runs, pl, note
         shift = summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
         shorter = _shorter(pl)

@@ -135,13 +135,19 @@ def sed_regime(ctx):
     if ratio > SED_PROBE_WARN:
         out.append(f"SED probe size s² = {ratio:.3g}·λ_min: the prediction is leading order in s²/λ (exact in "
                    f"μs²λ), expect a relative error of order {ratio:.2g}; use s² ≤ {SED_PROBE_WARN:g}·λ_min for ~1%")
-    if ctx.fourth is not None:   # the smoothing's next term, (s⁴/8)Δ²L, against the kept (s²/2)ΔL = (s²/2) tr H
-        bilaplacian = float(np.einsum("iijj->", np.asarray(ctx.fourth(), float)))
-        next_term = s2 / 4 * abs(bilaplacian) / max(float(lam.sum()), 1e-300)
+    if ctx.derivative is not None:   # the smoothing's next term (s⁴/8)Δ²L against the kept (s²/2)ΔL = (s²/2) tr H,
+        # by what moves the chains: their gradients along Γ (a constant Δ²L, as for quadratic residuals, moves nothing)
+        H = np.asarray(ctx.H, float)
+        w, V = np.linalg.eigh(H)
+        normal = V[:, w > 1e-9 * max(w.max(), 1e-300)]
+        P_T = np.eye(H.shape[0]) - normal @ normal.T
+        kept = np.linalg.norm(P_T @ np.einsum("kii->k", np.asarray(ctx.dH, float)))
+        nxt = np.linalg.norm(P_T @ np.einsum("kiijj->k", np.asarray(ctx.derivative(5), float)))
+        next_term = s2 / 4 * nxt / kept if kept > 0 else 0.0
         if next_term > SED_PROBE_WARN:
-            out.append(f"SED's smoothing: its next term (s⁴/8)Δ²L is {next_term:.2g} of the potential kept, "
-                       "(s²/2) tr H, here (a loss that is not a sum of squares, or strongly curved residuals): "
-                       f"expect a relative error of that order; a smaller s lowers it as s²")
+            out.append(f"SED's smoothing: its next term (s⁴/8)Δ²L pulls along Γ {next_term:.2g} as hard as the "
+                       "potential kept, (s²/2) tr H, here (a loss that is not a sum of squares, or strongly curved "
+                       "residuals): expect a relative error of that order; a smaller s lowers it as s²")
     return out
 
 

@@ -354,6 +354,13 @@ def test_an_adaptive_plan_halves_in_whole_chunks_down_to_the_short_chunk():
     steps = [(p := _shorter(p)) and (p.burn, p.steps, p.chunk) for _ in range(5)]
     assert steps == [(500, 500, 500), (200, 200, 100), (100, 100, 100), (50, 50, MIN_CHUNK), (50, 50, MIN_CHUNK)]
     assert _shorter(Plan(chains=1, steps=100, burn=0, chunk=100, adaptive=True)).burn == 0
+    # a length the user gave is kept: --burn alone leaves the batches adaptive but the run unshortened
+    from types import SimpleNamespace
+
+    from flatland.usercheck import plan
+    pred = SimpleNamespace(eigenvalues=[0.0, 2.0])
+    assert plan(pred, 0.05, None, None, None).shorten and not plan(pred, 0.05, None, None, 300).shorten
+    assert plan(pred, 0.05, None, None, 300).adaptive
 
 
 @pytest.mark.slow  # ~15 s: five short adaptive runs
@@ -380,3 +387,14 @@ def test_the_rao_blackwell_drift_of_a_learner_with_state_agrees_with_raw_displac
     bound = 3 * (np.asarray(res["stderr"]) + np.asarray(res["raw_stderr"]))
     assert np.all(np.abs(rb - raw) <= bound), (rb, raw, bound)
     assert abs(rb[0]) > 10 * bound[0]        # a drift to compare, not two zeros
+
+
+def test_given_lengths_are_kept_and_set_values_are_reported(capsys, tmp_path):
+    """A review found --burn alone left the plan shortenable (it was halved, then called "rounded up"), and a
+    check reporting η = 0.05 while --set learner.lr=0.2 ran."""
+    rc, res = run_json(capsys, "--residuals", "x*y-1", "--at", "x=1,y=1", "--noise", "update", "--burn", "300",
+                       "--set", "learner.lr=0.2", "--chains", "64", "--steps", "100", "--out", str(tmp_path / "r"))
+    assert res["burn"] == 300 and res["eta"] == 0.2 and not any("shortened" in w for w in res["warnings"]), res
+    assert main(["theory", "--residuals", "x*y-1", "--at", "x=1,y=1", "--noise", "update",
+                 "--set", "noise.sigma=1e300"]) == 2
+    assert "at most 1e+100" in capsys.readouterr().err

@@ -104,10 +104,14 @@ def test_generalised_lyapunov_solve_matches_fixed_point_iteration():
 
 def test_the_smoothings_next_term_is_warned_about_where_it_matters():
     """On log(1 + (xy − 1)²), s = 0.05, an independent simulation measured SED's drift 5% off the prediction,
-    with no warning (s²/λ = 3e-4 looked harmless): the next smoothing term (s⁴/8)Δ²L, ∝ s²λ there, is
-    1.5% of the kept potential. On (xy − 1)², a sum of squares, it is 0.06% and nothing is said."""
+    with no warning (s²/λ = 3e-4 looked harmless): along Γ the next smoothing term (s⁴/8)Δ²L pulls 3.2% as
+    hard as the kept potential (s²/2) tr H. On (xy − 1)², a sum of squares, and on 10(xy − 1) at s = 1, Δ²L is
+    constant (quadratic residuals), moves nothing, and nothing is said (a review found the first version,
+    which compared the potentials' sizes, warning there)."""
     hyper = {"learner": {"lr": 4.0, "sigma": 0.05}}
     warned = predict(Problem.from_expr("log(1+(x*y-1)**2)"), [2.0, 0.5], law("sed"), hyper=hyper).warnings
-    assert any("(s⁴/8)Δ²L is 0.015" in w for w in warned), warned
-    quiet = predict(Problem.from_expr("(x*y-1)**2"), [2.0, 0.5], law("sed"), hyper=hyper).warnings
-    assert not any("Δ²L" in w for w in quiet), quiet
+    assert any("(s⁴/8)Δ²L pulls along Γ 0.032 as hard" in w for w in warned), warned
+    for problem, h in ((Problem.from_expr("(x*y-1)**2"), hyper),
+                       (Problem.from_residuals("10*(x*y-1)"), {"learner": {"lr": 0.001, "sigma": 1.0}})):
+        quiet = predict(problem, [2.0, 0.5], law("sed"), hyper=h).warnings
+        assert not any("Δ²L" in w for w in quiet), quiet

@@ -30,10 +30,10 @@ class CovarianceContext:
     (None without residuals); ``theta`` the point (a SymPy column of symbols, or
     a 1-D array); ``eye`` the identity; ``eta`` the learner's effective step
     size; ``kappa`` the loss prefactor; ``hyper`` the component's own
-    hyperparameters; ``backend`` "sympy", "numpy" or "jax"; ``fourth`` (where the
-    engine can give it: a learner's ``regime`` hook in ``predict``) a callable
-    returning the fourth derivative ∇⁴L at θ as a (d, d, d, d) array, for
-    warnings about terms the leading order leaves out.
+    hyperparameters; ``backend`` "sympy", "numpy" or "jax"; ``derivative`` (where
+    the engine can give it: a learner's ``regime`` hook in ``predict``) a callable
+    k ↦ ∇ᵏL at θ, a (d, …, d) array, for warnings about terms the leading order
+    leaves out.
 
     Vectors (``theta``, ``vector(...)``) are SymPy columns (d, 1) but 1-D arrays
     (d,) otherwise: build matrices from them with ``outer``/``diag``, index or
@@ -50,7 +50,7 @@ class CovarianceContext:
     theta: Any = None
     dH: Any = None
     backend: str = "numpy"
-    fourth: Any = None
+    derivative: Any = None
 
     def _xp(self):
         if self.backend == "jax":

@@ -116,14 +116,16 @@ def _closed_form(problem, law, m, theta, P_T, hyper):
         return P_T @ lead + 0.0, P_T @ fin + 0.0
 
 
-def fourth_derivative(problem: Problem, theta) -> np.ndarray:
-    """∇⁴L at θ, (d, d, d, d), by automatic differentiation of the loss (asked for by regime hooks only)."""
+def loss_derivative(problem: Problem, theta, order: int) -> np.ndarray:
+    """∇ᵏL at θ, (d, …, d), by automatic differentiation of the loss (asked for by regime hooks only)."""
     import jax
 
     from ._lambdify import jax_function
 
     f = lambda t: jax_function(problem, "loss")(t).reshape(())  # noqa: E731
-    return np.asarray(jax.jacfwd(jax.jacfwd(jax.hessian(f)))(np.asarray(theta, np.float64)), float)
+    for _ in range(int(order)):
+        f = jax.jacfwd(f)
+    return np.asarray(f(np.asarray(theta, np.float64)), float)
 
 
 def _text(expr, problem, theta):
@@ -217,7 +219,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
                                 observable=observable)
     if law.learner.regime is not None:
         warnings += [str(w) for w in law.learner.regime(CovarianceContext(
-            hyper=hyper["learner"], fourth=lambda: fourth_derivative(problem, theta), **ctx))]
+            hyper=hyper["learner"], derivative=lambda k: loss_derivative(problem, theta, k), **ctx))]
 
     if cf.complete and cf.varying:   # the learner's potential, if any, and why the rest is no gradient
         why = _closed.no_potential_text(cf)
@@ -226,7 +228,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
             r_txt = r_tex = f"(none: {why})"
         else:
             (u_txt, u_tex) = _text(U, problem, theta)
-            r_txt, r_tex = f"{u_txt} + ({why})", f"{u_tex} + (\text{{{why}}})"
+            r_txt, r_tex = f"{u_txt} + ({why})", rf"{u_tex} + (\text{{{why}}})"
         re_txt = re_tex = "(see the leading-order line: no potential in full)"
     elif cf.complete:
         R = _closed.regularizer(problem, law, m, False)

@@ -40,6 +40,14 @@ def components(registry, noise_name: str, learner_name: str):
 MAX_SCALE = 1e100
 
 
+def scale_keys(noise) -> tuple:
+    """The hyperparameters --sigma sets: every member's scale of a composed model, else the model's own."""
+    scales = getattr(noise, "scales", None)
+    if scales is not None:
+        return tuple(scales)
+    return () if noise.scale_key() is None else (noise.scale_key(),)
+
+
 def hyper(noise, learner, sigma: float, eta: float) -> dict:
     """The simulator's ``{"learner": ..., "noise": ...}`` overrides from --sigma and --eta."""
     import math
@@ -52,12 +60,10 @@ def hyper(noise, learner, sigma: float, eta: float) -> dict:
     if "lr" not in learner.hyper:
         raise UserError(f"learner {learner.name!r} has no 'lr' hyperparameter for --eta to set")
     out = {"learner": {"lr": eta}, "noise": {}}
-    scales = getattr(noise, "scales", None)
-    if scales is None:
-        scales = () if noise.scale_key() is None else (noise.scale_key(),)
-        if noise.hyper and not scales:
-            raise UserError(f"noise model {noise.name!r} has hyperparameters {', '.join(sorted(noise.hyper))} and "
-                            "declares no scale (NoiseModel.scale) for --sigma to set")
+    scales = scale_keys(noise)
+    if noise.hyper and not scales:
+        raise UserError(f"noise model {noise.name!r} has hyperparameters {', '.join(sorted(noise.hyper))} and "
+                        "declares no scale (NoiseModel.scale) for --sigma to set")
     for k in scales:  # composed noise: --sigma sets every member's scale
         out["noise"][k] = sigma
     if not noise.hyper and "sigma" in learner.hyper:
@@ -98,6 +104,10 @@ def with_settings(out: dict, noise, learner, text) -> dict:
             as_hyper(comp.hyper, {name: number})      # finite, and the default's sign
         except ValueError as exc:
             raise UserError(f"--set {item!r}: {exc}") from None
+        if abs(number) > MAX_SCALE:
+            raise UserError(f"--set {item!r}: at most {MAX_SCALE:g} in size (the rules square it)")
+        if part == "learner" and name == "lr" and not number > 0:
+            raise UserError(f"--set {item!r}: lr must be > 0 (the step size)")
         out[part][name] = number
     return out
 

@@ -91,6 +91,8 @@ def _run_user(args, out) -> int:
     registry = assemble().registry
     noise, learner = C.components(registry, args.noise, args.learner)
     grid = C.with_settings(C.hyper(noise, learner, args.sigma, args.eta), noise, learner, args.set)
+    args.eta = grid["learner"].get("lr", args.eta)         # what runs, where --set changed it
+    args.sigma = next((grid["noise"][k] for k in C.scale_keys(noise) if k in grid["noise"]), args.sigma)
     law, no_prediction = step_law(noise, learner)
     with symbolic_budget("the prediction"):
         problem, loss = _problem_and_loss(args, registry)
@@ -114,6 +116,7 @@ def _run_user(args, out) -> int:
                "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance, "observable": args.observable,
                "adaptive": pl.adaptive})
     lab = Lab(registry)
+    planned = pl
     runs, pl, shortened = U.run_near_point(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem,
                                            law, args.observable, pred0, args.tolerance)
     s = U.summary(runs, pred0, args.observable, args.tolerance)
@@ -121,8 +124,8 @@ def _run_user(args, out) -> int:
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
     warnings += [s.pop("where_warning")] if "where_warning" in s else []
     warnings += [shortened] if shortened else []
-    warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {pl.chunk} steps)"
-                 for k, asked, ran in (("steps", args.steps, pl.steps), ("burn", args.burn, pl.burn))
+    warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
+                 for k, asked, ran in (("steps", args.steps, planned.steps), ("burn", args.burn, planned.burn))
                  if asked is not None and asked != ran]
     result = {"variables": list(problem.variables), "point": pred0.point, "noise": noise.name, "learner": learner.name,
               "eta": args.eta, "sigma": args.sigma, "hyper": grid, **s, "chains": chains, "batches": len(runs),
