@@ -178,13 +178,15 @@ def _log_nest(depth, a, b):
     return f"({inner})**2"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # an alarm lost in a gc callback
 @pytest.mark.parametrize("loss, at", [(_log_nest(8, "x", "y"), "x=1,y=1"), (_log_nest(8, "z", "w"), "z=1,w=1")])
 def test_deep_nests_of_functions_end_at_the_symbolic_budget_in_one_line(capsys, monkeypatch, loss, at):
     """Nests within the parser's limit of 8 functions can still take long in the later stages; the budget
     (1 s here, in-process: SIGALRM in the main thread) ends each in one line. Each case has its own symbols,
     so SymPy's cache of one cannot speed up the other. (The earlier cases, log(1 + (…)²) nests, became quick
     once a valley flat across Γ was recognised early: ~3 s against the 1 s budget, and the race was lost now
-    and then.)"""
+    and then.) An alarm can land in a garbage-collection callback (Hypothesis installs one), where it is
+    printed as "Exception ignored" and lost — seen in a clean-clone run; the repeating alarm still ends it."""
     import time
 
     monkeypatch.setenv("FLATLAND_SYMBOLIC_SECONDS", "1")
