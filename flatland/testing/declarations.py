@@ -196,18 +196,20 @@ def check_upstream_gain(noise: NoiseModel, loss: Loss, params, eta: float = 0.05
         return
     hyper = _hyper(noise, params)
     own = noise.grad_cov(loss, params, hyper)
-    gain = noise.upstream_gain(_contexts(loss, params, {k: float(v) for k, v in hyper.items()}, eta)["numpy"])
+    ctx = _contexts(loss, params, {k: float(v) for k, v in hyper.items()}, eta)["numpy"]
+    gain = noise.upstream_gain(ctx)
     if own is None or gain is None:
         return
     rows = _NoisyRows()
+    sigma = rows.hyper["sigma"]
     both = compose_noise([rows, noise])
-    h = {f"{rows.name}.sigma": jnp.asarray(0.1)} | {f"{noise.name}.{k}": v for k, v in hyper.items()}
+    h = {f"{rows.name}.sigma": jnp.asarray(sigma)} | {f"{noise.name}.{k}": v for k, v in hyper.items()}
     oracle = make_oracle(loss, both, h)
     # 10 × DRAWS: each entry's s.e. ≈ 0.7%, so Z = 5 s.e. resolves a gain off by 4% (1 vs 1 + 1/8 is 12.5%)
     keys = jax.random.split(jax.random.PRNGKey(13), 10 * DRAWS)
     g = jax.jit(jax.vmap(lambda k: ravel_pytree(oracle.grad(k, params))[0]))(keys)
-    J = np.asarray(_contexts(loss, params, {}, eta)["numpy"].J)
-    want = float(gain) * 4 * loss.kappa**2 * 0.1**2 * J.T @ J + np.asarray(own)
+    J = np.asarray(ctx.J)
+    want = float(gain) * 4 * loss.kappa**2 * sigma**2 * J.T @ J + np.asarray(own)
     _matches_samples(f"noise {noise.name}: upstream_gain {float(gain):g} (gradients after noisy rows)", g,
                      np.asarray(ravel_pytree(jax.grad(loss)(params))[0]), want)
 
