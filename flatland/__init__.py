@@ -4,7 +4,12 @@ The engine: component contracts, the plugin registry and its assembly, step
 composition. ``flatland.theory`` holds the symbolic side, ``flatland_plugins``
 the built-in components, ``flatland.testing`` the conformance kit.
 """
-import jax as _jax
+from .xla_flags import request_deterministic_gpu as _request_deterministic_gpu
+
+# Before JAX starts its backend: bit-for-bit runs on GPUs too (flatland/xla_flags.py says why).
+_request_deterministic_gpu()
+
+import jax as _jax  # noqa: E402
 
 # float64 is the default: drift constants and Hessian eigenvalues near zero need it.
 _jax.config.update("jax_enable_x64", True)

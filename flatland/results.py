@@ -12,6 +12,7 @@ import datetime as _dt
 import importlib.metadata as md
 import json
 import math
+import os
 import platform
 import sys
 import threading
@@ -89,6 +90,7 @@ def versions() -> dict:
 
         out["jax_devices"] = [str(d) for d in jax.devices()]
         out["jax_x64"] = bool(jax.config.jax_enable_x64)
+        out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     except Exception as exc:  # pragma: no cover - reported, not fatal
         out["jax_devices"] = f"unavailable: {exc}"
     return out
