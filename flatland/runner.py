@@ -228,23 +228,36 @@ WORKING_COPIES = 4
 
 
 def _check_memory(setup: Setup) -> None:
-    """Refuse, before allocating, a run whose params and state cannot fit in this machine's memory."""
-    import os
-
+    """Refuse, before allocating, a run whose params and state cannot fit in this machine's or its GPU's memory."""
     key = jax.random.key(0)
     p1 = jax.eval_shape(setup.init, key)
     s1 = jax.eval_shape(lambda p: setup.learner.init(p, setup.hyper["learner"]), p1)
     per_seed = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves((p1, s1)))
     need = per_seed * setup.cfg.run["seeds"] * WORKING_COPIES
+    for where, total in memory_limits():
+        if need > 0.8 * total:
+            raise UserError(f"this run needs about {need / 2**30:.3g} GiB ({per_seed / 2**20:.3g} MiB of params and "
+                            f"learner state per seed × {setup.cfg.run['seeds']} seeds × {WORKING_COPIES} working "
+                            f"copies), more than 80% of {where}'s {total / 2**30:.3g} GiB; use fewer seeds or a "
+                            "smaller network")
+
+
+def memory_limits() -> list[tuple[str, int]]:
+    """(where, bytes) a run's arrays must fit in: this machine's RAM, and the accelerator's memory when JAX
+    computes on one (its allocator's ``bytes_limit``); each left out where it cannot be read."""
+    import os
+
+    out = []
     try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        out.append(("this machine", os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")))
     except (ValueError, OSError, AttributeError):
-        return
-    if need > 0.8 * total:
-        raise UserError(f"this run needs about {need / 2**30:.3g} GiB ({per_seed / 2**20:.3g} MiB of params and "
-                        f"learner state per seed × {setup.cfg.run['seeds']} seeds × {WORKING_COPIES} working "
-                        f"copies), more than 80% of this machine's {total / 2**30:.3g} GiB; use fewer seeds or a "
-                        "smaller network")
+        pass
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            out.append((f"the {device.platform.upper()} ({device.device_kind})", int(stats["bytes_limit"])))
+    return out
 
 
 def _require_empty(out: Path) -> None:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -76,16 +77,35 @@ def test_resume_removes_a_killed_write_s_temp_file_and_files_are_not_private(tmp
     assert set(modes.values()) == {0o666 & ~umask}, modes        # atomic writes and CSVs alike
 
 
+#: seeds of the 2-parameter valley that overfill the largest memory here (16 B per seed × 4 working copies); a
+#: fixed 10⁹ fitted in 24 GiB as "too big" but ran (for hours) on a 128 GiB machine.
+TOO_MANY_SEEDS = max(b for _, b in runner.memory_limits()) // 8
+
+
 @pytest.mark.parametrize("change, message", [
     ({"learner": {"name": "gd", "lr": True}}, "lr must be a number"),
     ({"noise": {"name": "update", "sigma": -0.025}}, "sigma must be ≥ 0"),
     ({"noise": {"name": "update", "sigma": "high"}}, "sigma must be a number"),
-    ({"run": dict(CFG["run"], seeds=10**9)}, "GiB"),
+    ({"run": dict(CFG["run"], seeds=TOO_MANY_SEEDS)}, "than 80% of this machine's"),
 ])
 def test_bad_numbers_and_runs_too_big_for_memory_stop_before_anything_is_written(tmp_path, change, message):
     with pytest.raises(UserError, match=message):
         runner.run(from_dict(dict(CFG, **change)), tmp_path / "out", progress=False, figures=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_must_fit_in_the_accelerators_memory_too(tmp_path, monkeypatch):
+    """On a GPU the arrays live in its memory, which may be smaller than the machine's; the error names it."""
+    monkeypatch.setattr(runner, "memory_limits", lambda: [("this machine", 2**40), ("the GPU (H200)", 2**30)])
+    with pytest.raises(UserError, match=r"more than 80% of the GPU \(H200\)'s 1 GiB"):
+        runner.run(from_dict(dict(CFG, run=dict(CFG["run"], seeds=2**24))), tmp_path / "out", progress=False,
+                   figures=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="JAX computes on an accelerator here")
+def test_memory_limits_name_this_machine_and_no_accelerator_on_a_cpu():
+    assert [where for where, _ in runner.memory_limits()] == ["this machine"]
 
 
 CORRIDOR = {"task": {"name": "corridor", "n_hid": 6}, "learner": {"name": "gd", "lr": 0.1},
