@@ -41,7 +41,7 @@ def test_each_word_maps_to_the_normal_quantile_of_its_cell_to_float32_accuracy()
                                                                      jnp.float64))
         want = exact if sign == 0 else -exact
         err = np.abs(z - want)
-        assert err.max() < 1e-6                                      # absolute, worst at the 6.3σ tail
+        assert err.max() < 1e-6     # absolute, worst at the 6.3σ tail (an H200 GPU gave 1.09e-6: other rounding)
         big = np.abs(want) > 1e-3
         assert (err[big] / np.abs(want[big])).max() < 4e-7           # relative: float32 rounding
         # monotone in the word up to that rounding: a cell's value never passes a neighbour's by more
