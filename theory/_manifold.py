@@ -1,10 +1,12 @@
 """The zero-loss manifold Γ near a point: projection onto it, rank and tangent space.
 
 ``project`` follows noiseless descent to Γ with Gauss–Newton steps
-θ ← θ − J⁺r on the residuals (Newton steps θ ← θ − H⁺∇L when the loss is not
-a sum of squares): from a point near Γ they reach, to first order, the
-closest point of Γ, in a handful of iterations. If they do not reach zero
-loss, the point is far from any zero-loss manifold and a UserError says so.
+θ ← θ − J⁺r on the residuals; when the loss is not a sum of squares, with
+Newton steps along H's stiff directions and gradient steps along the rest
+(:func:`value_only_step`) and a line search that never raises L. From a point near Γ they reach, to first
+order, the closest point of Γ, in a handful of iterations. If they do not
+reach zero loss, the point is far from any zero-loss manifold and a UserError
+says so.
 """
 from __future__ import annotations
 
@@ -41,6 +43,45 @@ def _polish_gap(problem: Problem, theta) -> float:
     return float(np.max(np.abs(g))) if np.all(np.isfinite(g)) else np.inf
 
 
+#: the normal space off Γ: positive eigen-directions of H whose Newton step is at most this many times the
+#: distance estimate 2L/|∇L| ...
+NORMAL_REACH = 10.0
+#: ... and that would each lower the quadratic model of L by at least this fraction of L
+NORMAL_SHARE = 0.05
+#: halvings of a value-only step before it is given up as not lowering L
+LINE_SEARCH = 40
+
+
+def value_only_step(L: float, g, H):
+    """H⁺∇L restricted to the normal space, for a loss given only by its value: the positive eigen-directions
+    of H whose Newton step |g·u|/λ is at most ``NORMAL_REACH`` × 2L/|g| (a lower bound on the distance to
+    Γ, exact for one normal direction) and that carry at least ``NORMAL_SHARE`` of L in the quadratic
+    model, (g·u)²/2λ; the gradient step 2L·g/|g|² where no direction qualifies.
+
+    Off Γ by n, H also has small tangent eigenvalues, O(L) and O(n) (for (xy − 1)²·(2 + sin z),
+    (xy − 1)²·sin z along z, and (xy − 1)·(∂²(xy) term) in the xy-plane). The full pseudo-inverse divides the
+    tangent gradient by them and steps towards a critical point of the tangent factor instead of towards
+    Γ (from 0.003 off Γ to 181 away along z): an O(L) direction's step is O(1), beyond the reach; an O(n)
+    direction's share of L is O(n). A normal direction left out this step (a soft one beside a stiff
+    one that holds most of L) is taken at the next, once the stiff one is done."""
+    lam, U = np.linalg.eigh((H + H.T) / 2)
+    top = float(np.max(lam)) if lam.size else 0.0
+    gg = float(g @ g)
+    if not (gg > 0 and top > 0):
+        return np.full(H.shape[0], np.nan)
+    pos = np.flatnonzero(lam > RANK_RTOL * top)
+    coef = U[:, pos].T @ g
+    step = coef / lam[pos]
+    if not L > 0:   # L rounded to 0 where ∇L has not (log(1 + u²) for |u| < 1e-8): its quadratic model
+        L = 0.5 * float(coef @ step)
+    share = coef * step / (2 * L)
+    ok = np.abs(step) <= NORMAL_REACH * 2 * L / np.sqrt(gg)
+    if not ok.any():
+        return 2 * L * g / gg
+    keep = ok & (share >= min(NORMAL_SHARE, float(share[ok].max())))
+    return U[:, pos[keep]] @ step[keep]
+
+
 def on_manifold(problem: Problem, theta) -> bool:
     scale = 1.0 + float(np.max(np.abs(theta)))
     tol = RESIDUAL_TOL * scale if problem.has_residuals else LOSS_TOL * scale**2
@@ -63,7 +104,10 @@ def project(problem: Problem, theta0) -> tuple[np.ndarray, float]:
         if not (np.all(np.isfinite(v)) and np.all(np.isfinite(M))):
             return np.full_like(theta, np.nan)
         with np.errstate(all="ignore"):
-            return np.linalg.pinv(M, rcond=1e-12, hermitian=not problem.has_residuals) @ v
+            if problem.has_residuals:
+                return np.linalg.pinv(M, rcond=1e-12) @ v
+            loss = float(numpy_function(problem, "loss")(theta))
+            return _shortened(problem, theta, value_only_step(loss, v, M))
 
     for _ in range(MAX_ITER):
         delta = step(theta)
@@ -85,6 +129,23 @@ def project(problem: Problem, theta0) -> tuple[np.ndarray, float]:
                         "there): choose a point where the loss and its derivatives are defined, near its zero set")
     raise UserError(f"the point {point} is far from any zero-loss manifold: projecting it onto L = 0 "
                     f"did not converge (loss there: {float(numpy_function(problem, 'loss')(start)):.3g})")
+
+
+def _shortened(problem: Problem, theta, delta):
+    """``delta`` halved until θ − delta has a lower loss (value-only losses, off Γ); unchanged where it already
+    does or where L no longer resolves a decrease (within a few ulps of 0: the polish judges those by ∇L)."""
+    if not np.all(np.isfinite(delta)):
+        return delta
+    loss = numpy_function(problem, "loss")
+    L0 = float(loss(theta))
+    if not np.isfinite(L0) or L0 <= LOSS_TOL * (1.0 + float(np.max(np.abs(theta)))) ** 2:
+        return delta
+    for _ in range(LINE_SEARCH):
+        L1 = float(loss(theta - delta))
+        if np.isfinite(L1) and L1 < L0:
+            return delta
+        delta = delta / 2
+    return np.full_like(delta, np.nan)
 
 
 def rank_and_basis(H) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
