@@ -60,7 +60,11 @@ def _change_rows(done) -> list:
 
 
 def _fmt(t) -> str:
-    return "–" if not math.isfinite(t[0]) else f"{t[0]:.3g} [{t[1]:.3g}, {t[2]:.3g}]"
+    if not math.isfinite(t[0]):
+        return "–"
+    if not math.isfinite(t[1]):
+        return f"{t[0]:.3g} [too few runs for the interval]"
+    return f"{t[0]:.3g} [{t[1]:.3g}, {t[2]:.3g}]"
 
 
 def _ratio_figure(done, out: Path) -> list:

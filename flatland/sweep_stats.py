@@ -84,12 +84,15 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float, float]:
 
 def median_ci(x, level: float = LEVEL) -> tuple[float, float, float]:
     """(median, lo, hi): order statistics x_(j), x_(n+1−j) with j the largest rank whose coverage
-    P(j ≤ Binomial(n, ½) ≤ n − j) is at least ``level`` (the whole range when n is too small)."""
+    P(j ≤ Binomial(n, ½) ≤ n − j) is at least ``level``. Where even the whole range covers less (1 − 2·½ⁿ:
+    n ≤ 5 at 95%, where [min, max] of 2 runs is a 50% interval), lo and hi are NaN: no such interval."""
     x = np.asarray(x, float)
     x = np.sort(x[np.isfinite(x)])
     n = x.size
     if n == 0:
         return math.nan, math.nan, math.nan
+    if 1 - 2 * 0.5**n < level:
+        return float(np.median(x)), math.nan, math.nan
     alpha = (1 - level) / 2
     j = max(1, int(np.sum(stats.binom.cdf(np.arange(n), n, 0.5) <= alpha)))   # ranks 1..j−1 have cdf ≤ α/2
     return float(np.median(x)), float(x[j - 1]), float(x[n - j])
