@@ -109,13 +109,16 @@ def summary(measured, pred0, observable, tol):
         vis = [r.visited for r in runs if r.visited is not None]
         row = drift_ratio("user-valley", meas, pf, pl, tol=tol, estimator=estimator,
                           variables=measured[0].problem.variables, at_point=out["predicted_at_point"],
-                          visited={k: v[0] for k, v in vis[0].items()} if vis else None)
+                          visited={k: v[0] for k, v in vis[0].items()} if vis else None,
+                          tangent_basis=pred0.tangent_basis)
         out["prediction_shift_from_point"] = row.details["prediction_shift_from_point"]
         if "visited" in row.details:
             out["visited_first_batch"] = row.details["visited"]
         ok = row.passed
         out.update(ratio=row.ratio, ratio_stderr=row.ratio_stderr, ratio_to_leading=row.details["ratio_to_leading"],
                    across_fraction=row.details["across_fraction"], across_stderr=row.details["across_stderr"],
+                   **{k: row.details[k] for k in ("tangent_share", "tangent_ratio", "tangent_ratio_stderr",
+                                                  "tangent_across", "tangent_across_stderr") if k in row.details},
                    verdict=row.details["verdict"], along={
                        "statistic": row.statistic, "axis": row.details["axis"], "predicted": row.predicted,
                        "leading": row.leading, "measured": row.measured, "stderr": row.stderr,

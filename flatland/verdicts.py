@@ -52,8 +52,13 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
     return True, "within tolerance along and across the predicted direction"
 
 
+#: the part along Γ is judged on its own when the predicted tangent drift is at least this share of the step
+TANGENT_FLOOR = 0.01
+
+
 def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, estimator: str,
-                variables=("x", "y", "z"), warnings=(), details=None, at_point=None, visited=None) -> CheckResult:
+                variables=("x", "y", "z"), warnings=(), details=None, at_point=None, visited=None,
+                tangent_basis=None) -> CheckResult:
     """Per-chain drift vectors (n, d) against per-chain predictions (n, d) on the same trajectories.
 
     ``at_point``: the predicted step at the point the check names. Where the
@@ -67,6 +72,13 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
     delta-method s.e.) and the part across u, each within ``tol``. The table
     shows measured and predicted along the same axis, u signed so that its
     largest coordinate is positive (so a drift toward −x reads negative).
+
+    ``tangent_basis`` (rows spanning Γ's tangent space at the point): on a
+    curved Γ the step also holds the projected point's normal motion n_curv,
+    which can be ten times the drift along Γ; a 20% error of that drift is
+    then 2% of the whole and passes. Where n_curv is more than ``tol`` of the
+    step, the same rule judges the steps' tangent parts (both projected on
+    that basis) too, unless the drift along Γ is under ``TANGENT_FLOOR`` of it.
     """
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
     r = ratio_along(measured, predicted)
@@ -83,6 +95,8 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
     passed, why = vector_verdict(r, tol)
+    if tangent_basis is not None and passed:
+        passed, why = _tangent_verdict(measured, predicted, tangent_basis, tol, out)
     if at_point is not None:
         p0 = np.asarray(at_point, float)
         shift = float(np.linalg.norm(pbar - p0) / max(np.linalg.norm(p0), 1e-300))
@@ -103,9 +117,33 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         name=name, statistic=f"per-step drift along {axis_text}, the predicted direction ({estimator}, mean over "
                              "trajectories ± s.e. across chains; the part across it is tested too)",
         predicted=float(pbar @ axis), measured=float(m), stderr=float(se),
-        tolerance=f"|ratio − 1| ≤ {tol:.0%} and |across|/|predicted| ≤ {tol:.0%}, 3·s.e. of each ≤ {tol:.0%}",
+        tolerance=f"|ratio − 1| ≤ {tol:.0%} and |across|/|predicted| ≤ {tol:.0%}, 3·s.e. of each ≤ {tol:.0%}"
+                  + ("; the same for the part along Γ where n_curv is > {:.0%} of the step".format(tol)
+                     if "tangent_ratio" in out else ""),
         passed=bool(passed), ratio=_f(r["ratio"]), ratio_stderr=_f(r["ratio_stderr"]), leading=lead_val,
         warnings=list(dict.fromkeys(warnings)), details=out)
+
+
+def _tangent_verdict(measured, predicted, tangent_basis, tol: float, out: dict) -> tuple[bool, str]:
+    """:func:`vector_verdict` on the tangent parts of the steps where n_curv is a large part of the prediction
+    (:func:`drift_ratio`); writes what it measured into ``out``."""
+    T = np.atleast_2d(np.asarray(tangent_basis, float))
+    P = T.T @ np.linalg.pinv(T.T)                         # orthogonal projector onto the rows' span
+    pbar = predicted.mean(0)
+    along, whole = float(np.linalg.norm(pbar @ P)), float(np.linalg.norm(pbar))
+    out["tangent_share"] = along / whole
+    if np.linalg.norm(pbar - pbar @ P) <= tol * whole:
+        return True, "within tolerance along and across the predicted direction"
+    if along < TANGENT_FLOOR * whole:
+        return True, (f"within tolerance along and across the predicted direction (the drift along Γ is "
+                      f"{along / whole:.1%} of the step, too little to judge alone)")
+    rt = ratio_along(measured @ P, predicted @ P)
+    out.update(tangent_ratio=_f(rt["ratio"]), tangent_ratio_stderr=_f(rt["ratio_stderr"]),
+               tangent_across=_f(rt["across"]), tangent_across_stderr=_f(rt["across_stderr"]))
+    ok, why = vector_verdict(rt, tol)
+    if not ok:
+        return False, f"along Γ (the tangent part, {along / whole:.0%} of the predicted step; judged alone): {why}"
+    return True, "within tolerance along and across the predicted direction, and along Γ alone"
 
 
 def scalar(name: str, statistic: str, *, measured: float, stderr: float, predicted: float, tol: float,

@@ -48,3 +48,29 @@ def test_the_across_standard_error_is_that_of_the_worst_direction():
     assert r["across_stderr"] == pytest.approx(4 / math.sqrt(n) / 2.0, rel=0.10)
     two = ratio_along(m[:, :2], p[:, :2])                # d = 2: one across direction, its s.e. is not 0
     assert two["across_stderr"] == pytest.approx(1 / math.sqrt(n) / 2.0, rel=0.10)
+
+
+def _curved_steps(tangent_scale, n=4000, seed=0):
+    """Per-chain steps on a curved Γ: drift 1e-6 along x (the tangent), normal motion n_curv 1e-5 along y;
+    the measurement has its tangent part scaled by ``tangent_scale`` and small chain-to-chain noise."""
+    rng = np.random.default_rng(seed)
+    predicted = np.tile([1e-6, 1e-5, 0.0], (n, 1))
+    measured = predicted * [tangent_scale, 1, 1] + 2e-8 * rng.standard_normal((n, 3))
+    return measured, predicted
+
+
+def test_a_tangent_drift_20_percent_off_under_a_large_normal_motion_fails():
+    """The whole-vector rule alone passed it: the 20% tangent error is 2% of a step that n_curv dominates
+    (an audit's 3-D valley, where the leading-order drift passed at ratio 1.0006 though its tangent part was 7% off)."""
+    from flatland.verdicts import drift_ratio
+
+    tangent = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    measured, predicted = _curved_steps(1.2)
+    whole = drift_ratio("t", measured, predicted, tol=0.02, estimator="synthetic")
+    assert whole.passed                                    # what the whole vector says
+    row = drift_ratio("t", measured, predicted, tol=0.02, estimator="synthetic", tangent_basis=tangent)
+    assert not row.passed and "along Γ" in row.details["verdict"]
+    assert row.details["tangent_ratio"] == pytest.approx(1.2, abs=0.01)
+    good = drift_ratio("t", *_curved_steps(1.0), tol=0.02, estimator="synthetic", tangent_basis=tangent)
+    assert good.passed and good.details["tangent_ratio"] == pytest.approx(1.0, abs=0.01)
+    assert "part along Γ" in good.tolerance
