@@ -152,7 +152,11 @@ def from_dict(raw: dict) -> RunConfig:
             if isinstance(v, dict):     # [noise.X] beside a single name: a composed list that lost its brackets?
                 name = sections[s]["name"]
                 several = " (several noise models: name = [\"a\", \"b\"], each with its table [noise.a])"
-                typo = f"; is {name!r} a misspelling of {k!r}?" if difflib.get_close_matches(name, [k], cutoff=0.75) else ""
+                if name == k:
+                    typo = f"; move the keys of [{s}.{k}] into [{s}]"
+                else:
+                    typo = (f"; is {name!r} a misspelling of {k!r}?"
+                            if difflib.get_close_matches(name, [k], cutoff=0.75) else "")
                 raise UserError(f"[{s}.{k}] is a table, but [{s}] name = {name!r} is one component whose options go "
                                 f"in [{s}] itself" + (several if s == "noise" else "") + typo)
             _check_value(s, k, v, lists=(s == "task"))

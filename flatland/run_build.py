@@ -218,7 +218,7 @@ def _metrics(reg, cfg: RunConfig, loss, init):
     columns, column_of, arrays = [], {}, []
     for name, m in metrics.items():
         try:
-            shape = jax.eval_shape(lambda p: record(p, (), {})[name], p0)
+            shape = jax.eval_shape(lambda p, m=m: m.fn(p, loss), p0)   # this metric alone: the error is its own
         except (ValueError, TypeError, KeyError) as exc:
             raise UserError(f"[run] metric {name!r} cannot run on task {task!r}: {exc}".splitlines()[0]) from None
         leaves = jax.tree_util.tree_flatten_with_path(shape)[0]

@@ -112,6 +112,20 @@ def test_composed_noise_typos_name_the_typo(noise, says):
         assert "is 'labl' a misspelling of 'label'?" in str(exc.value)
 
 
+def test_one_noise_with_its_options_in_its_own_table_is_told_to_move_them():
+    """name = "label" with [noise.label]: the message ended "is 'label' a misspelling of 'label'?"."""
+    import tomllib
+
+    from flatland.config import from_dict
+    from flatland.errors import UserError
+
+    with pytest.raises(UserError) as exc:
+        from_dict(tomllib.loads('[task]\nname = "fig5a-targets"\n[learner]\nname = "gd"\n[noise]\nname = "label"\n'
+                                '[noise.label]\nsigma = 0.1\n'))
+    assert "move the keys of [noise.label] into [noise]" in str(exc.value)
+    assert "misspelling" not in str(exc.value)
+
+
 def test_a_minibatch_of_noisy_targets_multiplies_their_covariance_by_the_rows_weights():
     """label then minibatch: the batch reweights the noisy rows, so label noise's covariance is × E[s⁴] =
     1 + (N − 1)/B (here 1.125); it was predicted as the plain sum, and an independent simulation measured

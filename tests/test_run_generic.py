@@ -193,3 +193,16 @@ def test_a_metric_that_is_nan_throughout_is_noted(tmp_path, monkeypatch):
     cfg = load(_write(tmp_path, "n.toml", VALLEY.replace('["loss", "param_norm"]', '["loss", "always-nan"]')))
     s = runner.run(cfg, tmp_path / "o", progress=False, figures=False)
     assert s["notes"] == ["metric always-nan was NaN at every logged step"], s.get("notes")
+
+
+def test_a_metric_that_cannot_run_on_the_task_is_the_one_named(tmp_path, capsys, monkeypatch):
+    """`metrics = ["loss", "resid_norm"]` on a value-only task blamed 'loss': every metric was evaluated to find
+    one's shape, so the first name got the second's error (here: an extra the task does not have)."""
+    from flatland import Metric
+
+    plugin = types.SimpleNamespace(flatland_metrics=hookimpl(lambda register: register(
+        "needs-residuals", lambda: Metric("needs-residuals", lambda p, loss: loss.extras["responses"](p)), "r")))
+    real = run_build.assemble
+    monkeypatch.setattr(run_build, "assemble", lambda: real(extra=[("r-plugin", plugin)]))
+    err = _err(tmp_path, capsys, VALLEY.replace('["loss", "param_norm"]', '["loss", "needs-residuals"]'))
+    assert "metric 'needs-residuals' cannot run" in err, err
