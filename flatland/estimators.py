@@ -225,6 +225,16 @@ def mean_se(x) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), x.std(0, ddof=1) / math.sqrt(n)
 
 
+def finite_chains(*per_chain) -> np.ndarray:
+    """Mask of the chains (leading axis) whose entries are finite in every given array (None skipped). A
+    chain's autodiff through the projection can be NaN where eigenvalues of ∇²L cross off Γ."""
+    arrays = [np.asarray(a, float) for a in per_chain if a is not None]
+    keep = np.ones(arrays[0].shape[0], bool)
+    for a in arrays:
+        keep &= np.all(np.isfinite(a.reshape(a.shape[0], -1)), axis=1)
+    return keep
+
+
 def ratio_along(measured, predicted) -> dict:
     """Measured/predicted along the mean predicted direction, and the part across it, paired over chains.
 

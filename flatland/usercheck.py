@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import UserError
-from .estimators import mean_se, ratio_along
+from .estimators import finite_chains, mean_se, ratio_along
 from .verdicts import decisive, drift_ratio
 
 TOLERANCE = 0.02
@@ -90,10 +90,11 @@ def summary(measured, pred0, observable, tol):
     phi_rb, raw_phi = pooled(runs, "phi_rb"), pooled(runs, "raw_phi")  # the projected point's step: whole vector
     meas = phi_rb if phi_rb is not None else raw_phi
     estimator = "rao-blackwell, projected point" if phi_rb is not None else "raw displacement of the projected point"
-    m, se = mean_se(meas)
+    keep = finite_chains(meas, pf, pl)     # drift_ratio leaves out (and names) the same chains
+    m, se = mean_se(meas[keep])
     normal = np.zeros(len(pred0.point)) if pred0.drift_normal is None else np.asarray(pred0.drift_normal)
     out = {
-        "predicted": pf.mean(0).tolist(), "predicted_leading": pl.mean(0).tolist(),
+        "predicted": pf[keep].mean(0).tolist(), "predicted_leading": pl[keep].mean(0).tolist(),
         "predicted_at_point": (np.asarray(pred0.drift_finite_eta) + normal).tolist(), "measured": m.tolist(),
         "stderr": se.tolist(), "estimator": estimator, "raw_measured": mean_se(raw)[0].tolist(),
         "raw_stderr": mean_se(raw)[1].tolist(), "tolerance": tol,
@@ -112,6 +113,9 @@ def summary(measured, pred0, observable, tol):
                           visited={k: v[0] for k, v in vis[0].items()} if vis else None,
                           tangent_basis=pred0.tangent_basis)
         out["prediction_shift_from_point"] = row.details["prediction_shift_from_point"]
+        if row.details["left_out_chains"]:
+            out["left_out_chains"] = row.details["left_out_chains"]
+            out["left_out_warning"] = row.warnings[-1]
         if "visited" in row.details:
             out["visited_first_batch"] = row.details["visited"]
         ok = row.passed

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .contracts import CheckResult
-from .estimators import mean_se, ratio_along
+from .estimators import finite_chains, mean_se, ratio_along
 
 N_SIGMA = 3.0
 
@@ -52,6 +52,8 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
     return True, "within tolerance along and across the predicted direction"
 
 
+#: chains with a non-finite step or prediction are left out (and named) up to this fraction; more fails
+MAX_DROPPED = 0.01
 #: the part along Γ is judged on its own when the predicted tangent drift is at least this share of the step
 TANGENT_FLOOR = 0.01
 
@@ -81,6 +83,12 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
     that basis) too, unless the drift along Γ is under ``TANGENT_FLOOR`` of it.
     """
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    keep = finite_chains(measured, predicted, leading)
+    warnings, dropped = list(warnings), int(keep.size - keep.sum())
+    if dropped:
+        warnings.append(f"{dropped} of {keep.size} chains gave a non-finite step or prediction and were left out")
+        measured, predicted = measured[keep], predicted[keep]
+        leading = None if leading is None else np.asarray(leading, float)[keep]
     r = ratio_along(measured, predicted)
     pbar = predicted.mean(0)
     k = int(np.argmax(np.abs(pbar)))
@@ -94,7 +102,10 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         lead_val = float(leading.mean(0) @ axis)
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
-    passed, why = vector_verdict(r, tol)
+    passed, why = vector_verdict(r, tol) if keep.sum() >= 2 else (False, "fewer than 2 chains with finite steps")
+    if dropped > MAX_DROPPED * keep.size:
+        passed, why = False, (f"inconclusive: {dropped} of {keep.size} chains gave non-finite steps (more than "
+                              f"{MAX_DROPPED:.0%}); leaving them out could bias the mean ({why})")
     if tangent_basis is not None and passed:
         passed, why = _tangent_verdict(measured, predicted, tangent_basis, tol, out)
     if at_point is not None:
@@ -107,6 +118,7 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
                                   f"— fewer burn-in or measured steps, or smaller noise, keep them nearer ({why})")
     if visited is not None:
         out["visited"] = {k: np.asarray(v).tolist() for k, v in visited.items()}
+    out["left_out_chains"] = dropped
     out.update(measured_vector=measured.mean(0).tolist(), measured_stderr=mean_se(measured)[1].tolist(),
                predicted_vector=pbar.tolist(), axis=axis.tolist(), across_fraction=r["across"],
                across_stderr=r["across_stderr"], chains=int(measured.shape[0]), verdict=why)
