@@ -176,3 +176,24 @@ def test_a_loss_whose_function_and_expression_differ_is_caught():
     check_loss(valley(1.0))
     with pytest.raises(AssertionError, match="would study different losses"):
         check_loss(valley(0.5))
+
+
+def _scaled_gd(gain):
+    """GD with its step scaled by s: θ ← θ − lr·s·∇L, declaring ``gain(h)`` and LearnerTheory() (lr alone)."""
+    def step(key, p, s, h, o):
+        return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * h["s"] * g, p, o.grad(key, p)), s, {}
+
+    return Learner("scaled-gd", lambda p, h: (), step, {"lr": 0.05, "s": 2.0},
+                   theory=LearnerTheory(), moments=StepMoments(gradient_gain=gain))
+
+
+def test_a_learner_whose_gain_is_not_its_theorys_step_size_is_caught():
+    """Gain lr·s with LearnerTheory's lr = lr passed; `check` then measured 4.23 x the label-noise prediction."""
+    with pytest.raises(AssertionError, match="differs from LearnerTheory.lr"):
+        check_learner(_scaled_gd(lambda h: h["lr"] * h["s"]))
+
+
+def test_a_per_coordinate_gain_is_refused_in_one_line():
+    """A vector gain (a preconditioner) stopped the kit with 'TypeError: Only scalar arrays ...'."""
+    with pytest.raises(AssertionError, match="must be one number"):
+        check_learner(_scaled_gd(lambda h: h["lr"] * jnp.array([1.0, 2.0])))

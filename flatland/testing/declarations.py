@@ -250,6 +250,15 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
         assert np.isfinite(lr) and lr > 0, f"learner {learner.name}: LearnerTheory.lr gives {lr}, not a positive step"
     m = learner.moments
     if m is not None and m.gradient_gain is not None:
+        gain = np.asarray(m.gradient_gain(hyper))
+        assert gain.shape == (), (
+            f"learner {learner.name}: gradient_gain gives shape {gain.shape}; it must be one number (a "
+            "per-coordinate or matrix gain, a preconditioner, is not supported: declare no moments)")
+        if learner.theory is not None:
+            lr = float(learner.theory.lr(hyper))
+            assert np.isclose(float(gain), lr, rtol=1e-9, atol=0), (
+                f"learner {learner.name}: gradient_gain {float(gain):g} differs from LearnerTheory.lr {lr:g}; the "
+                "theory takes the step as −lr·∇L, so its lr must be the gain (a label-noise drift scales as lr²)")
         state = learner.init(params, hyper)
         delta = 1e-3 * jnp.linspace(1.0, -1.0, flat.shape[0])
 
