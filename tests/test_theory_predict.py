@@ -281,3 +281,23 @@ def test_the_printed_regularizer_is_the_potential_of_the_printed_drift(noise, ex
         grad = np.array([float(sp.diff(phi, s).subs(at)) for s in problem.symbols])
         np.testing.assert_allclose(-P_T @ grad, drift, rtol=1e-9, atol=1e-12 * max(np.abs(drift).max(), 1e-300))
     assert h  # the named hyperparameters reached the prediction
+
+
+@pytest.mark.parametrize("covariance, says", [
+    (lambda ctx: ctx.hyper["sigma"] ** 2 * np.eye(2), r"covariance\(ctx\) has shape \(2, 2\), not \(3, 3\)"),
+    (lambda ctx: ctx.hyper["sigma"] ** 2 * (ctx.eye + ctx.outer([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])),
+     "not symmetric"),
+    (lambda ctx: ctx.hyper["sigma"] ** 2 * (ctx.eye - 2 * ctx.outer([1.0, 0.0, 0.0])), "not positive semi-definite"),
+])
+def test_a_declared_covariance_of_the_wrong_shape_or_not_symmetric_psd_is_the_plugins_error(covariance, says):
+    """A 2 × 2 covariance on 3 parameters was flatland's 'internal error (a bug)'; an asymmetric one gave a
+    prediction with exit 0 (only the kit caught it)."""
+    import types
+
+    from flatland.errors import PluginError
+    from flatland.theory import StepLaw
+
+    noise = types.SimpleNamespace(covariance=covariance, hyper={"sigma": 0.01})
+    law = StepLaw(noise=noise, name="bad")
+    with pytest.raises(PluginError, match=says):
+        flatland.theory.predict(Problem.from_residuals("x*y*z - 1"), [2.0, 0.5, 1.0], law)

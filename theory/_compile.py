@@ -18,7 +18,7 @@ import numpy as np
 
 import jax
 import jax.numpy as jnp
-from flatland.errors import UserError
+from flatland.errors import PluginError, UserError
 
 from . import _rule
 from . import _symbolic as S
@@ -136,10 +136,31 @@ def total_covariance(law: StepLaw, ctx_noise: CovarianceContext, ctx_learner: Co
         if Cn is None:
             raise UserError(f"noise model {law.name!r} declares no covariance (its covariance(ctx) returns None): "
                             "the theory has no prediction for it")
-        C = C + Cn
+        C = C + _square(f"noise model {law.name!r}: covariance(ctx)", Cn, C.shape[0])
     if law.learner.covariance is not None:
-        C = C + law.learner.covariance(ctx_learner)
+        C = C + _square("the learner's LearnerTheory.covariance(ctx)", law.learner.covariance(ctx_learner), C.shape[0])
     return C
+
+
+def _square(what: str, C, d: int):
+    """``C`` if it is d × d (one row and column per parameter), else a PluginError naming its shape."""
+    shape = tuple(getattr(C, "shape", np.shape(C)))
+    if shape != (d, d):
+        raise PluginError(f"{what} has shape {shape}, not ({d}, {d}): one row and one column per parameter")
+    return C
+
+
+def check_symmetric_psd(law: StepLaw, C) -> None:
+    """A PluginError unless the declared covariance (numbers) is symmetric and positive semi-definite."""
+    C = np.asarray(C, float)
+    who = f"noise model {law.name!r}" + (" with the learner's own" if law.learner.covariance is not None else "")
+    size = float(np.max(np.abs(C))) if C.size else 0.0
+    if not np.allclose(C, C.T, rtol=0, atol=1e-9 * size):
+        raise PluginError(f"{who}: the declared covariance is not symmetric here (largest |C − Cᵀ| = "
+                          f"{float(np.max(np.abs(C - C.T))):.3g}, of entries up to {size:.3g})")
+    low = float(np.linalg.eigvalsh((C + C.T) / 2)[0]) if C.size else 0.0
+    if low < -1e-9 * size:
+        raise PluginError(f"{who}: the declared covariance is not positive semi-definite here (eigenvalue {low:.3g})")
 
 
 @functools.lru_cache(maxsize=256)

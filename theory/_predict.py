@@ -20,7 +20,7 @@ from flatland.errors import UserError
 from . import _closed
 from . import _symbolic as S
 from ._closed import hyper_symbols, hyper_values
-from ._compile import build, check_law, curvature_function, total_covariance
+from ._compile import build, check_law, check_symmetric_psd, curvature_function, total_covariance
 from ._declare import CovarianceContext, StepLaw
 from ._lambdify import numpy_function
 from ._manifold import local_rank, on_manifold, project as project_point, rank_and_basis
@@ -180,6 +180,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
     ctx = dict(H=curv, eye=np.eye(problem.dim), eta=eta, kappa=kappa, J=J, theta=theta, dH=dH)
     C = np.asarray(total_covariance(law, CovarianceContext(hyper=hyper["noise"], **ctx),
                                     CovarianceContext(hyper=hyper["learner"], **ctx)), float)
+    check_symmetric_psd(law, C)
     scale = drift_scale(m, lam, C, dH)
     drift = np.concatenate([out["drift_finite_eta"], out["drift_normal"]])
     if scale > 0 and np.any(drift) and np.max(np.abs(drift)) <= ROUNDOFF * scale:
