@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import Optional
 
 import numpy as np
 
 from .errors import UserError
 from .estimators import finite_chains, mean_se, ratio_along
+from .progress import Progress
 from .verdicts import decisive, drift_ratio
 
 TOLERANCE = 0.02
@@ -41,6 +43,7 @@ class Plan:
     chunk: int
     adaptive: bool
     shorten: bool = False   # may be rerun shorter (adaptive, and neither --steps nor --burn given)
+    note: str = ""          # what the plan had to cut (a burn-in capped by the budget), for the warnings
 
 
 def relaxation_steps(eigenvalues, eta_eff: float) -> float:
@@ -53,14 +56,26 @@ def relaxation_steps(eigenvalues, eta_eff: float) -> float:
 
 
 def plan(prediction, eta_eff: float, chains: Optional[int], steps: Optional[int], burn: Optional[int]) -> Plan:
-    """Run sizes from the normal relaxation time τ: burn-in 10τ, batches of 40τ steps (100–2000)."""
+    """Run sizes from the normal relaxation time τ: burn-in 10τ, batches of 40τ steps (100–2000).
+
+    The burn-in is capped at half the budget (``MAX_CHAIN_STEPS``) per batch: near a degenerate point
+    λ_min → 0 and 10τ grew without bound (λ = 10⁻⁴: 4·10⁹ chain-steps of burn-in, a check still running
+    after 13 minutes). The chains start in the point's linearised stationary law, so a shorter burn-in
+    only shortens the settling of the slow direction; the plan says so."""
     tau = relaxation_steps(prediction.eigenvalues, eta_eff)
     chunk = 100 if tau < 50 else 500
     rnd = lambda n: int(max(chunk, math.ceil(n / chunk) * chunk))
+    n_chains = int(chains or DEFAULT_CHAINS)
     T = rnd(min(max(40 * tau, 200), 2000)) if steps is None else rnd(steps)
     B = rnd(max(10 * tau, 100)) if burn is None else (0 if burn == 0 else rnd(burn))
-    return Plan(chains=int(chains or DEFAULT_CHAINS), steps=T, burn=B, chunk=chunk,
-                adaptive=chains is None and steps is None, shorten=chains is None and steps is None and burn is None)
+    note = ""
+    cap = rnd(MAX_CHAIN_STEPS / 2 / n_chains - chunk)
+    if burn is None and B > cap:
+        note = (f"burn-in capped at {cap:,} steps, the budget's half (10 relaxation times of the slowest normal "
+                f"direction would be {rnd(10 * tau):,}: a near-degenerate point); --burn sets it")
+        B = cap
+    return Plan(chains=n_chains, steps=T, burn=B, chunk=chunk, adaptive=chains is None and steps is None,
+                shorten=chains is None and steps is None and burn is None, note=note)
 
 
 def pooled(runs, attr):
@@ -243,6 +258,7 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
     runs = []
     key = ("user", id(problem), id(noise), id(learner), pl.chains)
     n_batches = 1 if not pl.adaptive else max(1, min(MAX_BATCHES, int(MAX_CHAIN_STEPS // (pl.chains * (pl.steps + pl.burn)))))
+    bar = Progress(n_batches, label="check", unit="batches") if sys.stderr.isatty() else None  # for a person waiting
     for b in range(n_batches):
         m = lab.measure(loss, noise, learner, grid, point, chains=pl.chains, steps=pl.steps, burn=pl.burn,
                         chunk=pl.chunk, seed=seed * 7919 + b, problem=problem, law=law,
@@ -253,7 +269,11 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
         if m.no_prediction:
             break
         s = summary(runs, prediction, observable, tol)
+        if bar is not None:
+            bar.update(b + 1, f"ratio {s['ratio']:.4g} ± {s['ratio_stderr']:.2g} so far")
         if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and 3 * s["across_stderr"] <= tol / 2 and (
                 observable is None or 3 * s["observable_ratio_stderr"] <= tol / 2 or s["observable_passed"]):
             break
+    if bar is not None:
+        bar.close()
     return runs

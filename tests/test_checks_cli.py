@@ -363,6 +363,20 @@ def test_an_adaptive_plan_halves_in_whole_chunks_down_to_the_short_chunk():
     assert plan(pred, 0.05, None, None, 300).adaptive
 
 
+def test_the_burn_in_near_a_degenerate_point_is_capped_by_the_budget_and_says_so():
+    """λ_min = 10⁻⁴ at η = 0.05 asked 10τ = 10⁶ steps of burn-in × 4,096 chains: a check still running after 13
+    minutes. The burn-in is capped at half the budget per batch; a --burn given is kept."""
+    from types import SimpleNamespace
+
+    from flatland.usercheck import DEFAULT_CHAINS, MAX_CHAIN_STEPS, plan
+
+    pred = SimpleNamespace(eigenvalues=[0.0, 1e-4, 4.0])
+    p = plan(pred, 0.05, None, None, None)
+    assert p.burn * DEFAULT_CHAINS <= MAX_CHAIN_STEPS / 2 and "burn-in capped" in p.note and "1,000,500" in p.note
+    assert plan(pred, 0.05, None, None, 10**6).burn == 10**6 and not plan(pred, 0.05, None, None, 10**6).note
+    assert not plan(SimpleNamespace(eigenvalues=[0.0, 2.0]), 0.05, None, None, None).note
+
+
 @pytest.mark.slow  # ~15 s: five short adaptive runs
 def test_a_check_whose_chains_wander_is_rerun_shorter_until_it_measures_near_the_point(capsys, tmp_path):
     """Update noise σ = 0.01 on Fig 5A spreads the chains along Γ so far over the planned 100 + 300 steps

@@ -124,6 +124,7 @@ def _run_user(args, out) -> int:
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
     warnings += [s.pop(k) for k in ("where_warning", "left_out_warning") if k in s]
     warnings += [shortened] if shortened else []
+    warnings += [planned.note] if planned.note else []
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
                  for k, asked, ran in (("steps", args.steps, planned.steps), ("burn", args.burn, planned.burn))
                  if asked is not None and asked != ran]
