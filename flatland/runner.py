@@ -55,10 +55,33 @@ from .run_files import Csv, read_csv, write_versions  # noqa: F401  (read_csv re
 
 
 def config_digest(cfg: RunConfig) -> str:
-    """Hash of the resolved config without ``run.steps`` (which --steps may extend)."""
-    d = cfg.to_dict()
+    """Hash of the resolved config without ``run.steps`` (which --steps may extend). ``run.ensemble`` enters
+    as the mode it resolves to here, so a run begun with the old default "loop" resumes under "auto" on a CPU."""
+    return hashlib.sha256(json.dumps(_compared(cfg.to_dict()), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _compared(d: dict) -> dict:
+    """The resolved config as resume compares it (:func:`config_digest`)."""
+    d = {s: dict(t) for s, t in d.items()}
     d["run"] = {k: v for k, v in d["run"].items() if k != "steps"}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    if "ensemble" in d["run"]:
+        d["run"]["ensemble"] = run_build.ensemble_mode(d["run"]["ensemble"])
+    return d
+
+
+def config_changes(out: Path, cfg: RunConfig) -> str:
+    """``"noise.sigma 0.003 → 0.004, …"``: where ``cfg`` differs from the folder's config.toml ("" if unreadable)."""
+    import tomllib
+
+    try:
+        old = _compared(tomllib.loads((out / "config.toml").read_text()))
+    except (OSError, ValueError):
+        return ""
+    new = _compared(cfg.to_dict())
+    keys = sorted({(s, k) for d in (old, new) for s, t in d.items() if isinstance(t, dict) for k in t})
+    missing = "(not set)"
+    return ", ".join(f"{s}.{k} {old.get(s, {}).get(k, missing)!r} → {new.get(s, {}).get(k, missing)!r}"
+                     for s, k in keys if old.get(s, {}).get(k, missing) != new.get(s, {}).get(k, missing))
 
 
 _BUILT: dict = {}
@@ -282,7 +305,9 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     if resume:
         trees, meta = ckpt.load(ck_path, {"params": params, "state": state})
         if meta["digest"] != digest:
-            raise UserError(f"--resume: {out} was run with a different configuration (only run.steps may change)")
+            changed = config_changes(out, cfg)
+            raise UserError(f"--resume: {out} was run with a different configuration"
+                            + (f" ({changed})" if changed else "") + "; only run.steps may change")
         params, state, t = trees["params"], trees["state"], meta["step"]
         if t > cfg.run["steps"]:   # nothing would run, and summary.json would state the smaller count
             raise UserError(f"--resume: this run has done {t:,} steps, more than the {cfg.run['steps']:,} asked for; "

@@ -161,7 +161,7 @@ def test_resume_refuses_other_config_and_existing_run(tmp_path):
     with pytest.raises(UserError, match="already holds a run"):
         runner.run(load(cfg_path), out, progress=False, figures=False)
     other = load(_write(tmp_path, "d.toml", SMALL.format(steps=500).replace("sigma = 0.03", "sigma = 0.05")))
-    with pytest.raises(UserError, match="different configuration"):
+    with pytest.raises(UserError, match=r"different configuration \(noise.sigma 0.03 → 0.05\); only run.steps"):
         runner.run(other, out, resume=True, progress=False, figures=False)
     # --steps may extend a finished run
     d = load(cfg_path).to_dict()
@@ -310,3 +310,13 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_
     (other / "config.toml").write_text((ref / "config.toml").read_text().replace("0.03", "0.05"))
     with pytest.raises(UserError, match="no checkpoint"):
         runner.run(cfg, other, resume=True, progress=False, figures=False)
+
+
+def test_a_run_begun_with_the_old_default_ensemble_loop_resumes_under_auto_on_a_cpu(tmp_path):
+    """[run] ensemble's default became "auto" (loop on a CPU): a folder whose config.toml says "loop" must resume."""
+    text = SMALL.format(steps=1000)
+    old = load(_write(tmp_path, "old.toml", text.replace("[relu]", 'ensemble = "loop"\n[relu]')))
+    assert runner.run(old, tmp_path / "r", progress=False, figures=False, stop_after=2) == {"stopped_at": 500}
+    new = load(_write(tmp_path, "new.toml", text))
+    assert new.run["ensemble"] == "auto"
+    assert runner.run(new, tmp_path / "r", resume=True, progress=False, figures=False)["steps_done"] == 1000
