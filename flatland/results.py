@@ -64,10 +64,12 @@ def _claim(path: Path) -> Path:
 
     from .errors import UserError
 
-    refused = f"{path} already holds results; give a new or empty --out (nothing there is overwritten)"
+    refused = (f"{path} already holds results; give a new or empty --out (nothing there is overwritten but the "
+               "record of a check that stopped with an error)")
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} is a file, not a folder; give a new or empty folder as --out")
     path.mkdir(parents=True, exist_ok=True)
+    _clear_error_record(path)
     try:
         os.close(os.open(path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
@@ -76,6 +78,28 @@ def _claim(path: Path) -> Path:
         (path / CLAIM).unlink()
         raise UserError(refused)
     return path
+
+
+#: what a check that stopped with an error leaves (ResultsFolder's files, no results, no figure)
+ERROR_RECORD = {CLAIM, "results.json", "table.txt", "settings.json", "versions.json", "figures"}
+
+
+def _clear_error_record(path: Path) -> None:
+    """Remove what a check that stopped with a user error left in ``path`` (results.json holding only its
+    error, no figures), so the corrected command can use the same --out; anything else is left alone."""
+    try:
+        names = {p.name for p in path.iterdir()}
+        record = json.loads((path / "results.json").read_text())
+        figures = path / "figures"
+        if not (names <= ERROR_RECORD and set(record) == {"error", "command"}
+                and (not figures.exists() or not any(figures.iterdir()))):
+            return
+    except (OSError, ValueError, AttributeError, TypeError):
+        return
+    for name in names - {"figures"}:
+        (path / name).unlink(missing_ok=True)
+    if "figures" in names:
+        (path / "figures").rmdir()
 
 
 def versions() -> dict:

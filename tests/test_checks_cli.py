@@ -240,6 +240,11 @@ def test_user_check_out_problems_are_one_line_and_a_refused_check_says_why_in_it
     assert "unstable" in capsys.readouterr().err
     saved = json.loads((tmp_path / "r" / "results.json").read_text())
     assert "unstable" in saved["error"] and (tmp_path / "r" / "table.txt").read_text().startswith("flatland: error")
+    # the corrected command may use the same --out: only the error record is replaced (it said "already holds results")
+    assert main(argv + ["--eta", "0.05", "--sigma", "0.005", "--steps", "100", "--burn", "100", "--chains", "64",
+                        "--out", str(tmp_path / "r")]) in (0, 1)
+    redone = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "error" not in redone and "ratio" in json.dumps(redone)
 
 
 
