@@ -301,3 +301,11 @@ def test_a_declared_covariance_of_the_wrong_shape_or_not_symmetric_psd_is_the_pl
     law = StepLaw(noise=noise, name="bad")
     with pytest.raises(PluginError, match=says):
         flatland.theory.predict(Problem.from_residuals("x*y*z - 1"), [2.0, 0.5, 1.0], law)
+
+
+def test_a_warning_is_given_once_when_two_eigenvalues_raise_it():
+    """r = (xy, xz) at (0.001, 0, 0): H has the eigenvalue x² twice, and the degenerate-point warning was printed
+    twice, word for word."""
+    pred = predict(Problem.from_residuals("x*y, x*z"), [0.001, 0.0, 0.0], "update", sigma=0.01, eta=0.05)
+    near = [w for w in pred.warnings if w.startswith("near a degenerate point")]
+    assert len(near) == 1 and len(pred.warnings) == len(set(pred.warnings))

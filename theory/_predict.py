@@ -252,7 +252,7 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         regularizer_finite_eta_latex=re_tex,
         drift_leading=out["drift_leading"].tolist(), drift_finite_eta=out["drift_finite_eta"].tolist(),
         drift_closed_form_leading=closed_lead.tolist(), drift_closed_form_finite_eta=closed_fin.tolist(),
-        eta_lambda_max=eta * lam_max, warnings=warnings, closed_form=cf.complete,
+        eta_lambda_max=eta * lam_max, warnings=list(dict.fromkeys(warnings)), closed_form=cf.complete,
         drift_normal=out["drift_normal"].tolist(), drift_scale=scale, potential=bool(cf.complete and not cf.varying),
     )
     if observable is not None:
