@@ -197,3 +197,34 @@ def test_a_per_coordinate_gain_is_refused_in_one_line():
     """A vector gain (a preconditioner) stopped the kit with 'TypeError: Only scalar arrays ...'."""
     with pytest.raises(AssertionError, match="must be one number"):
         check_learner(_scaled_gd(lambda h: h["lr"] * jnp.array([1.0, 2.0])))
+
+
+def test_a_learner_whose_step_raises_or_adds_undeclared_noise_gets_one_line():
+    """A step returning two values stopped the kit with 'ValueError: not enough values to unpack'; one adding
+    noise it does not declare was blamed on its 'declared potential'."""
+    def two_values(key, p, s, h, o):
+        return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(key, p)), s
+
+    broken = Learner("two-values", lambda p, h: (), two_values, {"lr": 0.05},
+                     theory=LearnerTheory(), moments=StepMoments(gradient_gain=lambda h: h["lr"]))
+    with pytest.raises(AssertionError, match=r"^learner two-values: calling it raised ValueError") as exc:
+        check_learner(broken)
+    assert "\n" not in str(exc.value)
+
+    def noisy(key, p, s, h, o):
+        flat, back = ravel_pytree(jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(key, p)))
+        return back(flat + 0.01 * jax.random.normal(key, flat.shape)), s, {}
+
+    hidden = Learner("hidden-noise", lambda p, h: (), noisy, {"lr": 0.05},
+                     theory=LearnerTheory(), moments=StepMoments(gradient_gain=lambda h: h["lr"]))
+    with pytest.raises(AssertionError, match="its step is random"):
+        check_learner(hidden)
+
+
+def test_a_metric_checked_on_a_loss_without_its_extras_says_which():
+    """It ended in `KeyError: 'foo'`."""
+    from flatland import Metric
+    from flatland.testing import check_metric, smoke_loss
+
+    with pytest.raises(AssertionError, match="lacks extras foo"):
+        check_metric(Metric("needs-foo", lambda p, loss: loss.extras["foo"], requires=("foo",)), loss=smoke_loss())

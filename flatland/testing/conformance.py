@@ -14,6 +14,8 @@ component and the broken property:
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -25,6 +27,24 @@ from .declarations import (check_covariance_consistency, check_upstream_gain, ch
 # The fixed smoke problem: a dict-of-arrays valley L = ½ Σ (w·b-product)², so
 # that steps are exercised on a real pytree with two leaf shapes.
 SMOKE_POINT = {"w": jnp.array([1.0, 0.5], dtype=float), "b": jnp.array(0.05, dtype=float)}
+
+
+def _one_line(kind: str):
+    """The kit's promise for ``check_*(component, ...)``: an AssertionError with a one-line reason naming the
+    component, also where the component's own code raised (a step returning two values, a vector loss)."""
+    def wrap(check):
+        @functools.wraps(check)
+        def checked(component, *args, **kwargs):
+            try:
+                return check(component, *args, **kwargs)
+            except AssertionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the component's code: its author needs the reason, not a crash
+                name = getattr(component, "name", type(component).__name__)
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise AssertionError(f"{kind} {name}: calling it raised {type(exc).__name__}: {first}") from exc
+        return checked
+    return wrap
 
 
 def smoke_loss() -> Loss:
@@ -97,6 +117,7 @@ def reference_gd() -> Learner:
     return Learner("reference-gd", lambda params, hyper: (), step, {"lr": 0.05})
 
 
+@_one_line("learner")
 def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel | None = None) -> None:
     """A learner's contract and declarations, run with exact gradients on the smoke problem (or ``loss``)."""
     assert isinstance(learner, Learner), f"learner factory returned {type(learner).__name__}, not flatland.Learner"
@@ -108,6 +129,7 @@ def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel 
     check_learner_potential(learner, smoke_loss(), {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])})
 
 
+@_one_line("noise")
 def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | None = None) -> None:
     """A noise model's contract and declarations, run under plain GD on the smoke problem (or ``loss``)."""
     assert isinstance(noise, NoiseModel), f"noise factory returned {type(noise).__name__}, not flatland.NoiseModel"
@@ -124,6 +146,7 @@ def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | 
         check_upstream_gain(noise, smoke_loss(), on_gamma)
 
 
+@_one_line("loss")
 def check_loss(loss: Loss) -> None:
     """A loss jits, has a finite gradient, and agrees with κ Σ r² when it has residuals."""
     assert isinstance(loss, Loss), f"loss factory returned {type(loss).__name__}, not flatland.Loss"
@@ -161,11 +184,15 @@ def _check_expressions(loss: Loss, points: int = 5) -> None:
             "would study different losses")
 
 
+@_one_line("metric")
 def check_metric(metric: Metric, loss: Loss | None = None) -> None:
     """A metric jits on the loss's initial params and returns finite values."""
     assert isinstance(metric, Metric), f"metric factory returned {type(metric).__name__}, not flatland.Metric"
     if loss is None and metric.requires:
         raise AssertionError(f"metric {metric.name} requires loss extras {', '.join(metric.requires)}: pass a loss that provides them")
+    if loss is not None:
+        missing = [k for k in metric.requires if k not in loss.extras]
+        assert not missing, f"metric {metric.name}: loss {loss.name} lacks extras {', '.join(missing)}"
     loss = loss or smoke_loss()
     params = loss.initial_params(jax.random.PRNGKey(0))
     out = jax.jit(lambda p: metric.fn(p, loss))(params)
