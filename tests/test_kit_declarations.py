@@ -228,3 +228,25 @@ def test_a_metric_checked_on_a_loss_without_its_extras_says_which():
 
     with pytest.raises(AssertionError, match="lacks extras foo"):
         check_metric(Metric("needs-foo", lambda p, loss: loss.extras["foo"], requires=("foo",)), loss=smoke_loss())
+
+
+def test_a_loss_whose_point_is_far_from_gamma_is_caught():
+    """`point` is on or near Γ (check and the strategies start there): (3, 3, 3) on xyz = 1, residual 26, passed."""
+    from flatland import Loss
+    from flatland.testing import check_loss
+
+    def product(point):
+        return Loss("xyz-test", residuals=lambda p: jnp.atleast_1d(p[0] * p[1] * p[2] - 1), kappa=0.5,
+                    variables=("x", "y", "z"), residual_exprs=("x*y*z - 1",), point=point)
+
+    check_loss(product((2.0, 0.5, 1.0)))
+    with pytest.raises(AssertionError, match=r"is .* from the nearest point of Γ found"):
+        check_loss(product((3.0, 3.0, 3.0)))
+
+
+def test_a_step_whose_info_is_not_scalars_is_caught():
+    def step(key, p, s, h, o):
+        return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(key, p)), s, {"g": o.grad(key, p)["w"]}
+
+    with pytest.raises(AssertionError, match="info must be a dict of scalars, got g of shape"):
+        check_learner(Learner("info-vector", lambda p, h: (), step, {"lr": 0.05}))

@@ -88,6 +88,10 @@ def check_step(name: str, loss: Loss, noise: NoiseModel, learner: Learner, n_cha
 
     jstep = jax.jit(counted)
     p1, s1, info = jstep(jax.random.PRNGKey(1), params, state, hyper)
+    assert isinstance(info, dict) and all(jnp.ndim(v) == 0 for v in info.values()), (
+        f"{name}: a step's info must be a dict of scalars, got "
+        + (", ".join(f"{k} of shape {jnp.shape(v)}" for k, v in info.items() if jnp.ndim(v))
+           if isinstance(info, dict) else type(info).__name__))
     _assert_same_structure(name, params, p1)
     _assert_same_structure(name + " (state)", state, s1)
     _assert_finite(name, p1, "params")
@@ -160,6 +164,27 @@ def check_loss(loss: Loss) -> None:
         want = loss.kappa * jnp.sum(r * r)
         assert jnp.allclose(value, want, rtol=1e-10, atol=1e-14), f"loss {loss.name}: value {value} != κΣr² {want}"
     _check_expressions(loss)
+    _check_point_near_gamma(loss)
+
+
+def _check_point_near_gamma(loss: Loss, reach: float = 0.1) -> None:
+    """A loss's ``point`` is on or near Γ (the docs' promise; `check` and the strategies start there): the
+    theory's projection from it must land within ``reach`` × (1 + |point|) (a point at residual 26 passed)."""
+    if not (getattr(loss, "expr", None) or getattr(loss, "residual_exprs", None)) or loss.point is None:
+        return
+    import numpy as np
+
+    from flatland.errors import UserError
+    from flatland.theory import Problem, project
+
+    p0 = np.asarray(loss.point, float)
+    try:
+        _, moved = project(Problem.from_loss(loss), p0)
+    except UserError as exc:
+        raise AssertionError(f"loss {loss.name}: its point {p0.tolist()} is not near Γ: {exc}") from None
+    assert moved <= reach * (1 + float(np.max(np.abs(p0)))), (
+        f"loss {loss.name}: its point {p0.tolist()} is {moved:.3g} from the nearest point of Γ found; `point` must "
+        "be on or near L = 0")
 
 
 def _check_expressions(loss: Loss, points: int = 5) -> None:
