@@ -213,7 +213,9 @@ def check_divergence(run, prediction):
         first = int(run.diverged_at[run.diverged_at >= 0].min())
         why = ("GD is unstable there (ηλ_max ≥ 2)" if prediction.eta_lambda_max >= 2 else
                "GD alone is stable there, so the noise's or the learner's own kicks threw chains out (large or "
-               "heavy-tailed steps, e.g. a probe of stochastic error descent on a steep loss)")
+               "heavy-tailed steps, e.g. a probe of stochastic error descent on a steep loss), or the loss is not "
+               "finite where they went (a loss defined on part of the space only, such as log or sqrt of a "
+               "quantity that turns negative)")
         raise UserError(
             f"the run diverged: {run.n_diverged} of {run.diverged_at.size} chains became non-finite (first at step "
             f"{first}); ηλ_max = {prediction.eta_lambda_max:.3g} at the start point: {why} — lower --eta or --sigma")

@@ -286,6 +286,8 @@ def test_a_user_check_whose_run_diverges_keeps_where_it_diverged(capsys, tmp_pat
     assert err.count("\n") == 1 and "the run diverged" in err, err
     # ηλ = 1.8 < 2: the update noise's kicks, not GD's instability (the message blamed ηλ alone, also for SED)
     assert "GD alone is stable there" in err, err
+    # a loss NaN on part of the space (log of x − 0.97 near x = 1) was blamed on the noise's kicks alone
+    assert "or the loss is not finite where they went" in err, err
     saved = json.loads((tmp_path / "d" / "results.json").read_text())
     assert "the run diverged" in saved["error"] and "first at step" in saved["error"]
     assert (tmp_path / "d" / "settings.json").is_file()
