@@ -250,3 +250,13 @@ def test_a_step_whose_info_is_not_scalars_is_caught():
 
     with pytest.raises(AssertionError, match="info must be a dict of scalars, got g of shape"):
         check_learner(Learner("info-vector", lambda p, h: (), step, {"lr": 0.05}))
+
+
+def test_scalar_residuals_without_a_row_axis_are_caught():
+    """The docs ask for data examples along a leading axis (minibatch picks rows); a 0-d residual passed the kit."""
+    from flatland import Loss
+    from flatland.testing import check_loss
+
+    with pytest.raises(AssertionError, match="residuals\\(params\\) is a scalar"):
+        check_loss(Loss("scalar-r", residuals=lambda p: p[0] * p[1] - 1, kappa=0.5, variables=("x", "y"),
+                        init=lambda key: jnp.array([2.0, 0.5])))

@@ -159,6 +159,10 @@ def check_loss(loss: Loss) -> None:
     assert jnp.shape(value) == (), f"loss {loss.name}: value must be a scalar, got shape {jnp.shape(value)}"
     _assert_finite(f"loss {loss.name}", (value, grad), "value or gradient")
     _assert_same_structure(f"loss {loss.name} (gradient)", params, grad)
+    if loss.residuals is not None:
+        assert jnp.ndim(loss.residuals(params)) >= 1, (
+            f"loss {loss.name}: residuals(params) is a scalar; return the data examples along a leading axis "
+            "(jnp.atleast_1d): minibatch noise picks rows of it and label noise shifts them")
     if loss.residuals is not None and loss.value is not None:
         r = loss.residuals(params)
         want = loss.kappa * jnp.sum(r * r)
