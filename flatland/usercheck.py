@@ -273,7 +273,9 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
         s = summary(runs, prediction, observable, tol)
         if bar is not None:
             bar.update(b + 1, f"ratio {s['ratio']:.4g} ± {s['ratio_stderr']:.2g} so far")
-        if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and 3 * s["across_stderr"] <= tol / 2 and (
+        along_gamma = [s[k] for k in ("tangent_ratio_stderr", "tangent_across_stderr") if k in s]   # judged too
+        if pl.adaptive and 3 * s["ratio_stderr"] <= tol / 2 and 3 * s["across_stderr"] <= tol / 2 and not any(
+                3 * e > tol / 2 for e in along_gamma) and (
                 observable is None or 3 * s["observable_ratio_stderr"] <= tol / 2 or s["observable_passed"]):
             break
     if bar is not None:

@@ -419,3 +419,25 @@ def test_given_lengths_are_kept_and_set_values_are_reported(capsys, tmp_path):
     assert main(["theory", "--residuals", "x*y-1", "--at", "x=1,y=1", "--noise", "update",
                  "--set", "noise.sigma=1e300"]) == 2
     assert "at most 1e+100" in capsys.readouterr().err
+
+
+def test_batches_continue_while_the_part_along_gamma_is_too_imprecise_to_judge(monkeypatch):
+    """The adaptive loop stopped on the whole vector's s.e. alone; where the part along Γ is judged too
+    (n_curv large), its verdict then ended inconclusive with budget left (a 4-D codim-3 valley: 7 batches,
+    3 s.e. = 2.6% along Γ)."""
+    from types import SimpleNamespace
+
+    from flatland import usercheck as U
+
+    class FakeLab:
+        def measure(self, *args, **kwargs):
+            return SimpleNamespace(run=SimpleNamespace(n_diverged=0), no_prediction=None)
+
+    def fake_summary(runs, *args):   # the tangent part's s.e. falls as 1/n with the batches
+        return {"ratio": 1.0, "ratio_stderr": 0.001, "across_stderr": 0.001, "tangent_ratio_stderr": 0.02 / len(runs),
+                "tangent_across_stderr": 0.0}
+
+    monkeypatch.setattr(U, "summary", fake_summary)
+    plan = U.Plan(chains=10, steps=100, burn=100, chunk=100, adaptive=True)
+    runs = U.run_batches(FakeLab(), None, None, None, {}, (1.0,), plan, 0, None, None, None, None, 0.02)
+    assert len(runs) == 6                                   # 3 × 0.02/n ≤ 0.01 from n = 6
