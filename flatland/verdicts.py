@@ -87,6 +87,10 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
     warnings, dropped = list(warnings), int(keep.size - keep.sum())
     if dropped:
         warnings.append(f"{dropped} of {keep.size} chains gave a non-finite step or prediction and were left out")
+        if keep.sum() < 2:
+            from .errors import UserError
+            raise UserError(f"{name}: {dropped} of {keep.size} chains gave a non-finite step or prediction; nothing "
+                            "is left to measure (see where the loss or its projection is not finite near the point)")
         measured, predicted = measured[keep], predicted[keep]
         leading = None if leading is None else np.asarray(leading, float)[keep]
     r = ratio_along(measured, predicted)
@@ -102,7 +106,7 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         lead_val = float(leading.mean(0) @ axis)
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
-    passed, why = vector_verdict(r, tol) if keep.sum() >= 2 else (False, "fewer than 2 chains with finite steps")
+    passed, why = vector_verdict(r, tol)
     if dropped > MAX_DROPPED * keep.size:
         passed, why = False, (f"inconclusive: {dropped} of {keep.size} chains gave non-finite steps (more than "
                               f"{MAX_DROPPED:.0%}); leaving them out could bias the mean ({why})")

@@ -89,3 +89,13 @@ def test_chains_with_non_finite_steps_are_left_out_and_named_and_too_many_fail()
     measured[: int(2 * MAX_DROPPED * 1000)] = np.nan        # 2%: could bias the mean
     row = drift_ratio("t", measured, predicted, tol=0.02, estimator="synthetic")
     assert not row.passed and "inconclusive" in row.details["verdict"]
+
+
+def test_no_finite_chain_is_one_clear_error():
+    from flatland.errors import UserError
+    from flatland.verdicts import drift_ratio
+
+    measured, predicted = _curved_steps(1.0, n=10)
+    measured[:] = np.nan
+    with pytest.raises(UserError, match="10 of 10 chains gave a non-finite step"):
+        drift_ratio("t", measured, predicted, tol=0.02, estimator="synthetic")
