@@ -2,8 +2,8 @@
 
 ``project`` follows noiseless descent to Γ with Gauss–Newton steps
 θ ← θ − J⁺r on the residuals; when the loss is not a sum of squares, with
-Newton steps along H's stiff directions and gradient steps along the rest
-(:func:`value_only_step`) and a line search that never raises L. From a point near Γ they reach, to first
+Newton steps restricted to the normal space (:func:`value_only_step`) and a
+line search that never raises L. From a point near Γ they reach, to first
 order, the closest point of Γ, in a handful of iterations. If they do not
 reach zero loss, the point is far from any zero-loss manifold and a UserError
 says so.
