@@ -167,23 +167,25 @@ def check_loss(loss: Loss) -> None:
         r = loss.residuals(params)
         want = loss.kappa * jnp.sum(r * r)
         assert jnp.allclose(value, want, rtol=1e-10, atol=1e-14), f"loss {loss.name}: value {value} != κΣr² {want}"
-    _check_expressions(loss)
-    _check_point_near_gamma(loss)
+    if (getattr(loss, "expr", None) or getattr(loss, "residual_exprs", None)) and loss.point is not None:
+        from flatland.theory import Problem
+
+        problem = Problem.from_loss(loss)   # the loss as the theory reads it, built once for both checks
+        _check_expressions(loss, problem)
+        _check_point_near_gamma(loss, problem)
 
 
-def _check_point_near_gamma(loss: Loss, reach: float = 0.1) -> None:
+def _check_point_near_gamma(loss: Loss, problem, reach: float = 0.1) -> None:
     """A loss's ``point`` is on or near Γ (the docs' promise; `check` and the strategies start there): the
     theory's projection from it must land within ``reach`` × (1 + |point|) (a point at residual 26 passed)."""
-    if not (getattr(loss, "expr", None) or getattr(loss, "residual_exprs", None)) or loss.point is None:
-        return
     import numpy as np
 
     from flatland.errors import UserError
-    from flatland.theory import Problem, project
+    from flatland.theory import project
 
     p0 = np.asarray(loss.point, float)
     try:
-        _, moved = project(Problem.from_loss(loss), p0)
+        _, moved = project(problem, p0)
     except UserError as exc:
         raise AssertionError(f"loss {loss.name}: its point {p0.tolist()} is not near Γ: {exc}") from None
     assert moved <= reach * (1 + float(np.max(np.abs(p0)))), (
@@ -191,17 +193,14 @@ def _check_point_near_gamma(loss: Loss, reach: float = 0.1) -> None:
         "be on or near L = 0")
 
 
-def _check_expressions(loss: Loss, points: int = 5) -> None:
-    """The theory reads a loss's formula (``expr``/``residual_exprs``), the simulator its functions: both
-    must be one loss. Compared at the point and at ``points`` random points around it (rtol 1e-10) — a
-    valley whose JAX residual lost a factor while its expression kept it passed every test before."""
-    if not (getattr(loss, "expr", None) or getattr(loss, "residual_exprs", None)) or loss.point is None:
-        return
+def _check_expressions(loss: Loss, problem, points: int = 5) -> None:
+    """The theory reads a loss's formula (``expr``/``residual_exprs``, ``problem``), the simulator its
+    functions: both must be one loss. Compared at the point and at ``points`` random points around it (rtol
+    1e-10) — a valley whose JAX residual lost a factor while its expression kept it passed every test before."""
     import numpy as np
 
-    from flatland.theory import Problem, jax_function
+    from flatland.theory import jax_function
 
-    problem = Problem.from_loss(loss)
     formula = jax_function(problem, "loss")
     p0 = np.asarray(loss.point, float)
     rng = np.random.default_rng(0)
