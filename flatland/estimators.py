@@ -105,6 +105,49 @@ def normal_rank(loss, flat, unravel, rel_tol: float = 1e-8) -> int:
 
 _STEP_SIZES = 0.5 ** jnp.arange(0.0, 31.0)  # the line search's candidate fractions of the full step
 
+#: powers of H that carry the normal eigenvectors along under differentiation (see normal_newton_direction)
+_SUBSPACE_POWERS = 3
+
+
+def normal_newton_direction(H, g, rank: int):
+    """The Newton step V|Λ|⁻¹Vᵀg on the ``rank`` largest eigenpairs (Λ, V) of H, differentiable everywhere.
+
+    Its value is that of the eigen-decomposition. Its derivatives are not taken
+    through ``eigh``: the derivative of eigenvectors divides by differences of
+    eigenvalues, and the tangent eigenvalues coincide on Γ (to rounding; exactly
+    where parameters do not enter the loss), so autodiff gave NaN in some or all
+    chains. Here V₀ and Λ₀ come from ``eigh`` under ``stop_gradient``, and the
+    normal space is the span of Q = H^k V₀ Λ₀^-k: equal to V₀ in value, and it
+    moves with H as the eigenspace does up to relative terms (λ_tangent/λ_normal)^k
+    (k = ``_SUBSPACE_POWERS``; near Γ that ratio is of the order of the distance
+    to Γ). The step is Newton's on span(Q), Q M⁻¹ Qᵀg with M = S QᵀHQ (S: the signs
+    of Λ₀), and M⁻¹ is two Newton–Schulz steps X ← X(2I − MX) from X₀ = |Λ₀|⁻¹:
+    exact in value and in first and second derivatives (the error I − MX is
+    first order in the change of H and is squared at each step).
+
+    Only matrix products are differentiated, on purpose: under ``vmap`` a batched
+    LAPACK call (``solve``, ``qr``) runs its batch on XLA's CPU thread pool and
+    waits for it there; when the derivative graph holds independent such calls,
+    they can occupy every thread of the pool while waiting, and the process
+    hangs at 0% CPU (seen with jaxlib 0.10.2 on 2 cores: both pool threads
+    inside ``lapack_dtrsm_ffi``/``ParallelBatchMap``). The one ``eigh`` per
+    iterate runs alone: each depends on the one before.
+    """
+    lam, V = jnp.linalg.eigh(jax.lax.stop_gradient(H))
+    lam, V = lam[-rank:], V[:, -rank:]  # the normal space: the largest eigenpairs
+    nonzero = jnp.abs(lam) > 0
+    safe = jnp.where(nonzero, lam, 1.0)
+    Q = V
+    for _ in range(_SUBSPACE_POWERS):
+        Q = (H @ Q) / safe
+    Q = Q * nonzero  # a zero eigenvalue: no step along it
+    M = jnp.where(nonzero, jnp.sign(lam), 0.0)[:, None] * (Q.T @ H @ Q) + jnp.diag(~nonzero * 1.0)
+    X = jnp.diag(1.0 / jnp.abs(safe))
+    two = 2.0 * jnp.eye(lam.shape[0])
+    for _ in range(2):
+        X = X @ (two - M @ X)
+    return Q @ (X @ (Q.T @ g))
+
 
 def project_to_manifold(loss, flat, unravel, iters: int = 6, rank: int | None = None, line_search: bool = True):
     """A point of Γ near flat θ, by safeguarded Gauss–Newton steps on the normal space.
@@ -136,10 +179,7 @@ def project_to_manifold(loss, flat, unravel, iters: int = 6, rank: int | None = 
             JJ = J @ J.T
             JJ = JJ + 1e-14 * jnp.trace(JJ) * jnp.eye(JJ.shape[0])  # guards a rank drop
             return J.T @ jnp.linalg.solve(JJ, r(th))
-        lam, V = jnp.linalg.eigh(jax.hessian(Lf)(th))
-        lam, V = lam[-rank:], V[:, -rank:]  # the normal space: the largest eigenpairs
-        safe = jnp.where(jnp.abs(lam) > 0, jnp.abs(lam), 1.0)
-        return V @ ((V.T @ jax.grad(Lf)(th)) / safe)
+        return normal_newton_direction(jax.hessian(Lf)(th), jax.grad(Lf)(th), rank)
 
     def step(th, _):
         if not line_search:
