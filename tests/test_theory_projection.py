@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import flatland  # noqa: F401
 from flatland.theory import Problem, project
@@ -37,6 +37,7 @@ def _forms(name: str, a: float):
 @given(name=st.sampled_from(sorted(VALLEYS)), a=st.sampled_from([0.5, 1.0, 4.0]),
        u=st.floats(0, 1), v=st.floats(0, 1), log_off=st.floats(-4, -1.5),
        direction=st.lists(st.floats(-1, 1), min_size=3, max_size=3).filter(lambda d: np.linalg.norm(d) > 0.1))
+@example(name="codim 2, log", a=0.5, u=1.0, v=0.0, log_off=-1.5, direction=[0.0, -1.0, 0.0])  # moved 0.22 along Γ
 def test_value_only_projection_lands_where_the_residual_one_does(name, a, u, v, log_off, direction):
     by_value, by_residuals = _forms(name, a)
     on_gamma = np.asarray(VALLEYS[name][2](a, u, v), float)
@@ -55,3 +56,14 @@ def test_the_audit_point_off_a_product_valley_projects_next_to_it():
     p_val, moved = project(by_value, [1.5, 0.67, 0.4])
     np.testing.assert_allclose(p_val, project(by_residuals, [1.5, 0.67, 0.4])[0], atol=2e-5)
     assert moved < 0.0031
+
+
+@pytest.mark.parametrize("expr, start", [("log(1+(x**2-1)**2)", 3.0), ("log(1+(x**2-1)**2)", 0.5),
+                                         ("(x**2-1)**2*(3+sin(x))", 0.59)])
+def test_a_start_where_the_loss_is_concave_still_reaches_gamma(expr, start):
+    """Far out log(1 + r²) is concave (and (x² − 1)²(3 + sin x) near x = 0.6 too): H has no positive
+    eigenvalue, so there is no Newton step; the gradient step, shortened until L falls, goes on towards Γ.
+    These starts were refused as "far from any zero-loss manifold" while the residual form reached x = 1."""
+    landed, moved = project(Problem.from_expr(expr), [start])
+    np.testing.assert_allclose(landed, [1.0], atol=1e-9)
+    assert moved == pytest.approx(abs(start - 1.0), abs=1e-9)
