@@ -133,6 +133,9 @@ def summary(measured, pred0, observable, tol):
             out["left_out_warning"] = row.warnings[-1]
         if "visited" in row.details:
             out["visited_first_batch"] = row.details["visited"]
+        carried = few_chains_carry(pf[keep], tol)
+        if carried:
+            out["few_chains_warning"] = carried
         ok = row.passed
         out.update(ratio=row.ratio, ratio_stderr=row.ratio_stderr, ratio_to_leading=row.details["ratio_to_leading"],
                    across_fraction=row.details["across_fraction"], across_stderr=row.details["across_stderr"],
@@ -146,6 +149,31 @@ def summary(measured, pred0, observable, tol):
     if observable is not None:
         out.update(observable_summary(runs, tol))
     return out
+
+
+#: the share of chains, farthest from the median prediction, whose removal should not move the mean prediction
+FEW_CHAINS = 0.01
+
+
+def few_chains_carry(pf: np.ndarray, tol: float) -> str | None:
+    """A warning when the 1% of chains whose predicted step (along its mean) lies farthest from the median
+    move the mean prediction by more than ``tol``: a few chains went where the drift is far larger — near
+    ηλ = 2, where the finite-η drift diverges as 1/(2 − ηλ), or near a rank drop — so the mean prediction of
+    this run is carried by them and changes from one run to the next by more than its standard error shows."""
+    axis = pf.mean(0)
+    if not np.linalg.norm(axis) > 0 or len(pf) < 2 / FEW_CHAINS:
+        return None
+    p = pf @ (axis / np.linalg.norm(axis))
+    far = max(1, int(FEW_CHAINS * len(p)))
+    rest = np.argsort(np.abs(p - np.median(p)))[:-far]
+    shift = abs(p.mean() - p[rest].mean()) / abs(p.mean())
+    if not shift > tol:
+        return None
+    return (f"a few chains carry the prediction: leaving out the {far} of {len(p)} farthest from the median moves "
+            f"its mean by {shift:.1%} (tolerance {tol:.0%}); they went where the predicted drift is far larger "
+            "(near ηλ = 2, where the finite-η drift diverges, or near a rank drop), so this average changes from "
+            "run to run by more than its standard error says; lower --sigma or --eta, or shorten --steps, to keep "
+            "the chains nearer the point")
 
 
 def chains_were(runs, point, tol) -> dict:

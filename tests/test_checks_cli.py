@@ -441,3 +441,17 @@ def test_batches_continue_while_the_part_along_gamma_is_too_imprecise_to_judge(m
     plan = U.Plan(chains=10, steps=100, burn=100, chunk=100, adaptive=True)
     runs = U.run_batches(FakeLab(), None, None, None, {}, (1.0,), plan, 0, None, None, None, None, 0.02)
     assert len(runs) == 6                                   # 3 × 0.02/n ≤ 0.01 from n = 6
+
+
+def test_a_prediction_carried_by_a_few_chains_is_said_so():
+    """Near ηλ = 2 the finite-η drift diverges, and a chain that went there carries the mean prediction of a
+    run (a plugin audit saw −1.58e-5 in one run and −1.69e-5 in another, each with a small s.e.). Chains with
+    ordinary spread get no warning; 4 chains of 4,000 at 300× the others do."""
+    from flatland.usercheck import few_chains_carry
+
+    rng = np.random.default_rng(0)
+    pf = np.array([-1.6e-5, 4.6e-6, -2.4e-5]) * (1 + 0.3 * rng.standard_normal((4000, 1)))
+    assert few_chains_carry(pf, 0.02) is None
+    pf[:4] *= 300
+    said = few_chains_carry(pf, 0.02)
+    assert said is not None and "a few chains carry the prediction" in said and "ηλ = 2" in said

@@ -122,7 +122,7 @@ def _run_user(args, out) -> int:
     s = U.summary(runs, pred0, args.observable, args.tolerance)
     chains = sum(m.run.settings["chains"] for m in runs)
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
-    warnings += [s.pop(k) for k in ("where_warning", "left_out_warning") if k in s]
+    warnings += [s.pop(k) for k in ("where_warning", "left_out_warning", "few_chains_warning") if k in s]
     warnings += [shortened] if shortened else []
     warnings += [planned.note] if planned.note else []
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
