@@ -192,7 +192,7 @@ class StepMoments:
     ``step`` with the exact oracle — or, for a learner with own noise, from
     ``mean_step(params, state, hyper, oracle) -> params`` (its step without
     that noise) — and the covariance from the noise model's ``grad_cov``/``param_cov``. ``own(loss, params, state, hyper)``:
-    the learner computes (mean (d,), cov (d, d)) of its whole step itself, with
+    the learner computes (mean (d,), cov (d, d)) of its displacement θ' − θ itself, with
     an exact objective (stochastic error descent by quadrature); it then
     composes only with noise models that leave the objective and gradient alone.
     """

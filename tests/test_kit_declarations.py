@@ -260,3 +260,30 @@ def test_scalar_residuals_without_a_row_axis_are_caught():
     with pytest.raises(AssertionError, match="residuals\\(params\\) is a scalar"):
         check_loss(Loss("scalar-r", residuals=lambda p: p[0] * p[1] - 1, kappa=0.5, variables=("x", "y"),
                         init=lambda key: jnp.array([2.0, 0.5])))
+
+
+def _langevin(own_mean, moments=True):
+    """GD plus its own noise σξ, declared through ``own`` moments with the given mean (or with no moments)."""
+    def step(key, p, s, h, o):
+        flat, back = ravel_pytree(jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, o.grad(key, p)))
+        return back(flat + h["sigma"] * jax.random.normal(key, flat.shape)), s, {}
+
+    def own(loss, p, s, h):
+        flat = ravel_pytree(p)[0]
+        return own_mean(flat, -h["lr"] * ravel_pytree(jax.grad(loss)(p))[0]), h["sigma"] ** 2 * jnp.eye(flat.shape[0])
+
+    theory = LearnerTheory(covariance=lambda ctx: ctx.hyper["sigma"] ** 2 * ctx.eye) if moments else LearnerTheory()
+    return Learner("own-langevin", lambda p, h: (), step, {"lr": 0.05, "sigma": 0.01}, theory=theory,
+                   moments=StepMoments(own=own) if moments else None)
+
+
+def test_own_moments_are_compared_with_sampled_steps():
+    """``own`` returning the new params as its mean passed the kit, and `check` then measured a ratio of −39,657;
+    a learner whose random step declares no noise at all (no moments) passed too and was predicted no drift."""
+    check_learner(_langevin(lambda flat, move: move))   # the displacement: right
+    with pytest.raises(AssertionError, match="returns the new params as its mean"):
+        check_learner(_langevin(lambda flat, move: flat + move))
+    with pytest.raises(AssertionError, match="vs StepMoments.own"):
+        check_learner(_langevin(lambda flat, move: 2 * move))
+    with pytest.raises(AssertionError, match="its step is random"):
+        check_learner(_langevin(None, moments=False))

@@ -16,7 +16,9 @@ the smoke problem:
   and of the update noise over ``DRAWS`` keys (every entry within 5 standard
   errors, the s.e. estimated from the draws themselves; mean within 5 s.e.);
 * a learner with ``gradient_gain`` moves affinely in the gradient with that gain, and
-  its ``own_cov`` matches its steps — at the default hyperparameters and at a second
+  its ``own_cov`` matches its steps; ``own`` moments match the displacements θ' − θ of its
+  steps (mean and covariance); a learner with a theory that declares no noise of its own
+  takes the same step for every key — at the default hyperparameters and at a second
   set where zero defaults become 0.01 (a zero default would hide a wrong formula);
 * a ``LearnerTheory`` has a finite positive effective step, and its declared potential U is
   what its mean step (the step itself, or ``mean_step`` with own noise) descends besides L:
@@ -291,9 +293,37 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
                 assert np.allclose(traced, C, rtol=1e-9, atol=1e-12 * max(np.abs(C).max(), 1e-300)), (
                     f"learner {learner.name}: LearnerTheory.covariance differs under jax.jit")
     if m is not None and m.own is not None and flat.shape[0] <= 4:
-        mean, cov = m.own(loss, params, learner.init(params, hyper), hyper)
+        state = learner.init(params, hyper)
+        mean, cov = m.own(loss, params, state, hyper)
         assert np.shape(mean) == (flat.shape[0],), f"learner {learner.name}: own moments' mean has shape {np.shape(mean)}"
         _psd(f"learner {learner.name}: own moments' covariance", cov, flat.shape[0])
+        moved = _steps(learner, loss, params, state, hyper) - np.asarray(flat)
+        se = moved.std(0, ddof=1) / np.sqrt(moved.shape[0])
+        gap = np.abs(np.asarray(mean) - np.asarray(flat) - moved.mean(0))
+        if np.any(flat) and np.all(gap <= Z * se + 1e-12 * (1 + np.abs(np.asarray(mean)))):
+            raise AssertionError(f"learner {learner.name}: StepMoments.own returns the new params as its mean; it "
+                                 "must return the mean of the displacement θ' − θ (and its covariance)")
+        _matches_samples(f"learner {learner.name}: displacements of its steps vs StepMoments.own", moved, mean, cov)
+    if learner.theory is not None and not _declares_noise(learner) and flat.shape[0] <= MAX_DIM:
+        two = _steps(learner, loss, params, learner.init(params, hyper), hyper, draws=2)
+        assert np.array_equal(two[0], two[1]), (
+            f"learner {learner.name}: its step is random (two keys moved the params differently with exact "
+            "gradients) but it declares no noise of its own, so the theory would predict no drift from it: declare "
+            "StepMoments(own_cov=..., mean_step=...) and LearnerTheory(covariance=...), or take the randomness out "
+            "of the step")
+
+
+def _declares_noise(learner) -> bool:
+    """Whether a learner declares randomness of its own (a covariance, own_cov, or own moments)."""
+    m = learner.moments
+    return learner.theory.covariance is not None or (m is not None and (m.own_cov is not None or m.own is not None))
+
+
+def _steps(learner, loss, params, state, hyper, draws: int = DRAWS) -> np.ndarray:
+    """The learner's new flat params after one step with exact gradients, for ``draws`` keys: (draws, d)."""
+    exact = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
+    keys = jax.random.split(jax.random.PRNGKey(12), draws)
+    return np.asarray(jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys))
 
 
 def _own_noise(learner, m, loss, params, hyper):
@@ -302,8 +332,7 @@ def _own_noise(learner, m, loss, params, hyper):
     state = learner.init(params, hyper)
     exact = Oracle(value=lambda k, p: loss(p), grad=lambda k, p: jax.grad(loss)(p))
     mean = ravel_pytree(m.mean_step(params, state, hyper, exact))[0]
-    keys = jax.random.split(jax.random.PRNGKey(12), DRAWS)
-    steps = jax.jit(jax.vmap(lambda k: ravel_pytree(learner.step(k, params, state, hyper, exact)[0])[0]))(keys)
+    steps = _steps(learner, loss, params, state, hyper)
     _psd(f"learner {learner.name}: own_cov", m.own_cov(params, hyper), d)
     _matches_samples(f"learner {learner.name}: steps vs mean_step and own_cov", steps, mean, m.own_cov(params, hyper))
 
