@@ -152,6 +152,23 @@ def test_table_and_exit_status_follow_verdicts():
     assert "must yield CheckResult rows; it gave str 'ok'" in table
 
 
+def test_a_row_that_passes_on_nan_fails_and_a_bare_row_is_told_to_be_a_list():
+    """A plugin's CheckResult(passed=True) with a NaN prediction showed PASS; a check returning one bare
+    CheckResult failed with "TypeError: 'CheckResult' object is not iterable"."""
+    from flatland.cli.check_cmd import run_checks
+    from flatland.contracts import Check
+
+    nan_pass = CheckResult("nan", "s", float("nan"), 1.0, 0.001, "|r−1| ≤ 2%", True)
+    zero = CheckResult("zero", "s", 0.0, 1e-9, 1e-9, "0 within 3 s.e.", True)   # finite: stays PASS
+    bare = CheckResult("bare", "s", 1.0, 1.0, 0.001, "|r−1| ≤ 2%", True)
+    results = run_checks([Check("a", lambda o: [nan_pass, zero]), Check("b", lambda o: bare)], {}, jobs=1,
+                         quiet=True)
+    (a, b) = [got for _, got, _ in results]
+    assert [r.passed for r in a] == [False, True]
+    assert "PASS with a non-finite predicted (predicted = nan)" in a[0].details["verdict"]
+    assert not b[0].passed and "it returned one CheckResult (wrap it in a list" in b[0].details["verdict"]
+
+
 @pytest.mark.slow
 def test_whole_valley_suite_passes(tmp_path):
     """The built-in suite end to end (what `flatland check` runs; about 2 minutes)."""

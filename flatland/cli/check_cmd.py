@@ -20,7 +20,9 @@ Compiled simulation loops are cached on disk (FLATLAND_XLA_CACHE=off to disable)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 import time
 
@@ -247,17 +249,48 @@ def _run_one(check, options, quiet, on_done=None):
     from ..contracts import CheckResult
 
     try:
-        got = list(check.run(options))
+        out = check.run(options)
+        if isinstance(out, CheckResult):   # 'CheckResult' object is not iterable, said list() before
+            raise _NotRows("run() must return a list of CheckResult rows; it returned one CheckResult (wrap it in "
+                           "a list: return [CheckResult(...)])")
+        got = list(out)
+    except _NotRows as exc:
+        got = [failed(check.name, "(check returned no CheckResult)", str(exc))]
     except Exception as exc:  # a check that raises is a failing row, never a crash of the suite
         got = [failed(check.name, "(check raised)", f"{type(exc).__name__}: {exc}")]
     wrong = [r for r in got if not isinstance(r, CheckResult)]
     if wrong:  # once an internal error (AttributeError) while the rows were written
         got = [failed(check.name, "(check returned no CheckResult)",
                       f"run() must yield CheckResult rows; it gave {type(wrong[0]).__name__} {wrong[0]!r:.60}")]
+    got = [_finite_or_failed(r) for r in got]
     result = check.name, got, round(time.perf_counter() - t, 2)
     if on_done is not None:
         on_done(*result)
     return result
+
+
+class _NotRows(Exception):
+    """A check's run() returned something other than rows."""
+
+
+def _finite_or_failed(row):
+    """A row that says PASS with a non-finite prediction or measurement fails: no verdict rests on NaN (a
+    plugin's CheckResult(passed=True) with a NaN prediction showed PASS). Built-in rows never do this:
+    their verdicts come from ``verdicts.decisive``, which fails a non-finite error."""
+    bad = [k for k in ("predicted", "measured") if not _is_finite(getattr(row, k))]
+    if not (row.passed and bad):
+        return row
+    why = (f"the check said PASS with a non-finite {' and '.join(bad)} "
+           f"({', '.join(f'{k} = {getattr(row, k)!r}' for k in bad)}): a verdict needs finite numbers")
+    return dataclasses.replace(row, passed=False, warnings=list(row.warnings) + [why],
+                               details=dict(row.details, verdict=why))
+
+
+def _is_finite(x) -> bool:
+    try:
+        return bool(math.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
 
 
 def run_checks(checks, options, jobs: int, quiet: bool = False, on_done=None):
