@@ -107,6 +107,8 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "1e99999999*(x*y)**2", "--at", "x=1,y=0", "--noise", "update"], "too large"),   # #17 item 1: hung
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--observable", "1e99999999*x"], "too large"),
     (["--loss", "(x*y)**2*1e300", "--at", "x=1,y=0", "--noise", "update"], "unstable"),         # #17 item 2
+    # a --sigma nothing takes was ignored, and the header still said σ = 0.01
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "none", "--sigma", "0.5"], "--sigma 0.5 sets nothing"),
 ])
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, argv, words):
     rc = main(["check", *argv, "--out", str(tmp_path / "r")])

@@ -23,6 +23,12 @@ def test_acceptance_fig5a_update_noise(capsys):
     assert out["regularizer"] == "σ**2*log(2*x**2 + 2*y**2)/4"  # Φ = (σ²/4) log pdet H, drift −P_T∇Φ
 
 
+def test_json_names_the_learner_and_the_noise(capsys):
+    assert main(["theory", "--loss", "(x*y-1)**2", "--at", "x=1,y=1", "--noise", "update", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["learner"], out["noise"]) == ("gd", "update")
+
+
 def test_acceptance_residuals_label_noise(capsys):
     out = _json(capsys, ["theory", "--residuals", "x*y", "--kappa", "1", "--at", "x=1,y=0", "--noise", "label",
                          "--sigma", "0.01", "--eta", "0.05", "--json"])
@@ -95,6 +101,8 @@ def test_curved_manifold_text_shows_the_normal_motion_and_json_is_strict(capsys)
     (["--loss", "x**2*exp(x*1e300)*y**2", "--at", "x=1,y=0", "--noise", "update"], "beyond double precision"),
     (["--residuals", "1e99999999*x*y", "--at", "x=1,y=0", "--noise", "update"], "too large"),   # hung: 10**N built
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--observable", "1e99999999*x"], "too large"),
+    # a --sigma that nothing takes (no noise, gd has no sigma) was silently ignored
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "none", "--sigma", "0.5"], "--sigma 0.5 sets nothing here"),
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, argv, message):
     assert main(["theory", *argv]) == 2

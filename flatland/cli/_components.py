@@ -48,8 +48,9 @@ def scale_keys(noise) -> tuple:
     return () if noise.scale_key() is None else (noise.scale_key(),)
 
 
-def hyper(noise, learner, sigma: float, eta: float) -> dict:
-    """The simulator's ``{"learner": ..., "noise": ...}`` overrides from --sigma and --eta."""
+def hyper(noise, learner, sigma: float, eta: float, sigma_given: bool = False) -> dict:
+    """The simulator's ``{"learner": ..., "noise": ...}`` overrides from --sigma and --eta; a --sigma the user
+    gave that neither the noise model nor the learner takes is an error (it was silently ignored)."""
     import math
 
     for name, v, low in (("--sigma", sigma, 0.0), ("--eta", eta, None)):
@@ -68,6 +69,10 @@ def hyper(noise, learner, sigma: float, eta: float) -> dict:
         out["noise"][k] = sigma
     if not noise.hyper and "sigma" in learner.hyper:
         out["learner"]["sigma"] = sigma
+    if sigma_given and not out["noise"] and "sigma" not in out["learner"]:
+        raise UserError(f"--sigma {sigma:g} sets nothing here: noise model {noise.name!r} has no scale and learner "
+                        f"{learner.name!r} no 'sigma' hyperparameter (it has {', '.join(sorted(learner.hyper))}); "
+                        "drop --sigma, or set the learner's own with --set learner.KEY=VALUE")
     return out
 
 

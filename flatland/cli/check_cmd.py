@@ -115,6 +115,7 @@ def run(args) -> int:
                         "runs one check on your valley (drop them)")
     from .check_user import run_user
 
+    args.sigma_given = args.sigma is not None
     for k, v in USER_DEFAULTS.items():
         if getattr(args, k) is None:
             setattr(args, k, v)

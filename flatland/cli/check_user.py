@@ -90,9 +90,12 @@ def _run_user(args, out) -> int:
 
     registry = assemble().registry
     noise, learner = C.components(registry, args.noise, args.learner)
-    grid = C.with_settings(C.hyper(noise, learner, args.sigma, args.eta), noise, learner, args.set)
+    grid = C.with_settings(C.hyper(noise, learner, args.sigma, args.eta, getattr(args, "sigma_given", False)),
+                           noise, learner, args.set)
     args.eta = grid["learner"].get("lr", args.eta)         # what runs, where --set changed it
-    args.sigma = next((grid["noise"][k] for k in C.scale_keys(noise) if k in grid["noise"]), args.sigma)
+    # the σ that runs (where --set changed it); None where nothing has a σ (no noise, a learner without one)
+    args.sigma = next((grid["noise"][k] for k in C.scale_keys(noise) if k in grid["noise"]),
+                      grid["learner"].get("sigma"))
     law, no_prediction = step_law(noise, learner)
     with symbolic_budget("the prediction"):
         problem, loss = _problem_and_loss(args, registry)
@@ -183,7 +186,7 @@ def _human_lines(r) -> list:
     """What the terminal shows for a user check (also saved as table.txt)."""
     L = []
     L.append(f"point on Γ ({', '.join(r['variables'])}): {_vec(r['point'])}   noise {r['noise']}, learner {r['learner']}, "
-             f"η = {r['eta']:g}, σ = {r['sigma']:g}")
+             f"η = {r['eta']:g}, σ = {'—' if r['sigma'] is None else format(r['sigma'], 'g')}")
     L.append(f"chains {r['chains']} ({r['batches']} batch(es)) × {r['steps']} steps after {r['burn']} burn-in")
     if r.get("no_prediction"):
         L.append(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")

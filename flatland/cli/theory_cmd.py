@@ -38,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--at", required=True, metavar="x=1,y=0", help="the point (projected onto Γ if off it)")
     p.add_argument("--noise", required=True, metavar="NAME", help=NOISE_HELP)
     p.add_argument("--learner", default="gd", metavar="NAME", help=LEARNER_HELP)
-    p.add_argument("--sigma", type=float, default=0.01,
+    p.add_argument("--sigma", type=float, default=None,
                    help="the noise model's scale: σ (update, label), σ_g (gradient), width w (uniform-label); "
                         "with --noise none, the learner's sigma (sed's s); default 0.01")
     p.add_argument("--eta", type=float, default=0.05, help="the learner's step size lr (μ for sed); default 0.05")
@@ -130,12 +130,14 @@ def run(args) -> int:
     law = C.law_or_error(noise, learner)
     with symbolic_budget("the prediction"):
         problem = _problem(args, registry)
-        pred = predict(problem, args.at, law, hyper=C.with_settings(C.hyper(noise, learner, args.sigma, args.eta),
-                                                                 noise, learner, args.set),
+        sigma = 0.01 if args.sigma is None else args.sigma
+        hyper = C.hyper(noise, learner, sigma, args.eta, sigma_given=args.sigma is not None)
+        pred = predict(problem, args.at, law, hyper=C.with_settings(hyper, noise, learner, args.set),
                        observable=args.observable, project=args.project)
     C.refuse_far_point(pred, problem.variables)
     if args.json:
-        print(json.dumps(jsonable(pred.to_json()), ensure_ascii=False))  # NaN (no closed form) → null
+        out = {**pred.to_json(), "learner": learner.name}   # the noise model's name is in it already
+        print(json.dumps(jsonable(out), ensure_ascii=False))  # NaN (no closed form) → null
     else:
         _print_human(pred, args.latex)
     return 0
