@@ -4,8 +4,8 @@ What ``flatland run`` adds for a task whose loss carries ``extras["relu"]``
 (corridor, circular-track, random-mapping, smoothed-mapping), configured by the
 ``[relu]`` table:
 
-* ``step = "dense" | "sparse"`` — the sparse GD step (:mod:`.sparse`) instead of
-  the composed one;
+* ``step = "dense" | "sparse"`` — the sparse step (:mod:`.sparse`; any learner, noise that leaves the
+  objective alone) instead of the composed one: the same trajectory to round-off, faster once units die;
 * ``hessian = "gauss-newton" | "full" | "lanczos" | "slq" | "off"`` and
   ``hessian_every`` (0: first and last snapshot only; else a multiple of
   ``snapshot_every``) — Hessian functionals per seed into ``hessian.csv`` and
