@@ -114,6 +114,16 @@ class DriftRun:
         return int((self.diverged_at >= 0).sum())
 
 
+def _after(done, x):
+    """``x``, available only once ``done`` is computed (an optimization barrier on both).
+
+    XLA's CPU runtime runs independent parts of a program at once, and with jaxlib 0.10.2 a batched LAPACK
+    call (eigh, inv, solve under vmap) spreads its batch over XLA's thread pool and waits for it there: as
+    many such calls at once as the pool has threads (2 on a 2-core machine) wait for each other forever, at
+    0% CPU. The prediction and each Rao–Blackwellised step hold such calls, so they run in turn."""
+    return jax.lax.optimization_barrier((done, x))[1]
+
+
 def stack_hyper(learner, noise, grid) -> dict:
     """Stack a list of ``{"learner": {...}, "noise": {...}}`` overrides into leaves with a grid axis."""
     grid = [grid] if isinstance(grid, dict) else list(grid)
@@ -264,9 +274,11 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             if moments is not None and smooth is not None:
                 # at record times only: twice differentiating Φ is costly, and the samples are ~independent
                 m, C = moments(p, s, h)
-                out["phi_step"] = E.observable_step(smooth, m, C, flat)
+                # one after the other (_after): each holds batched LAPACK calls that must not run at once
+                out["phi_step"] = E.observable_step(smooth, m, C, _after(out["pred"], flat))
                 if observable is not None and observable_at_projection:
-                    out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C, flat)
+                    out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C,
+                                                        _after(out["phi_step"], flat))
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)

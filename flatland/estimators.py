@@ -121,9 +121,7 @@ def normal_newton_direction(H, g, rank: int):
     moves with H as the eigenspace does up to relative terms (λ_tangent/λ_normal)^k
     (k = ``_SUBSPACE_POWERS``; near Γ that ratio is of the order of the distance
     to Γ). The step is Newton's on span(Q), Q M⁻¹ Qᵀg with M = S QᵀHQ (S: the signs
-    of Λ₀), and M⁻¹ is two Newton–Schulz steps X ← X(2I − MX) from X₀ = |Λ₀|⁻¹:
-    exact in value and in first and second derivatives (the error I − MX is
-    first order in the change of H and is squared at each step).
+    of Λ₀), and M⁻¹ is two Newton–Schulz steps from X₀ = |Λ₀|⁻¹ (:func:`_refined`).
 
     Only matrix products are differentiated, on purpose: under ``vmap`` a batched
     LAPACK call (``solve``, ``qr``) runs its batch on XLA's CPU thread pool and
@@ -142,11 +140,22 @@ def normal_newton_direction(H, g, rank: int):
         Q = (H @ Q) / safe
     Q = Q * nonzero  # a zero eigenvalue: no step along it
     M = jnp.where(nonzero, jnp.sign(lam), 0.0)[:, None] * (Q.T @ H @ Q) + jnp.diag(~nonzero * 1.0)
-    X = jnp.diag(1.0 / jnp.abs(safe))
-    two = 2.0 * jnp.eye(lam.shape[0])
+    return Q @ (_refined(M, jnp.diag(1.0 / jnp.abs(safe))) @ (Q.T @ g))
+
+
+def _refined(M, X):
+    """M⁻¹ from X = M⁻¹ held constant under differentiation: two Newton–Schulz steps X ← X(2I − MX). The
+    error I − MX is first order in a change of M and is squared at each step, so the value and the first and
+    second derivatives are those of M⁻¹, from matrix products only (see :func:`normal_newton_direction`)."""
+    two = 2.0 * jnp.eye(M.shape[0])
     for _ in range(2):
         X = X @ (two - M @ X)
-    return Q @ (X @ (Q.T @ g))
+    return X
+
+
+def _inverse(M):
+    """M⁻¹ whose derivatives are taken through matrix products only: one LAPACK inverse, not differentiated."""
+    return _refined(M, jnp.linalg.inv(jax.lax.stop_gradient(M)))
 
 
 def project_to_manifold(loss, flat, unravel, iters: int = 6, rank: int | None = None, line_search: bool = True):
@@ -178,7 +187,7 @@ def project_to_manifold(loss, flat, unravel, iters: int = 6, rank: int | None = 
             J = jax.jacfwd(r)(th)
             JJ = J @ J.T
             JJ = JJ + 1e-14 * jnp.trace(JJ) * jnp.eye(JJ.shape[0])  # guards a rank drop
-            return J.T @ jnp.linalg.solve(JJ, r(th))
+            return J.T @ (_inverse(JJ) @ r(th))
         return normal_newton_direction(jax.hessian(Lf)(th), jax.grad(Lf)(th), rank)
 
     def step(th, _):
