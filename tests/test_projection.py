@@ -140,7 +140,7 @@ def test_smooth_projection_derivatives_match_finite_differences_on_a_curved_vall
     derivatives by autodiff agree with central differences (step 1e-4: error O(1e-8) relative)."""
     value = lambda t: jnp.log1p((t[0] * t[1] - 1) ** 2) + 1 - jnp.cos(t[2] - t[3] ** 2)  # noqa: E731
     point = jnp.asarray([2.0, 0.5, 1.0, 1.0])
-    phi = E.projector(Loss("logcos", value=value), point).smooth
+    phi = jax.jit(E.projector(Loss("logcos", value=value), point).smooth)
     th = point + jnp.asarray([3e-3, -2e-3, 1e-3, 2e-3])
     h, eye = 1e-4, jnp.eye(4)
     J_fd = jnp.stack([(phi(th + h * e) - phi(th - h * e)) / (2 * h) for e in eye], axis=1)
