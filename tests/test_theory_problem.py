@@ -1,4 +1,5 @@
 """Problems: residuals read off losses, registered losses, points; the worked examples of the theory exactly."""
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -117,3 +118,21 @@ def test_opposite_valley_drifts_opposite_ways_for_update_and_label():
     label = symbolic_drift(p, law("label")).subs(at)[0]
     assert sp.simplify(update + SIGMA**2 / 4) == 0          # −σ²/4 (2/x − 2/(3−x)) at x = 1
     assert sp.simplify(label - ETA**2 * SIGMA**2 / 2) == 0   # −(η²σ²/4)(2x − 2(3−x)) at x = 1
+
+
+def test_a_problem_built_from_plain_sympy_symbols_is_derived_like_a_parsed_one():
+    """``sympy.symbols("x y z")`` are not declared real; the derivation told them from flatland's real x, y, z,
+    so the drift came out 0 and predict() blamed "a residual raised to a power above 1"."""
+    import sympy as sp
+
+    from flatland.theory import predict
+
+    x, y, z = sp.symbols("x y z")
+    res = (1 + x**2) * (z - x * y)
+    plain = Problem(("x", "y", "z"), sp.Rational(1, 2) * res**2, (res,), sp.Rational(1, 2))
+    parsed = Problem.from_residuals("(1 + x**2)*(z - x*y)")
+    hyper = {"learner": {"lr": 0.05}, "noise": {"sigma": 0.01}}
+    got, want = (predict(p, (1.0, 0.5, 0.5), law("update"), hyper=hyper).drift_finite_eta for p in (plain, parsed))
+    assert np.any(np.asarray(want) != 0) and np.allclose(got, want, rtol=1e-12, atol=0)
+    with pytest.raises(UserError, match="symbol.s. w that are not among the variables"):
+        Problem(("x", "y"), (x * y - sp.Symbol("w")) ** 2)

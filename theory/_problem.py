@@ -138,10 +138,28 @@ class Problem:
         return self.residual_exprs is not None
 
     def __post_init__(self):
+        self._as_flatland_symbols()
         res = None if self.residual_exprs is None else tuple(sp.srepr(r) for r in self.residual_exprs)
         key = (tuple(self.variables), sp.srepr(self.loss_expr), res, str(self.kappa))
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_hash", hash(key))
+
+    def _as_flatland_symbols(self):
+        """Expressions built with the user's own symbols (``sympy.symbols("x y")``, not declared real) get
+        flatland's real symbols of the same names: the derivation tells a plain x from its real x, and such a
+        problem had zero drift and a misleading "H vanishes" error. A free symbol that is not one of the
+        variables is an error naming it."""
+        exprs = [self.loss_expr, *(self.residual_exprs or ())]
+        free = set().union(*(e.free_symbols for e in exprs))
+        stray = sorted(str(x) for x in free if x.name not in self.variables)
+        if stray:
+            raise UserError(f"the expression has symbol(s) {', '.join(stray)} that are not among the variables "
+                            f"{', '.join(self.variables)}: list them in the variables, or substitute numbers")
+        swap = {x: symbol(x.name) for x in free if x != symbol(x.name)}
+        if swap:
+            object.__setattr__(self, "loss_expr", self.loss_expr.xreplace(swap))
+            if self.residual_exprs is not None:
+                object.__setattr__(self, "residual_exprs", tuple(r.xreplace(swap) for r in self.residual_exprs))
 
     @property
     def key(self) -> tuple:
