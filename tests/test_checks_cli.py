@@ -343,6 +343,9 @@ def test_a_drift_judged_as_zero_fails_when_the_chains_do_drift(capsys, tmp_path,
                        "--sigma", "0.01", "--chains", "1024", "--steps", "200", "--burn", "100",
                        "--out", str(tmp_path / "r"))
     assert rc == 1 and not res["passed"] and res["verdict"] == "zero drift predicted; measured not 0 within 3 s.e."
+    # a failed check asks the conformance kit about its components: the false declaration is named
+    said = [w for w in res["warnings"] if "conformance kit" in w]
+    assert len(said) == 1 and said[0].startswith("the failure may be the noise model's, not the theory's"), said
 
 
 @pytest.mark.slow  # ~15 s
