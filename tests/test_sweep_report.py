@@ -168,3 +168,16 @@ def test_report_names_composed_mechanisms_as_infer_does(tmp_path):
     md = report(tmp_path)["report"].read_text()
     assert "| gd + label + minibatch | 2 | 2 |" in md and "| gd | 2 | 2 |" in md, md
     assert "[" not in md.split("## Start")[0].split("| mechanism |")[1], md
+
+
+def test_the_papers_claims_leave_out_a_plugins_learner(tmp_path):
+    """A plugin audit's sweep had 2 of its 4 runs from a third-party learner, and the "(all)" claims and the
+    Hessian correlation counted them as the paper's."""
+    t = _elife_table()
+    mine = t[t.status == "done"].head(6).assign(**{"learner.name": "my-langevin", "final.active_units": 0.98,
+                                                   "hessian.final_nonzero_fraction": 0.1})
+    got = {c.claim: c for c in section(pd.concat([t, mine], ignore_index=True), tmp_path).claims}
+    want = {c.claim: c for c in section(t, tmp_path).claims}
+    for claim in ("runs ending with fewer active units (all)",
+                  "corr(nonzero-Hessian-eigenvalue fraction, active-unit fraction), last step"):
+        assert (got[claim].n, got[claim].estimate) == (want[claim].n, want[claim].estimate)

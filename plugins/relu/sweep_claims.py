@@ -22,7 +22,9 @@ step; the fraction of nonzero Hessian eigenvalues tracks the active-unit
 fraction, r = 0.95. Choices made here (the paper leaves them open): the
 correlation with the noise scale is taken on log σ (the scales were drawn
 log-uniformly) over SGD + update-noise runs whose timescale fit succeeded; the
-Hessian correlation is across runs at their last step.
+Hessian correlation is across runs at their last step; every claim, the "(all)"
+ones included, pools only runs of the paper's learners (SGD, Adam, SED): a
+plugin's learner in the same sweep is drawn in the figures but left out of them.
 """
 from __future__ import annotations
 
@@ -78,6 +80,8 @@ def _ratio(t, metric="active_fraction"):
 
 
 def _claims(runs):
+    # the paper's claims pool the paper's learners only: a plugin's learner in the same sweep is not theirs
+    runs = runs[runs["learner.name"].isin(list(LEARNERS))]
     by = {k: runs[runs["learner.name"] == k] for k in LEARNERS}
     gd = by["gd"]
     upd, lab = gd[gd["noise.name"] == UPDATE], gd[gd["noise.name"] == LABEL]
