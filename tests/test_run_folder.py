@@ -97,6 +97,11 @@ def test_bad_numbers_and_runs_too_big_for_memory_stop_before_anything_is_written
 def test_a_run_must_fit_in_the_accelerators_memory_too(tmp_path, monkeypatch):
     """On a GPU the arrays live in its memory, which may be smaller than the machine's; the error names it."""
     monkeypatch.setattr(runner, "memory_limits", lambda: [("this machine", 2**40), ("the GPU (H200)", 2**30)])
+
+    def ran(*a, **k):   # a looser rule lets these 16.7M seeds really run (15 minutes, 17.6 GB): stop there
+        raise AssertionError("the memory check let a run that needs 100% of the GPU's memory start")
+
+    monkeypatch.setattr(runner, "_run", ran)
     with pytest.raises(UserError, match=r"more than 80% of the GPU \(H200\)'s 1 GiB"):
         runner.run(from_dict(dict(CFG, run=dict(CFG["run"], seeds=2**24))), tmp_path / "out", progress=False,
                    figures=False)
