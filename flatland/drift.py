@@ -124,6 +124,11 @@ def _after(done, x):
     return jax.lax.optimization_barrier((done, x))[1]
 
 
+def _and_observable(on, observable):
+    """Φ(θ) and c(Φ(θ)) in one vector, so that Φ is differentiated once for both."""
+    return jnp.concatenate([on, jnp.reshape(observable(on), (1,))])
+
+
 def stack_hyper(learner, noise, grid) -> dict:
     """Stack a list of ``{"learner": {...}, "noise": {...}}`` overrides into leaves with a grid axis."""
     grid = [grid] if isinstance(grid, dict) else list(grid)
@@ -274,11 +279,14 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             if moments is not None and smooth is not None:
                 # at record times only: twice differentiating Φ is costly, and the samples are ~independent
                 m, C = moments(p, s, h)
-                # one after the other (_after): each holds batched LAPACK calls that must not run at once
-                out["phi_step"] = E.observable_step(smooth, m, C, _after(out["pred"], flat))
-                if observable is not None and observable_at_projection:
-                    out["obs_proj"] = E.observable_step(lambda f: observable(smooth(f)), m, C,
-                                                        _after(out["phi_step"], flat))
+                # after the prediction (_after): both hold batched LAPACK calls that must not run at once
+                flat_ = _after(out["pred"], flat)
+                if observable is not None and observable_at_projection:   # one derivative of Φ for both
+                    d = flat.shape[0]
+                    both = E.observable_step(lambda f: _and_observable(smooth(f), observable), m, C, flat_)
+                    out["phi_step"], out["obs_proj"] = both[:d], both[d]
+                else:
+                    out["phi_step"] = E.observable_step(smooth, m, C, flat_)
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)
