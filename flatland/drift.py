@@ -281,12 +281,14 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
                 m, C = moments(p, s, h)
                 # after the prediction (_after): both hold batched LAPACK calls that must not run at once
                 flat_ = _after(out["pred"], flat)
+                # the value-only projection is far from quadratic over a step: its step by cubature
+                cub = loss.residuals is None
                 if observable is not None and observable_at_projection:   # one derivative of Φ for both
                     d = flat.shape[0]
-                    both = E.observable_step(lambda f: _and_observable(smooth(f), observable), m, C, flat_)
+                    both = E.observable_step(lambda f: _and_observable(smooth(f), observable), m, C, flat_, cub)
                     out["phi_step"], out["obs_proj"] = both[:d], both[d]
                 else:
-                    out["phi_step"] = E.observable_step(smooth, m, C, flat_)
+                    out["phi_step"] = E.observable_step(smooth, m, C, flat_, cub)
         return out
 
     key_ = None if cache_key is None else (cache_key, chunk, every, n_show)

@@ -16,6 +16,8 @@ use the paired delta method.
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Callable, Optional
 
@@ -229,16 +231,65 @@ def projector(loss, point, unravel=lambda f: f):
     return project
 
 
-def observable_step(c: Callable, mean, cov, flat):
-    """E[Δc | θ] ≈ ∇c·m + ½ tr(∇²c (C + m mᵀ)) at flat θ (exact for quadratic c).
+def observable_step(c: Callable, mean, cov, flat, cubature: bool = False):
+    """E[Δc | θ] = E[c(θ + Δ)] − c(θ) for a step Δ of mean m and covariance C, at flat θ.
+
+    By default the second-order expansion ∇c·m + ½ tr(∇²c (C + m mᵀ)): exact for quadratic c whatever
+    the step's law, and it leaves out terms of order three and four, relatively O(σ²). ``cubature=True``
+    takes instead the fully symmetric cubature of degree 5 for a Gaussian step (2d² + 1 points, Stroud's
+    rule; no derivatives): also exact for quadratic c whatever the law, and for c of degree ≤ 5 when the
+    step is Gaussian (update, gradient and label noise on GD), at about twice the cost. The projection of a
+    loss given only by its value needs it: on log(1 + (wx − 1)²) + 1 − cos(y − z²) at σ = 0.01 the
+    expansion measured the projected point's step 2.2% high (0.9–3.1% per coordinate against the exact
+    expectation by a degree-13 cubature, which the rule meets to 3e-5), and a correct prediction failed;
+    for the Gauss–Newton projection of residuals the expansion is off by ≤ 0.35% there.
 
     ``c`` may be scalar- or vector-valued (e.g. the projection Φ itself: then
     this is the Rao–Blackwellised step of the projected point, per coordinate).
     """
-    g = jax.jacfwd(c)(flat)
-    h = jax.jacfwd(jax.jacfwd(c))(flat)  # forward over forward: compiles faster than hessian for small d
-    ito = 0.5 * jnp.tensordot(h, cov + jnp.outer(mean, mean), axes=2)
-    return g @ mean + ito
+    if not cubature:
+        g = jax.jacfwd(c)(flat)
+        h = jax.jacfwd(jax.jacfwd(c))(flat)  # forward over forward: compiles faster than hessian for small d
+        return g @ mean + 0.5 * jnp.tensordot(h, cov + jnp.outer(mean, mean), axes=2)
+    points, weights = _degree5_rule(flat.shape[0])
+    root = _psd_root(0.5 * (cov + cov.T))      # root rootᵀ = C (C may be singular)
+    at = c(flat)
+    moved = jax.vmap(lambda z: c(flat + mean + root @ z))(jnp.asarray(points, flat.dtype))
+    return jnp.tensordot(jnp.asarray(weights, flat.dtype), moved - at, axes=1)
+
+
+def _psd_root(C):
+    """A lower-triangular R with R Rᵀ = C for a positive semi-definite C: Cholesky written with array
+    operations; a variance left below 1e-24 of the largest (rounding of a singular C) gives a zero column.
+    Not LAPACK's: a batched LAPACK call beside the prediction's can hang XLA's CPU pool (see ``drift._after``)."""
+    d = C.shape[0]
+    floor = 1e-24 * jnp.max(jnp.abs(jnp.diag(C)))
+    R = jnp.zeros_like(C)
+    for j in range(d):
+        left = C[j, j] - R[j, :j] @ R[j, :j]
+        ok = left > floor
+        pivot = jnp.sqrt(jnp.where(ok, left, 1.0))
+        below = (C[j + 1:, j] - R[j + 1:, :j] @ R[j, :j]) / pivot
+        R = R.at[j, j].set(jnp.where(ok, pivot, 0.0)).at[j + 1:, j].set(jnp.where(ok, below, 0.0))
+    return R
+
+
+@functools.lru_cache(maxsize=None)
+def _degree5_rule(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points and weights of a cubature exact for polynomials of degree ≤ 5 against N(0, I_d): the origin,
+    ±√(d+2)·e_i and ±√((d+2)/2)·(e_i ± e_j), with weights 2/(d+2), (4 − d)/(2(d+2)²) and 1/(d+2)²."""
+    points, weights = [np.zeros(d)], [2.0 / (d + 2)]
+    eye = np.eye(d)
+    for i in range(d):
+        for sign in (1.0, -1.0):
+            points.append(sign * np.sqrt(d + 2.0) * eye[i])
+            weights.append((4.0 - d) / (2.0 * (d + 2) ** 2))
+        for j in range(i + 1, d):
+            for si in (1.0, -1.0):
+                for sj in (1.0, -1.0):
+                    points.append(np.sqrt((d + 2) / 2.0) * (si * eye[i] + sj * eye[j]))
+                    weights.append(1.0 / (d + 2) ** 2)
+    return np.array(points), np.array(weights)
 
 
 def linear_stationary_cov(dmean: np.ndarray, cov: np.ndarray, H: np.ndarray, rel_tol: float = 1e-8) -> np.ndarray:

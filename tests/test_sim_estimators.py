@@ -86,3 +86,22 @@ def test_measure_drift_shapes_and_divergence():
     assert run.grid(0).n_diverged == 0
     assert run.grid(1).n_diverged == 16  # ηλ = 200: |1 − ηλ|^t overflows within 200 steps; the step is recorded
     assert np.all(run.diverged_at[1] >= 0)
+
+
+def test_the_cubature_step_is_exact_to_degree_five_for_gaussian_steps():
+    """E[c(θ + Δ)] − c(θ) for Gaussian Δ: the degree-5 cubature is exact for c = x⁴y + y³ (by Isserlis), where
+    the second-order expansion misses the higher terms; both are exact for a quadratic c and a singular C."""
+    c = lambda t: t[0] ** 4 * t[1] + t[1] ** 3  # noqa: E731
+    th, m = jnp.asarray([0.7, -1.2]), jnp.asarray([0.05, 0.1])
+    a, b, s = 0.09, 0.04, 0.3 * 0.2 * 0.5        # Var x, Var y, Cov(x, y): a correlated, full-rank C
+    C = jnp.asarray([[a, s], [s, b]])
+    mx, my = (float(v) for v in th + m)          # the step's end point has mean (mx, my) and covariance C
+    Ex4y = (my * (mx ** 4 + 6 * mx ** 2 * a + 3 * a ** 2) + s * (4 * mx ** 3 + 12 * mx * a))  # E[x⁴ y], Gaussian
+    want = Ex4y + (my ** 3 + 3 * my * b) - float(c(th))
+    assert float(E.observable_step(c, m, C, th, cubature=True)) == pytest.approx(want, rel=1e-12)
+    assert abs(float(E.observable_step(c, m, C, th)) - want) > 1e-3            # the expansion is not exact here
+    quad = lambda t: t[0] ** 2 - 3 * t[0] * t[1]  # noqa: E731
+    v = jnp.asarray([1.0, -2.0])
+    singular = 0.01 * jnp.outer(v, v)             # rank 1, as label noise on one residual gives
+    assert float(E.observable_step(quad, m, singular, th, cubature=True)) == pytest.approx(
+        float(E.observable_step(quad, m, singular, th)), rel=1e-12)
