@@ -42,11 +42,11 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
     as a fraction of |predicted|); then the direction must not be reversed.
     """
     ok, why = decisive(r["ratio"] - 1.0, r["ratio_stderr"], tol)
-    if not ok:
-        return False, f"along the predicted direction: {why}"
-    ok, why = decisive(r["across"], r["across_stderr"], tol)
-    if not ok:
-        return False, f"across the predicted direction: {why}"
+    ok_across, why_across = decisive(r["across"], r["across_stderr"], tol)
+    if not ok:   # the across part too, when it fails as well (it was left unsaid behind an inconclusive ratio)
+        return False, f"along the predicted direction: {why}" + ("" if ok_across else f"; across it: {why_across}")
+    if not ok_across:
+        return False, f"across the predicted direction: {why_across}"
     if r["ratio"] <= 0:
         return False, "wrong direction"
     return True, "within tolerance along and across the predicted direction"

@@ -25,6 +25,16 @@ def test_a_perpendicular_error_fails_the_verdict():
     assert ok.passed, ok.details["verdict"]
 
 
+def test_an_imprecise_ratio_does_not_hide_a_perpendicular_error():
+    """Along u too noisy to judge, across u off by 10%: the verdict says both (it said only "inconclusive")."""
+    rng = np.random.default_rng(1)
+    n = 4000
+    p = np.tile([-1.0, 0.0], (n, 1))
+    m = p + np.array([0.0, 0.10]) + np.array([3.0, 0.01]) * rng.standard_normal((n, 2))
+    why = drift_ratio("t", m, p, tol=0.02, estimator="test").details["verdict"]
+    assert why.startswith("along the predicted direction: inconclusive") and "; across it: off by" in why, why
+
+
 def test_table_reads_along_the_predicted_axis_with_its_sign():
     """A drift toward −x is shown negative, predicted and measured on the same axis."""
     n = 100
