@@ -44,7 +44,7 @@ from .errors import UserError
 from .folder_lock import folder_lock
 from .progress import Progress
 from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
-from .sweep_worker import ignore_interrupts, pin_to_core, run_point, usable_cores, worker_env
+from .sweep_worker import ignore_interrupts, pin_to_core, quiet_logs, run_point, usable_cores, worker_env
 
 MANIFEST, TABLE, RUNS, CACHE = "sweep.json", "table.parquet", "runs", "jax-cache"
 
@@ -224,6 +224,11 @@ def _close_local(client, cluster, quiet: bool) -> None:
     level = log.level
     if quiet:
         log.setLevel(logging.CRITICAL)
+        for nanny in (False, True):   # the workers and their nannies log from their own processes: a worker's
+            try:                      # heartbeat to the closing scheduler printed a traceback after Ctrl-C
+                client.run(quiet_logs, nanny=nanny)
+            except Exception:  # noqa: BLE001 - a cluster already going down: nothing left to quiet
+                pass
     try:
         client.close()
         cluster.close()

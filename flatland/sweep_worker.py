@@ -87,6 +87,16 @@ def ignore_interrupts() -> bool:
     return True
 
 
+def quiet_logs() -> bool:
+    """Only critical messages from this process's dask loggers (a local cluster being stopped early)."""
+    import logging
+
+    for name in ["distributed", *logging.root.manager.loggerDict]:   # children may hold levels of their own
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    return True
+
+
 def usable_cores() -> list:
     """The cores this process may run on, in order."""
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
