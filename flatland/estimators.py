@@ -17,7 +17,6 @@ use the paired delta method.
 from __future__ import annotations
 
 import functools
-
 import math
 from typing import Callable, Optional
 
