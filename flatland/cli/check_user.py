@@ -233,7 +233,7 @@ def declaration_findings(noise, learner) -> list:
         except AssertionError as exc:
             first = str(exc).splitlines()[0] if str(exc) else "(no reason given)"
             found.append(f"the failure may be the {kind}'s, not the theory's: the conformance kit "
-                         f"(flatland.testing.check_{'learner' if kind == 'learner' else 'noise'}) finds {first}")
+                         f"(flatland.testing.{check.__name__}) finds {first}")
         except Exception:  # noqa: BLE001 - the kit could not exercise it here; the verdict stands as it is
             continue
     return found
