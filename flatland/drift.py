@@ -283,7 +283,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
                 flat_ = _after(out["pred"], flat)
                 # the value-only projection is far from quadratic over a step: its step by cubature
                 cub = loss.residuals is None
-                if observable is not None and observable_at_projection:   # one derivative of Φ for both
+                if observable is not None and observable_at_projection:   # Φ's work shared by both
                     d = flat.shape[0]
                     both = E.observable_step(lambda f: _and_observable(smooth(f), observable), m, C, flat_, cub)
                     out["phi_step"], out["obs_proj"] = both[:d], both[d]

@@ -124,13 +124,10 @@ def normal_newton_direction(H, g, rank: int):
     to Γ). The step is Newton's on span(Q), Q M⁻¹ Qᵀg with M = S QᵀHQ (S: the signs
     of Λ₀), and M⁻¹ is two Newton–Schulz steps from X₀ = |Λ₀|⁻¹ (:func:`_refined`).
 
-    Only matrix products are differentiated, on purpose: under ``vmap`` a batched
-    LAPACK call (``solve``, ``qr``) runs its batch on XLA's CPU thread pool and
-    waits for it there; when the derivative graph holds independent such calls,
-    they can occupy every thread of the pool while waiting, and the process
-    hangs at 0% CPU (seen with jaxlib 0.10.2 on 2 cores: both pool threads
-    inside ``lapack_dtrsm_ffi``/``ParallelBatchMap``). The one ``eigh`` per
-    iterate runs alone: each depends on the one before.
+    Only matrix products are differentiated, on purpose: the derivative of a batched
+    LAPACK call (``solve``) holds independent such calls, which can hang XLA's CPU pool
+    (``drift._after`` says how; seen with jaxlib 0.10.2 on 2 cores). The one ``eigh``
+    per iterate runs alone: each depends on the one before.
     """
     lam, V = jnp.linalg.eigh(jax.lax.stop_gradient(H))
     lam, V = lam[-rank:], V[:, -rank:]  # the normal space: the largest eigenpairs

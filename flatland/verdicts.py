@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .contracts import CheckResult
+from .errors import UserError
 from .estimators import finite_chains, mean_se, ratio_along
 
 N_SIGMA = 3.0
@@ -88,7 +89,6 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
     if dropped:
         warnings.append(f"{dropped} of {keep.size} chains gave a non-finite step or prediction and were left out")
         if keep.sum() < 2:
-            from .errors import UserError
             raise UserError(f"{name}: {dropped} of {keep.size} chains gave a non-finite step or prediction; nothing "
                             "is left to measure (see where the loss or its projection is not finite near the point)")
         measured, predicted = measured[keep], predicted[keep]
