@@ -312,8 +312,12 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_
         runner.run(cfg, other, resume=True, progress=False, figures=False)
 
 
-def test_a_run_begun_with_the_old_default_ensemble_loop_resumes_under_auto_on_a_cpu(tmp_path):
-    """[run] ensemble's default became "auto" (loop on a CPU): a folder whose config.toml says "loop" must resume."""
+def test_a_run_begun_with_the_old_default_ensemble_loop_resumes_under_auto_on_a_cpu(tmp_path, monkeypatch):
+    """[run] ensemble's default became "auto" (loop on a CPU): a folder whose config.toml says "loop" must resume.
+    (On a GPU "auto" means vmap, a different configuration: the test pins the CPU's answer, so it holds there too.)"""
+    from flatland import run_build
+
+    monkeypatch.setattr(run_build.jax, "default_backend", lambda: "cpu")
     text = SMALL.format(steps=1000)
     old = load(_write(tmp_path, "old.toml", text.replace("[relu]", 'ensemble = "loop"\n[relu]')))
     assert runner.run(old, tmp_path / "r", progress=False, figures=False, stop_after=2) == {"stopped_at": 500}
