@@ -9,6 +9,13 @@ from .xla_flags import request_deterministic_gpu as _request_deterministic_gpu
 # Before JAX starts its backend: bit-for-bit runs on GPUs too (flatland/xla_flags.py says why).
 _request_deterministic_gpu()
 
+from pathlib import Path as _Path  # noqa: E402
+
+from .source_tree import map_sibling_package as _map_sibling_package  # noqa: E402
+
+# Imported from a checkout without an editable install, flatland.theory is the checkout's theory/ folder.
+_map_sibling_package(__name__, _Path(__file__).parent, "theory", "theory")
+
 import jax as _jax  # noqa: E402
 
 # float64 is the default: drift constants and Hessian eigenvalues near zero need it.
