@@ -67,6 +67,19 @@ def test_user_valley_observable_with_a_normal_gradient_is_measured_at_the_projec
     assert abs(res["observable_ratio"] - 1) < 3 * res["observable_ratio_stderr"] + 0.02
 
 
+@pytest.mark.slow  # ~20 s end to end
+def test_sed_observable_on_a_curved_valley_holds_the_gradient_driven_covariance(capsys, tmp_path):
+    """SED's step noise grows with the gradient off Γ (``gradient_covariance``): averaged over the normal
+    fluctuations it adds E K(Hδ) to the step's covariance, and on a curved Γ that part's tangent block
+    moves the Itô term and n_curv. Here (μs²λ ≈ 0.1) it is 3.7% of the observable's prediction; the
+    prediction without it would fail this check (a mutation that left it out survived every test)."""
+    rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=1.5,y=0.6666666666666666", "--learner", "sed",
+                       "--noise", "none", "--sigma", "0.05", "--eta", "15", "--observable", "x**2 + y**2",
+                       "--out", str(tmp_path))
+    assert res["observable_passed"], (res["observable_measured"], res["observable_predicted"])
+    assert abs(res["observable_ratio"] - 1) < 0.02 and 3 * res["observable_ratio_stderr"] < 0.02
+
+
 @pytest.mark.slow  # ~30 s of two end-to-end checks; tests/test_projection.py covers the projection in the default run
 def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     """The same codimension-2 valley as an (expanded) --loss and as --residuals: the same prediction.
