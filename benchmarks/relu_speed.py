@@ -1,7 +1,8 @@
 """Speed of the paper's Fig 2 configuration: flatland (JAX) against a plain PyTorch loop.
 
 What it measures, in one run on this machine:
-1. matrix-multiply rates (GFLOP/s) at the step's shapes, float64 and float32;
+1. matrix-multiply rates (GFLOP/s) at the step's shapes, float64 and float32, XLA's and NumPy's BLAS
+   (one thread and its default threads): the products alone bound the step's rate;
 2. flatland steps/s of the Fig 2 configuration (corridor, 18→500→17, GD lr 0.1,
    gradient noise 0.0139, metrics logged every 100 steps inside the compiled
    loop): single run float64, single run float32, and a 16-seed ensemble
@@ -174,11 +175,40 @@ def torch_ratios(res, torch_steps_per_s):
             for k in keys if k in res}
 
 
+STEP_PRODUCTS = [("X@W.T", (150, 18), (18, 500)), ("h@V.T", (150, 500), (500, 17)), ("r.T@h", (17, 150), (150, 500)),
+                 ("r@V", (150, 17), (17, 500)), ("d.T@X", (500, 150), (150, 18))]
+
+
+def blas_rates(reps=3000):
+    """The same five products through NumPy's BLAS (OpenBLAS in NumPy's wheels), one thread and its default
+    threads: what a library matrix product gives at these shapes on this machine, beside XLA's."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    out = {"library": [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()]}
+    for threads in (1, None):
+        with threadpool_limits(limits=threads):
+            for dt in ("float64", "float32"):
+                total_flops = total_s = 0.0
+                for _name, sa, sb in STEP_PRODUCTS:
+                    a = np.random.default_rng(0).standard_normal(sa).astype(dt)
+                    b = np.random.default_rng(1).standard_normal(sb).astype(dt)
+                    c = np.empty((sa[0], sb[1]), dt)
+                    for _ in range(200):
+                        np.matmul(a, b, out=c)
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        np.matmul(a, b, out=c)
+                    total_s += time.perf_counter() - t0
+                    total_flops += 2.0 * sa[0] * sa[1] * sb[1] * reps
+                out[f"{dt}_{'1_thread' if threads else 'default_threads'}"] = {
+                    "combined_gflops": total_flops / total_s / 1e9, "matmul_bound_steps_per_s": reps / total_s}
+    return out
+
+
 def matmul_rates(reps=2000):
     """GFLOP/s of the five products of a step at the Fig 2 shapes, jit-compiled in a loop."""
     out = {}
-    shapes = [("X@W.T", (150, 18), (18, 500)), ("h@V.T", (150, 500), (500, 17)), ("r.T@h", (17, 150), (150, 500)),
-              ("r@V", (150, 17), (17, 500)), ("d.T@X", (500, 150), (150, 18))]
+    shapes = STEP_PRODUCTS
     for dt in ("float64", "float32"):
         rates = {}
         total_flops, total_s = 0.0, 0.0
@@ -303,6 +333,8 @@ def main():
     if "matmul" not in args.skip:
         res["matmul"] = matmul_rates()
         print("matmul", json.dumps(res["matmul"], indent=1))
+        res["matmul_blas"] = blas_rates()
+        print("the same products through NumPy's BLAS", json.dumps(res["matmul_blas"], indent=1))
     res["flatland_f64"] = flatland_rate(args.steps)
     print("flatland float64 single", res["flatland_f64"])
     res["flatland_f64_f32draws"] = flatland_rate(args.steps, draws="float32")
