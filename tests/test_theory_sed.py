@@ -115,3 +115,23 @@ def test_the_smoothings_next_term_is_warned_about_where_it_matters():
                        (Problem.from_residuals("10*(x*y-1)"), {"learner": {"lr": 0.001, "sigma": 1.0}})):
         quiet = predict(problem, [2.0, 0.5], law("sed"), hyper=h).warnings
         assert not any("Δ²L" in w for w in quiet), quiet
+
+
+def test_large_mu_is_warned_about_with_the_onsets_of_heavy_tails():
+    """Beyond μs²λ = 0.1 SED's prediction lost accuracy (an observable on xy = 1: 2.3% off at 0.2, 7.5% at
+    0.27, an independent simulation agreeing with the measurement); the warning's onsets of infinite moments
+    are where E(1 − az)^2k = 1 for z ~ χ²₁ (E z^j = (2j − 1)!!)."""
+    from math import comb, prod
+
+    from flatland_plugins.learners import SED_TAIL_ONSETS
+
+    def moment(a, two_k):
+        return sum(comb(two_k, j) * (-a) ** j * prod(range(1, 2 * j, 2)) for j in range(two_k + 1))
+
+    for two_k, onset in SED_TAIL_ONSETS:
+        assert moment(onset - 0.001, two_k) < 1 < moment(onset + 0.001, two_k)
+    problem = Problem.from_residuals("x*y - 1")
+    at = [1.5, 2 / 3]                                              # λ = x² + y² ≈ 2.69
+    for mu, warned in ((14.0, False), (30.0, True)):               # μs²λ ≈ 0.094 and 0.20
+        w = predict(problem, at, law("sed"), hyper={"learner": {"lr": mu, "sigma": 0.05}}).warnings
+        assert any("power-law tails" in x for x in w) == warned, w
