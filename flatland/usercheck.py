@@ -254,17 +254,20 @@ def run_near_point(lab, loss, noise, learner, grid, point, pl: Plan, seed, probl
     """:func:`run_batches`, and for an adaptive plan whose chains measured elsewhere — the prediction where
     they were differs from the one at the point by more than ``tol`` — again with half the burn-in and steps,
     at most ``SHORTEN`` times (the chains start in the point's linearised stationary law, so a shorter
-    burn-in is sound). The choice looks only at where the chains were, never at the measured drift.
+    burn-in is sound). The choice looks only at where the chains were, never at the measured drift, and is
+    made after the first batch (more batches of a plan about to be dropped only cost time: a 5-D check ran
+    2.5 minutes, most of it in batches of the two plans it shortened).
     Returns (runs, the plan that ran, a note saying what was shortened or None)."""
     note = None
     for attempt in range(SHORTEN + 1):
+        may_shorten = pl.shorten and attempt < SHORTEN and _shorter(pl) != pl
         runs = run_batches(lab, loss, noise, learner, grid, point, pl, seed, problem, law, observable, prediction,
-                           tol)
-        if runs[0].no_prediction or not pl.shorten or attempt == SHORTEN:
+                           tol, stop_if_elsewhere=may_shorten)
+        if runs[0].no_prediction or not may_shorten:
             return runs, pl, note
-        shift = summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
+        shift = _shift(runs, prediction, observable, tol)
         shorter = _shorter(pl)
-        if not shift > tol or shorter == pl:
+        if not shift > tol:
             return runs, pl, note
         note = (f"the run was shortened to {shorter.burn} burn-in + {shorter.steps} measured steps: at "
                 f"{pl.burn} + {pl.steps} the prediction where the chains were differed by {shift:.1%} from the one "
@@ -281,10 +284,17 @@ def _shorter(pl: Plan) -> Plan:
     return dataclasses.replace(pl, steps=half(pl.steps), burn=half(pl.burn), chunk=chunk)
 
 
-def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol):
+def _shift(runs, prediction, observable, tol) -> float:
+    """How far the prediction where the chains were is from the one at the point (relative)."""
+    return summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
+
+
+def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol,
+                stop_if_elsewhere: bool = False):
     """Batches of chains until decisive (adaptive) or one fixed batch; returns the ``Measured`` list.
 
-    Without a law (a missing declaration) one batch is measured and nothing is compared."""
+    Without a law (a missing declaration) one batch is measured and nothing is compared. With
+    ``stop_if_elsewhere``, a first batch whose chains measured elsewhere (:func:`run_near_point`) ends it."""
     runs = []
     key = ("user", id(problem), id(noise), id(learner), pl.chains)
     n_batches = 1 if not pl.adaptive else max(1, min(MAX_BATCHES, int(MAX_CHAIN_STEPS // (pl.chains * (pl.steps + pl.burn)))))
@@ -299,6 +309,8 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
         if m.no_prediction:
             break
         s = summary(runs, prediction, observable, tol)
+        if stop_if_elsewhere and s.get("prediction_shift_from_point", 0.0) > tol:
+            break
         if bar is not None:
             bar.update(b + 1, f"ratio {s['ratio']:.4g} ± {s['ratio_stderr']:.2g} so far")
         along_gamma = [s[k] for k in ("tangent_ratio_stderr", "tangent_across_stderr") if k in s]   # judged too

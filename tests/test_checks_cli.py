@@ -420,14 +420,27 @@ def test_the_burn_in_near_a_degenerate_point_is_capped_by_the_budget_and_says_so
 
 
 @pytest.mark.slow  # ~15 s: five short adaptive runs
-def test_a_check_whose_chains_wander_is_rerun_shorter_until_it_measures_near_the_point(capsys, tmp_path):
+def test_a_check_whose_chains_wander_is_rerun_shorter_until_it_measures_near_the_point(capsys, tmp_path, monkeypatch):
     """Update noise σ = 0.01 on Fig 5A spreads the chains along Γ so far over the planned 100 + 300 steps
     that the prediction where they were differs by 4.1% from the one at x = 1: the check ended inconclusive
-    (README's example). It now halves burn-in and steps, deciding only from where the chains were."""
+    (README's example). It now halves burn-in and steps, deciding only from where the chains were, after
+    the first batch of a plan (it had run every batch of a plan it then dropped)."""
+    from flatland.lab import Lab
+
+    batches = []
+    measure = Lab.measure
+
+    def counted(self, *args, **kw):
+        batches.append((kw["burn"], kw["steps"]))
+        return measure(self, *args, **kw)
+
+    monkeypatch.setattr(Lab, "measure", counted)
     rc, out = run_json(capsys, "--loss", "fig5a", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0.01",
                        "--out", str(tmp_path / "o"))
     assert rc == 0 and out["passed"] and out["steps"] < 300 and out["prediction_shift_from_point"] <= 0.02, out
     assert any(w.startswith("the run was shortened to") for w in out["warnings"])
+    dropped = [p for p in dict.fromkeys(batches) if p != (out["burn"], out["steps"])]
+    assert dropped and all(batches.count(p) == 1 for p in dropped), batches
 
 
 def test_the_rao_blackwell_drift_of_a_learner_with_state_agrees_with_raw_displacement(capsys, tmp_path):
