@@ -265,7 +265,7 @@ def run_near_point(lab, loss, noise, learner, grid, point, pl: Plan, seed, probl
                            tol, stop_if_elsewhere=may_shorten)
         if runs[0].no_prediction or not may_shorten:
             return runs, pl, note
-        shift = _shift(runs, prediction, observable, tol)
+        shift = summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
         shorter = _shorter(pl)
         if not shift > tol:
             return runs, pl, note
@@ -284,17 +284,12 @@ def _shorter(pl: Plan) -> Plan:
     return dataclasses.replace(pl, steps=half(pl.steps), burn=half(pl.burn), chunk=chunk)
 
 
-def _shift(runs, prediction, observable, tol) -> float:
-    """How far the prediction where the chains were is from the one at the point (relative)."""
-    return summary(runs, prediction, observable, tol).get("prediction_shift_from_point", 0.0)
-
-
 def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem, law, observable, prediction, tol,
                 stop_if_elsewhere: bool = False):
     """Batches of chains until decisive (adaptive) or one fixed batch; returns the ``Measured`` list.
 
     Without a law (a missing declaration) one batch is measured and nothing is compared. With
-    ``stop_if_elsewhere``, a first batch whose chains measured elsewhere (:func:`run_near_point`) ends it."""
+    ``stop_if_elsewhere`` the batches end as soon as their chains measured elsewhere (:func:`run_near_point`)."""
     runs = []
     key = ("user", id(problem), id(noise), id(learner), pl.chains)
     n_batches = 1 if not pl.adaptive else max(1, min(MAX_BATCHES, int(MAX_CHAIN_STEPS // (pl.chains * (pl.steps + pl.burn)))))
