@@ -19,6 +19,7 @@ Conventions
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
@@ -30,6 +31,16 @@ from flatland.theory import CovarianceContext, LearnerTheory
 Params = Any
 Hyper = Mapping[str, Any]
 KINDS = ("losses", "noise", "learners", "metrics", "checks", "run_extensions")
+
+
+def _finite_numbers(values) -> bool:
+    """True for a sequence of finite real numbers (not a string, not booleans)."""
+    if isinstance(values, (str, bytes)):
+        return False
+    try:
+        return all(not isinstance(v, (str, bytes, bool)) and math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +71,9 @@ class Loss:
     def __post_init__(self):
         if self.residuals is None and self.value is None:
             raise ValueError(f"loss {self.name!r} needs residuals or value")
+        if self.point is not None and not _finite_numbers(self.point):
+            raise ValueError(f"loss {self.name!r}: point must be a list of finite numbers, one per variable, got "
+                             f"{self.point!r}")
         if self.point is not None and self.variables and len(self.point) != len(self.variables):
             raise ValueError(f"point has {len(self.point)} coordinates; loss {self.name!r} has "
                              f"{len(self.variables)} variables ({', '.join(self.variables)})")

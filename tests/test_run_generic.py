@@ -133,6 +133,10 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     # less alike but holding [run]'s keys: was "[rnu] metrics must be a list of numbers"
     assert "did you mean [run]" in _err(tmp_path, capsys, VALLEY.replace("[run]", "[rnu]"))
     assert "point has 3 coordinates" in _err(tmp_path, capsys, VALLEY.replace('"fig5a"', '"fig5a"\npoint = [1.0, 0.0, 2.0]'))
+    # a plugin's factory passing the option on as tuple(point): "abc" was 3 coordinates ("ab": an internal error)
+    for bad in ('"abc"', '"ab"', '[1.0, "a"]'):
+        err = _err(tmp_path, capsys, VALLEY.replace('"fig5a"', f'"ring"\npoint = {bad}'))
+        assert "point must be a list of" in err and "numbers" in err, err
     # a factory option of the wrong type reached the component's own code (a plugin's init raised
     # "Shapes must be 1D sequences … ('16', 10)" as an internal error): checked against its default's type
     rows = VALLEY.replace('"fig5a"', '"fig5a-targets"\nn_rows = "16"')
