@@ -25,4 +25,5 @@ def step_law(noise: NoiseModel, learner) -> tuple[Optional[StepLaw], Optional[st
     if not learner.theory.uses_gradient and noise.overrides("perturb_grad"):
         return None, (f"learner {learner.name!r} never asks for a gradient, so noise model {noise.name!r}, which "
                       "perturbs the gradient, does not reach it: no prediction")
-    return StepLaw(noise=noise, learner=learner.theory, learner_hyper=dict(learner.hyper), name=noise.name), None
+    return StepLaw(noise=noise, learner=learner.theory, learner_hyper=dict(learner.hyper), name=noise.name,
+                   learner_name=learner.name), None

@@ -309,3 +309,23 @@ def test_a_warning_is_given_once_when_two_eigenvalues_raise_it():
     pred = predict(Problem.from_residuals("x*y, x*z"), [0.001, 0.0, 0.0], "update", sigma=0.01, eta=0.05)
     near = [w for w in pred.warnings if w.startswith("near a degenerate point")]
     assert len(near) == 1 and len(pred.warnings) == len(set(pred.warnings))
+
+
+def test_a_learner_whose_effective_step_is_not_one_number_is_a_plugin_error_naming_it():
+    """A LearnerTheory.lr returning a vector (a per-coordinate preconditioner) was a user error (exit 2) naming
+    neither the learner nor its declaration; it is the plugin's contract, so a PluginError (exit 3) says whose."""
+    from flatland import Learner, LearnerTheory
+    from flatland.errors import PluginError
+    from flatland.laws import step_law
+    from flatland.theory import predict as theory_predict
+    from named_laws import law
+
+    vector = LearnerTheory(lr=lambda h: np.array([h["lr"], 2 * h["lr"]]))
+    learner = Learner("precond", lambda p, h: (), lambda k, p, s, h, o: (p, s, {}), {"lr": 0.1}, theory=vector)
+    bad, _ = step_law(law("update").noise, learner)
+    with pytest.raises(PluginError, match="learner 'precond': LearnerTheory.lr must return one number"):
+        theory_predict(Problem.from_expr("(x*y)**2"), [1.0, 0.0], bad)
+    negative, _ = step_law(law("update").noise, Learner("neg", learner.init, learner.step, {"lr": -0.1},
+                                                       theory=LearnerTheory(lr=lambda h: h["lr"])))
+    with pytest.raises(UserError, match="learner 'neg''s effective step size must be a finite positive number"):
+        theory_predict(Problem.from_expr("(x*y)**2"), [1.0, 0.0], negative)

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
-from flatland.errors import UserError
+from flatland.errors import PluginError, UserError
 
 from . import _closed
 from . import _symbolic as S
@@ -105,7 +105,11 @@ def _hyper(law: StepLaw, hyper) -> dict:
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
     h = {part: {k: _number(f"{part} hyperparameter {k}", v) for k, v in vals.items()} for part, vals in h.items()}
-    _number("the learner's effective step size", law.learner.lr(h["learner"]), positive=True)
+    lr = law.learner.lr(h["learner"])
+    if isinstance(lr, (str, bytes, bool)) or np.ndim(lr) != 0:
+        raise PluginError(f"learner {law.learner_name!r}: LearnerTheory.lr must return one number, the effective "
+                          f"step size, got {lr!r}")
+    _number(f"learner {law.learner_name!r}'s effective step size", lr, positive=True)
     return h
 
 
