@@ -199,6 +199,15 @@ def test_a_per_coordinate_gain_is_refused_in_one_line():
         check_learner(_scaled_gd(lambda h: h["lr"] * jnp.array([1.0, 2.0])))
 
 
+def test_a_per_coordinate_step_size_in_the_theory_is_refused_in_one_line():
+    """LearnerTheory.lr giving a vector stopped the kit with 'calling it raised TypeError: Only scalar arrays'."""
+    learner = _scaled_gd(lambda h: h["lr"])
+    vector = Learner(learner.name, learner.init, learner.step, learner.hyper,
+                     theory=LearnerTheory(lr=lambda h: h["lr"] * jnp.array([1.0, 2.0])))
+    with pytest.raises(AssertionError, match="LearnerTheory.lr gives shape .2,.; it must be one number"):
+        check_learner(vector)
+
+
 def test_a_learner_whose_step_raises_or_adds_undeclared_noise_gets_one_line():
     """A step returning two values stopped the kit with 'ValueError: not enough values to unpack'; one adding
     noise it does not declare was blamed on its 'declared potential'."""

@@ -248,7 +248,12 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
     flat, unravel = ravel_pytree(params)
     hyper = _hyper(learner, params)
     if learner.theory is not None:
-        lr = float(learner.theory.lr(hyper))
+        lr = np.asarray(learner.theory.lr(hyper))
+        assert lr.shape == (), (
+            f"learner {learner.name}: LearnerTheory.lr gives shape {lr.shape}; it must be one number, the effective "
+            "step size (the drift rule takes the step as −lr·∇L: a per-coordinate step, a preconditioner, is not "
+            "supported; declare no theory)")
+        lr = float(lr)
         assert np.isfinite(lr) and lr > 0, f"learner {learner.name}: LearnerTheory.lr gives {lr}, not a positive step"
     m = learner.moments
     if m is not None and m.gradient_gain is not None:
