@@ -313,8 +313,8 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
             raise UserError(f"--resume: this run has done {t:,} steps, more than the {cfg.run['steps']:,} asked for; "
                             f"a run is not shortened (ask for ≥ {t:,} steps)")
         files.truncate(meta["bytes"])
-    else:
-        ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
+    ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))   # on --resume too: run.steps may have grown
+    if not resume:
         snapshot(setup, out, files, 0, params, False)
         _write_checkpoint(ck_path, params, state, 0, setup, digest, files)
     write_versions(out / "versions.json", setup.plugins)

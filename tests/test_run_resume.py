@@ -175,6 +175,8 @@ def test_resume_refuses_other_config_and_existing_run(tmp_path):
     assert "no caption given" not in captions
     m = runner.read_csv(out / "metrics.csv")
     assert list(m)[:2] == ["step", "seed"] and m["step"].max() == 1000 and m["step"].size == 2 * 1000 // 50
+    # the folder's config.toml says what ran (it kept steps = 500: rerun from it, only half the run came back)
+    assert load(out / "config.toml").run["steps"] == 1000
     # fewer steps than done: was silently "resumed" with nothing run and summary.json saying 500 steps
     d["run"]["steps"] = 500
     with pytest.raises(UserError, match="is not shortened"):
