@@ -53,6 +53,12 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
     return True, "within tolerance along and across the predicted direction"
 
 
+def _decisively_off(why: str) -> bool:
+    """Whether a verdict's reason (from :func:`decisive` and :func:`vector_verdict`) is a precise mismatch — some
+    part off by more than the tolerance with its s.e. inside it, or the wrong direction — not an imprecise one."""
+    return "off by" in why or why == "wrong direction"
+
+
 #: chains with a non-finite step or prediction are left out (and named) up to this fraction; more fails
 MAX_DROPPED = 0.01
 #: the part along Γ is judged on its own when the predicted tangent drift is at least this share of the step
@@ -117,9 +123,13 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         shift = float(np.linalg.norm(pbar - p0) / max(np.linalg.norm(p0), 1e-300))
         out["prediction_shift_from_point"] = shift
         if shift > tol:
-            passed, why = False, (f"inconclusive: the prediction where the chains were differs from the one at the "
-                                  f"requested point by {shift:.1%} (tolerance {tol:.0%}): the chains measured elsewhere "
-                                  f"— fewer burn-in or measured steps, or smaller noise, keep them nearer ({why})")
+            where = (f"the prediction where the chains were differs from the one at the requested point by "
+                     f"{shift:.1%} (tolerance {tol:.0%})")
+            if _decisively_off(why):   # measured against the prediction along the same trajectories: a failure there
+                why = f"{why}; besides, {where}"
+            else:
+                passed, why = False, (f"inconclusive: {where}: the chains measured elsewhere — fewer burn-in or "
+                                      f"measured steps, or smaller noise, keep them nearer ({why})")
     if visited is not None:
         out["visited"] = {k: np.asarray(v).tolist() for k, v in visited.items()}
     out["left_out_chains"] = dropped

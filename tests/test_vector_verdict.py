@@ -72,3 +72,17 @@ def test_chains_that_left_the_point_are_inconclusive():
     assert row.details["prediction_shift_from_point"] == np.float64(0.1 / 1.1).item() or \
         abs(row.details["prediction_shift_from_point"] - 0.1 / 1.1) < 1e-12
     assert drift_ratio("t", m, p, tol=0.02, estimator="test", at_point=[-1.01, 0.0]).passed
+
+
+def test_a_precise_mismatch_is_a_failure_even_where_the_chains_measured_elsewhere():
+    """A noise model declaring too little covariance measured 0.85 ± 0.006 of the prediction along the same
+    trajectories, yet the row read "inconclusive: ... the chains measured elsewhere", pointing at less noise.
+    Measured and predicted are compared where the chains were, so a precise mismatch is a failure."""
+    rng = np.random.default_rng(3)
+    p = np.tile([-1.0, 0.0], (2000, 1))
+    m = 0.85 * p + 0.01 * rng.standard_normal(p.shape)
+    why = drift_ratio("t", m, p, tol=0.02, estimator="test", at_point=[-1.1, 0.0]).details["verdict"]
+    assert why.startswith("along the predicted direction: off by") and "besides, the prediction where" in why, why
+    imprecise = 0.85 * p + 3.0 * rng.standard_normal(p.shape)     # 3 s.e. ≈ 0.2: no verdict on the ratio
+    why = drift_ratio("t", imprecise, p, tol=0.02, estimator="test", at_point=[-1.1, 0.0]).details["verdict"]
+    assert why.startswith("inconclusive: the prediction where the chains were"), why

@@ -208,7 +208,7 @@ def _human_lines(r) -> list:
     if "observable" in r:
         L.append(f"E[Δ({r['observable']})] per step: measured {r['observable_measured']:.5g} ± {r['observable_stderr']:.2g}; "
                  f"predicted {r['observable_predicted']:.5g} (without Itô term {r['observable_predicted_without_ito']:.5g}): "
-                 f"{'PASS' if r['observable_passed'] else 'FAIL'}")
+                 f"{'PASS' if r['observable_passed'] else 'FAIL'} — {r['observable_verdict']}")
     for w in r["warnings"]:
         L.append(f"warning: {w}")
     L.append(f"results in {r['out']}")
