@@ -503,3 +503,14 @@ def test_a_prediction_carried_by_a_few_chains_is_said_so():
     pf[:4] *= 300
     said = few_chains_carry(pf, 0.02)
     assert said is not None and "a few chains carry the prediction" in said and "ηλ = 2" in said
+
+
+def test_a_check_measured_by_raw_displacement_says_why_and_without_a_prediction_neither_passes_nor_fails(
+        capsys, tmp_path):
+    """Falling back to raw displacement (s.e. ~40x larger) was silent; results.json said passed: false while the
+    exit status was 0 (no prediction: nothing was judged)."""
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "adam",
+                       "--eta", "0.001", "--chains", "256", "--steps", "100", "--burn", "100", "--out", str(tmp_path))
+    assert rc == 0 and res["passed"] is None and res["estimator"] == "raw displacement", res
+    assert any(w.startswith("the drift is measured by raw displacement") and "declares no step moments" in w
+               for w in res["warnings"]), res["warnings"]
