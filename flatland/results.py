@@ -162,9 +162,12 @@ class ResultsFolder:
         p.write_text(text)
         return p
 
-    def start(self, settings: dict) -> None:
+    def start(self, settings: dict, plugins=()) -> None:
+        """settings.json, and versions.json with the loaded ``plugins`` (PluginInfo), as a run's has."""
+        from .run_files import write_versions
+
         self.write_json("settings.json", settings)
-        self.write_json("versions.json", versions())
+        write_versions(self.path / "versions.json", plugins)
 
     def finish(self, rows: list, table: str, extra: dict | None = None) -> None:
         self.write_json("results.json", {"results": [r.to_json() for r in rows], **(extra or {}),

@@ -38,6 +38,10 @@ def test_user_valley_fig5a_update(capsys, tmp_path):
     assert "--burn 150 was rounded up to 200 (whole chunks of 100 steps)" in res["warnings"]  # it was silent
     for name in ("settings.json", "versions.json", "results.json", "table.txt"):
         assert (tmp_path / name).is_file()
+    # as a run's: the loaded plugins with their versions (a check's lacked them), and the loss as given
+    plugins = json.loads((tmp_path / "versions.json").read_text())["plugins"]
+    assert {"flatland.valleys", "example"} <= {p["name"] for p in plugins}, plugins
+    assert json.loads((tmp_path / "settings.json").read_text())["given"]["loss"] == "(x*y)**2"
     assert list((tmp_path / "figures").glob("*.png"))
 
 

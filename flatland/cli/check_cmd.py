@@ -188,7 +188,7 @@ def run_suite(args) -> int:
         checks = [c for c in checks if c.name in wanted]
     out = ResultsFolder(args.out)
     out.start({"command": ["flatland", "check"] + sys.argv[2:] if sys.argv[1:2] == ["check"] else None,
-               "suite": args.suite, "seed": args.seed, "checks": [c.name for c in checks], "out": str(out.path)})
+               "suite": args.suite, "seed": args.seed, "checks": [c.name for c in checks], "out": str(out.path)}, asm.plugins)
     options = CheckContext(seed=args.seed, out=out, registry=asm.registry, _lab=Lab(asm.registry))
     jobs = args.jobs if args.jobs is not None else (2 if args.suite == "valleys" else 1)
     if jobs < 1:

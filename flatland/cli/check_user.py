@@ -89,7 +89,8 @@ def _run_user(args, out) -> int:
     from . import _components as C
     from flatland.theory import GRADIENT_DESCENT, StepLaw, predict, symbolic_budget
 
-    registry = assemble().registry
+    asm = assemble()
+    registry = asm.registry
     noise, learner = C.components(registry, args.noise, args.learner)
     grid = C.with_settings(C.hyper(noise, learner, args.sigma, args.eta, getattr(args, "sigma_given", False)),
                            noise, learner, args.set)
@@ -114,11 +115,12 @@ def _run_user(args, out) -> int:
     pl = U.plan(pred0, pred0.eta, args.chains, args.steps, args.burn)
     if law is not None:  # regime warnings where the planned run's chains will go, not only at the point
         pred0 = predict(problem, args.at, law, hyper=grid, observable=args.observable, horizon=pl.burn + pl.steps)
-    out.start({"mode": "user valley", "loss": str(problem.loss_expr), "residuals": pred0.residuals,
+    out.start({"mode": "user valley", "given": {"loss": args.loss, "residuals": args.residuals},
+               "loss": str(problem.loss_expr), "residuals": pred0.residuals,
                "kappa": pred0.kappa, "at": args.at, "point": pred0.point, "noise": noise.name, "learner": learner.name,
                "eta": args.eta, "sigma": args.sigma, "chains_per_batch": pl.chains, "steps": pl.steps,
                "burn": pl.burn, "seed": args.seed, "tolerance": args.tolerance, "observable": args.observable,
-               "adaptive": pl.adaptive})
+               "adaptive": pl.adaptive}, asm.plugins)
     lab = Lab(registry)
     planned = pl
     runs, pl, shortened = U.run_near_point(lab, loss, noise, learner, grid, tuple(point), pl, args.seed, problem,
