@@ -96,11 +96,30 @@ def test_degenerate_warning_counts_where_a_planned_run_goes():
     assert rel(longer), longer.warnings
 
 
+def test_the_next_order_near_a_degenerate_point_on_its_local_form():
+    """On L = ½c s²n² (Γ: n = 0, eigenvalue cs² vanishing at s = 0, d = s) gradient flow conserves s² − n², so
+    Φ = r = √(s² − n²). One GD step with noise of covariance diag(C_ss, C_nn): the mean step's terms cancel in
+    ∂r exactly, and E Δr = ½ tr(∇²r C) = −C_nn/(2r)·(1 + (1 + C_ss/C_nn)·n²/r²) at the chain's projected point r:
+    averaged over n² = S the coefficient of S/d² is 1 + C_ss/C_nn (2 for isotropic update noise)."""
+    import sympy as sp
+
+    s, n, r, c, eta, css, cnn = sp.symbols("s n r c eta C_ss C_nn", positive=True)
+    R = sp.sqrt(s**2 - n**2)
+    step = sp.Matrix([-eta * c * s * n**2, -eta * c * s**2 * n])              # −η∇L
+    grad = sp.Matrix([R.diff(s), R.diff(n)])
+    hess = sp.hessian(R, (s, n))
+    assert sp.simplify((grad.T * step)[0]) == 0
+    mean = sp.Rational(1, 2) * (hess[0, 0] * css + hess[1, 1] * cnn)
+    claimed = -cnn / (2 * r) * (1 + (1 + css / cnn) * n**2 / r**2)
+    assert sp.simplify(mean.subs(s, sp.sqrt(r**2 + n**2)) - claimed) == 0
+
+
 def test_the_degenerate_point_estimate_is_the_exact_next_order_of_its_local_form():
     """An outside audit's simulation of (xy)² at x = 1 (σ = 0.009, η = 0.0005, S = 0.0405) measured the
     gradient-flow projected drift 1.20× the leading order along the chains' trajectories, with no warning:
-    the estimate S/d² = 4% sat under its 5% bar. On ½c s²n², one step's E Δ√(s² − n²) is −σ²/(2s)·(1 + 2S/s²):
-    the warning now says 2S/d² (8.1% here) and speaks from 1%."""
+    the estimate S/d² = 4% sat under its 5% bar (the rest of the 20% is the chains' spread toward x = 0 over
+    the run). On the local form the next order is (1 + C_tt/C_nn)·S/d² (above): 2S/d² for update noise, 8.1%
+    here; the warning says so and speaks from 1%."""
     pred = predict(FIG5A, [1.0, 0.0], "update", sigma=0.009, eta=0.0005)
     est = [float(w.split("≈ ", 1)[1].split()[0]) for w in pred.warnings if "relative error" in w]
     S = 0.009**2 / (0.0005 * (2 * 2.0 - 0.0005 * 2.0**2))            # stationary normal variance, λ = 2
@@ -174,7 +193,7 @@ def test_a_learner_whose_own_moments_do_not_hold_here_is_measured_by_raw_displac
     loss = Loss("five", residuals=lambda t: jnp.stack([t[0] * t[1] - 1, t[2], t[3], t[4]]))
     sed, none = registry().create("learners", "sed"), registry().create("noise", "none")
     why = missing_moments(loss, none, sed, jnp.array([2.0, 0.5, 0.0, 0.0, 0.0]))
-    assert why is not None and "raw displacement" in why and "≤ 4 parameters" in why
+    assert why is not None and "cannot state its own moments" in why and "≤ 4 parameters" in why
     four = Loss("four", residuals=lambda t: jnp.stack([t[0] * t[1] - 1, t[2], t[3]]))
     assert missing_moments(four, none, sed, jnp.array([2.0, 0.5, 0.0, 0.0])) is None
 

@@ -4,7 +4,7 @@
   leading order is off by ≈ ηλ/2;
 * near a degenerate point of Γ: a small nonzero eigenvalue, a rank below the
   generic rank, or normal fluctuations S comparable to d², the squared distance
-  to where an eigenvalue vanishes (relative error ≈ 2S/d²) — d shortened by how
+  to where an eigenvalue vanishes (relative error ≈ (1 + C_tt/C_nn)·S/d²) — d shortened by how
   far a planned run's chains spread toward it (tangent diffusion and drift);
 * near a ReLU kink: a Max whose two largest arguments are within a few
   fluctuation standard deviations of swapping (or exactly tied).
@@ -24,10 +24,10 @@ from ._problem import Problem
 ETA_LAMBDA_WARN = 1.6
 ETA_LAMBDA_LEADING = 0.2
 SMALL_EIGEN_RATIO = 1e-3
-FLUCTUATION_RATIO = 0.01   # a relative error worth a warning (a check's tolerance is 2%)
-#: the prediction's next order is NEXT_ORDER·S/d²: exact on the local form ½c s²n² of a point where an
-#: eigenvalue vanishes quadratically (docs/theory.md §8)
-NEXT_ORDER = 2.0
+#: a relative error worth a warning (a check's tolerance is 2%). Near a point where an eigenvalue vanishes
+#: quadratically the prediction's next order is (1 + C_tt/C_nn)·S/d² (C's blocks along the way to that point
+#: and along the normal): exact on the local form ½c s²n² at leading order in ηλ (docs/theory.md §8)
+FLUCTUATION_RATIO = 0.01
 KINK_STDS = 3.0
 
 
@@ -73,10 +73,13 @@ def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, hori
             continue
         dist = 2 * lam_n[i] / norm  # eigenvalues vanish quadratically at a degenerate point
         var = float(u @ Sigma @ u)
+        e = -grad_lam / norm  # the way to the degenerate point
+        c_nn = float(u @ C @ u) if C is not None else 0.0
+        c_ss = float(e @ P_T @ C @ P_T @ e) if C is not None else 0.0
+        order = 1.0 + c_ss / c_nn if c_nn > 0 else 1.0   # the next order's coefficient (docs/theory.md §8)
         reach = 0.0
         if horizon and C is not None:
-            e = -grad_lam / norm  # the way to the degenerate point
-            diffusion = float(e @ P_T @ C @ P_T @ e) * horizon
+            diffusion = c_ss * horizon
             toward = max(float(e @ drift), 0.0) * horizon if drift is not None else 0.0
             reach = 2 * math.sqrt(max(diffusion, 0.0)) + toward
         if reach >= dist:
@@ -85,13 +88,13 @@ def _degenerate(problem, theta, m, lam, U_n, Sigma, dH, C=None, drift=None, hori
                        f"vanishes, {dist:.3g} away: they will reach it and the prediction fails there; "
                        f"start farther from it or shorten the run (--steps, --burn)")
             continue
-        rel = NEXT_ORDER * var / (dist - reach) ** 2
+        rel = order * var / (dist - reach) ** 2
         if rel > FLUCTUATION_RATIO:
             within = f" after the {horizon} planned steps' spread ({reach:.3g})" if reach else ""
             out.append(f"near a degenerate point: normal fluctuations (variance {var:.3g}) are not small against "
                        f"the squared distance ({dist - reach:.3g})² to where eigenvalue {lam_n[i]:.3g} "
-                       f"vanishes{within}: expect a relative error ≈ {rel:.2g} (2S/d²), and a check's measurement "
-                       "(a Gauss–Newton projection) to differ by a few times more")
+                       f"vanishes{within}: expect a relative error ≈ {rel:.2g} ((1 + C_tt/C_nn)·S/d²), and a check's "
+                       "measurement (a Gauss–Newton projection) to differ by a few times more")
     return out
 
 
