@@ -95,7 +95,8 @@ def bars(path, rows) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8.5, 0.34 * max(len(rows), 3) + 1.4), dpi=110)
     y = np.arange(len(rows))
-    colour = lambda r: "tab:green" if r.passed else "tab:red"  # noqa: E731
+    colour = lambda r: "tab:gray" if r.passed is None else "tab:green" if r.passed else "tab:red"  # noqa: E731
+    word = lambda r: "NOT JUDGED" if r.passed is None else "PASS" if r.passed else "FAIL"  # noqa: E731
     drawn = []
     for i, r in enumerate(rows):
         ratio, se = r.ratio, r.ratio_stderr
@@ -108,7 +109,7 @@ def bars(path, rows) -> None:
     for i, r in enumerate(rows):
         if r.ratio is None or not np.isfinite(r.ratio):
             rule = r.tolerance if len(r.tolerance) <= 70 else r.tolerance[:67] + "…"
-            ax.text(lo - pad * 0.95, i, f"{'PASS' if r.passed else 'FAIL'} — no ratio; rule: {rule}", va="center",
+            ax.text(lo - pad * 0.95, i, f"{word(r)} — no ratio; rule: {rule}", va="center",
                     fontsize=6.5, color=colour(r))
     ax.axvline(1.0, color="k", lw=0.8, label="measured = predicted")
     ax.set_yticks(y, [r.name for r in rows], fontsize=7)

@@ -275,7 +275,8 @@ class CheckResult:
 
     ``statistic`` says what was measured and how (estimator, over what);
     ``tolerance`` says the pass rule in words; ``ratio``/``ratio_stderr`` are
-    measured/predicted where that makes sense.
+    measured/predicted where that makes sense. ``passed`` None: measured with nothing to judge it
+    against (no prediction); it counts as not passed.
     """
 
     name: str
@@ -284,7 +285,7 @@ class CheckResult:
     measured: float
     stderr: float
     tolerance: str
-    passed: bool
+    passed: Optional[bool]
     ratio: Optional[float] = None
     ratio_stderr: Optional[float] = None
     leading: Optional[float] = None

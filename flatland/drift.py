@@ -246,7 +246,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
     state = jax.vmap(lambda p, h: jax.vmap(lambda q: learner.init(q, h["learner"]))(p))(params, hyper)
 
     step = make_step(loss, noise, learner)
-    moments = E.step_moments(loss, noise, learner, template) if rao_blackwell else None
+    raw_because = E.missing_moments(loss, noise, learner, template) if rao_blackwell else "not asked for"
+    moments = E.step_moments(loss, noise, learner, template) if raw_because is None else None
 
     if predict is not None and project is None:
         project = E.projector(loss, np.ravel(point), unravel)
@@ -350,7 +351,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         settings = {"chains": int(chains), "steps": total, "burn": n_burn * chunk, "chunk": chunk, "every": every,
                     "seed": int(seed), "prng": prng, "grid": jax.tree_util.tree_map(lambda x: np.asarray(x).tolist(), hyper),
                     "point": [float(v) for v in np.ravel(point)], "loss": loss.name, "noise": noise.name,
-                    "learner": learner.name, "estimator": "rao-blackwell" if moments is not None else "raw"}
+                    "learner": learner.name, "estimator": "rao-blackwell" if moments is not None else "raw",
+                    "raw_because": raw_because}
         return DriftRun(
             rb=None if moments is None else sums["rb"] / total,
             raw=(end - start) / total,

@@ -36,11 +36,11 @@ def exact_oracle(loss) -> Oracle:
 
 
 def missing_moments(loss, noise, learner, params) -> Optional[str]:
-    """Why the exact conditional step moments are unknown for this triple at ``params`` (None: known)."""
+    """Why the exact conditional step moments are unknown for this triple at ``params`` (None: known); the
+    drift is then measured by raw displacement."""
     decl = learner.moments
     if decl is None:
-        return (f"learner {learner.name!r} declares no step moments (Learner.moments): drift is measured by raw "
-                "displacement")
+        return f"learner {learner.name!r} declares no step moments (Learner.moments)"
     d = ravel_pytree(params)[0].shape[0]
     if d > MAX_DIM:
         return f"{d} parameters: the exact d × d step moments are for small problems (≤ {MAX_DIM})"
@@ -57,7 +57,7 @@ def missing_moments(loss, noise, learner, params) -> Optional[str]:
         try:
             decl.own(loss, params, learner.init(params, hyper), hyper)
         except ValueError as exc:
-            return f"learner {learner.name!r} cannot state its own moments here ({exc}): drift is measured by raw displacement"
+            return f"learner {learner.name!r} cannot state its own moments here ({exc})"
     return None
 
 

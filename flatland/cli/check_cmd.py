@@ -201,7 +201,7 @@ def run_suite(args) -> int:
     total_cpu = round(time.process_time() - c0, 2)  # all threads of this process
     table = format_table(rows)
     passed = bool(rows) and all(r.passed for r in rows)
-    summary = (f"{sum(r.passed for r in rows)}/{len(rows)} passed in {total:.1f} s wall ({total_cpu:.0f} s CPU, "
+    summary = (f"{sum(bool(r.passed) for r in rows)}/{len(rows)} passed in {total:.1f} s wall ({total_cpu:.0f} s CPU, "
                f"{jobs} job{'s' if jobs > 1 else ''}) — results in {out.path}")
     out.bars(rows)
     (out.path / "partial.json").unlink(missing_ok=True)  # results.json supersedes it

@@ -82,7 +82,6 @@ def run_user(args) -> int:
 def _run_user(args, out) -> int:
     from ..assembly import assemble
     from ..lab import Lab
-    from ..estimators import missing_moments
     from ..laws import step_law
     from ..results import jsonable
     from .. import usercheck as U
@@ -131,9 +130,9 @@ def _run_user(args, out) -> int:
     warnings += [s.pop(k) for k in ("where_warning", "left_out_warning", "few_chains_warning") if k in s]
     warnings += [shortened] if shortened else []
     warnings += [planned.note] if planned.note else []
-    if runs[0].run.settings["estimator"] == "raw":   # say why: its s.e. is far larger (≈40× for update noise)
+    if runs[0].run.settings["raw_because"]:   # say why: its s.e. is far larger (≈40× for update noise)
         warnings += [f"the drift is measured by raw displacement, not the Rao–Blackwellised step: "
-                     f"{missing_moments(loss, noise, learner, point)}"]
+                     f"{runs[0].run.settings['raw_because']}"]
     if law is not None and not s["passed"]:
         warnings = declaration_findings(noise, learner) + warnings
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
@@ -172,7 +171,7 @@ def _row(res):
         nan = float("nan")
         return CheckResult(name="user-valley", statistic=f"per-step drift along {res['variables'][k]} "
                            f"({res['estimator']})", predicted=nan, measured=res["measured"][k],
-                           stderr=res["stderr"][k], tolerance="(no prediction)", passed=False,
+                           stderr=res["stderr"][k], tolerance="(no prediction)", passed=None,
                            warnings=res["warnings"], details={"verdict": res["verdict"]})
     if "along" not in res:  # zero predicted drift: the largest measured component against 0
         k = int(np.argmax(np.abs(res["measured"])))
