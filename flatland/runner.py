@@ -313,8 +313,11 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
             raise UserError(f"--resume: this run has done {t:,} steps, more than the {cfg.run['steps']:,} asked for; "
                             f"a run is not shortened (ask for ≥ {t:,} steps)")
         files.truncate(meta["bytes"])
-    ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))   # on --resume too: run.steps may have grown
-    if not resume:
+        ran = load_config(out / "config.toml")   # as written (a default such as ensemble "auto" kept as it was)
+        ckpt.atomic_write_text(out / "config.toml", to_toml(dataclasses.replace(   # run.steps may have grown
+            ran, run={**ran.run, "steps": cfg.run["steps"]})))
+    else:
+        ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
         snapshot(setup, out, files, 0, params, False)
         _write_checkpoint(ck_path, params, state, 0, setup, digest, files)
     write_versions(out / "versions.json", setup.plugins)

@@ -326,3 +326,6 @@ def test_a_run_begun_with_the_old_default_ensemble_loop_resumes_under_auto_on_a_
     new = load(_write(tmp_path, "new.toml", text))
     assert new.run["ensemble"] == "auto"
     assert runner.run(new, tmp_path / "r", resume=True, progress=False, figures=False)["steps_done"] == 1000
+    # the folder's config.toml keeps what ran ("loop", which "auto" means here), with the new steps
+    kept = load(tmp_path / "r" / "config.toml")
+    assert kept.run["ensemble"] == "loop" and kept.run["steps"] == 1000
