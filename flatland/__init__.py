@@ -11,10 +11,10 @@ _request_deterministic_gpu()
 
 from pathlib import Path as _Path  # noqa: E402
 
-from .source_tree import map_sibling_package as _map_sibling_package  # noqa: E402
+from .source_tree import map_checkout as _map_checkout  # noqa: E402
 
-# Imported from a checkout without an editable install, flatland.theory is the checkout's theory/ folder.
-_map_sibling_package(__name__, _Path(__file__).parent, "theory", "theory")
+# Imported from a checkout that no install maps: flatland.theory and flatland_plugins are its own folders.
+_map_checkout(_Path(__file__).parent, {f"{__name__}.theory": "theory", "flatland_plugins": "plugins"})
 
 import jax as _jax  # noqa: E402
 
