@@ -53,10 +53,16 @@ def vector_verdict(r: dict, tol: float) -> tuple[bool, str]:
     return True, "within tolerance along and across the predicted direction"
 
 
-def _decisively_off(why: str) -> bool:
-    """Whether a verdict's reason (from :func:`decisive` and :func:`vector_verdict`) is a precise mismatch — some
-    part off by more than the tolerance with its s.e. inside it, or the wrong direction — not an imprecise one."""
-    return "off by" in why or why == "wrong direction"
+def _precise_mismatch(r: dict, tol: float, out: dict) -> bool:
+    """Whether some judged part of the step — along and across the predicted direction (``ratio_along``'s
+    ``r``), and along Γ where it was judged (``out``'s tangent fields) — is off by more than ``tol`` with
+    N_SIGMA s.e. inside ``tol``, or the direction is reversed as precisely: a failure, not an imprecise row."""
+    parts = [(r["ratio"] - 1.0, r["ratio_stderr"]), (r["across"], r["across_stderr"])]
+    if "tangent_ratio" in out:
+        parts += [(out["tangent_ratio"] - 1.0, out["tangent_ratio_stderr"]),
+                  (out["tangent_across"], out["tangent_across_stderr"])]
+    return any(N_SIGMA * se <= tol and abs(err) > tol for err, se in parts) or (
+        r["ratio"] <= 0 and N_SIGMA * r["ratio_stderr"] <= tol)
 
 
 #: chains with a non-finite step or prediction are left out (and named) up to this fraction; more fails
@@ -113,7 +119,8 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         out["ratio_to_leading"] = ratio_along(measured, leading)["ratio"]
         out["leading_vector"] = leading.mean(0).tolist()
     passed, why = vector_verdict(r, tol)
-    if dropped > MAX_DROPPED * keep.size:
+    too_many_dropped = dropped > MAX_DROPPED * keep.size
+    if too_many_dropped:
         passed, why = False, (f"inconclusive: {dropped} of {keep.size} chains gave non-finite steps (more than "
                               f"{MAX_DROPPED:.0%}); leaving them out could bias the mean ({why})")
     if tangent_basis is not None and passed:
@@ -125,7 +132,8 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
         if shift > tol:
             where = (f"the prediction where the chains were differs from the one at the requested point by "
                      f"{shift:.1%} (tolerance {tol:.0%})")
-            if _decisively_off(why):   # measured against the prediction along the same trajectories: a failure there
+            if not too_many_dropped and _precise_mismatch(r, tol, out):   # against the prediction along the same
+                # trajectories: a failure there, wherever they were
                 why = f"{why}; besides, {where}"
             else:
                 passed, why = False, (f"inconclusive: {where}: the chains measured elsewhere — fewer burn-in or "
