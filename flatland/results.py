@@ -2,7 +2,7 @@
 
 A folder holds ``settings.json`` (the resolved settings: command line, seeds,
 the checks and their run sizes), ``versions.json`` (Python, platform, package
-versions, JAX devices), ``results.json`` (one object per verdict row),
+versions, JAX devices, the loaded plugins and their versions), ``results.json`` (one object per verdict row),
 ``table.txt`` (what the terminal showed) and ``figures/*.png`` (matplotlib,
 Agg backend). The default place is ``./flatland-results/<timestamp>/``.
 """

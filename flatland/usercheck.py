@@ -255,8 +255,8 @@ def run_near_point(lab, loss, noise, learner, grid, point, pl: Plan, seed, probl
     they were differs from the one at the point by more than ``tol`` — again with half the burn-in and steps,
     at most ``SHORTEN`` times (the chains start in the point's linearised stationary law, so a shorter
     burn-in is sound). The choice looks only at where the chains were, never at the measured drift, and is
-    made after the first batch (more batches of a plan about to be dropped only cost time: a 5-D check ran
-    2.5 minutes, most of it in batches of the two plans it shortened).
+    made after every batch, so a plan is dropped as soon as its chains measured elsewhere (more batches of
+    it only cost time: a 5-D check ran 2.5 minutes, most of it in batches of the two plans it shortened).
     Returns (runs, the plan that ran, a note saying what was shortened or None)."""
     note = None
     for attempt in range(SHORTEN + 1):

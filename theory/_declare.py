@@ -168,7 +168,7 @@ class StepLaw:
     learner: LearnerTheory = GRADIENT_DESCENT
     learner_hyper: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"lr": 0.05})
     name: str = "noise"
-    learner_name: str = "learner"   # for messages about the learner's declarations
+    learner_name: str = ""   # for messages about the learner's declarations ("" : "the learner")
 
     @property
     def needs_residuals(self) -> bool:

@@ -106,10 +106,10 @@ def _hyper(law: StepLaw, hyper) -> dict:
         raise UserError(str(exc.args[0])) from None
     h = {part: {k: _number(f"{part} hyperparameter {k}", v) for k, v in vals.items()} for part, vals in h.items()}
     lr = law.learner.lr(h["learner"])
+    who = f"learner {law.learner_name!r}" if law.learner_name else "the learner"
     if isinstance(lr, (str, bytes, bool)) or np.ndim(lr) != 0:
-        raise PluginError(f"learner {law.learner_name!r}: LearnerTheory.lr must return one number, the effective "
-                          f"step size, got {lr!r}")
-    _number(f"learner {law.learner_name!r}'s effective step size", lr, positive=True)
+        raise PluginError(f"{who}: LearnerTheory.lr must return one number, the effective step size, got {lr!r}")
+    _number(f"{who}'s effective step size", lr, positive=True)
     return h
 
 
