@@ -204,8 +204,11 @@ def test_a_per_coordinate_step_size_in_the_theory_is_refused_in_one_line():
     learner = _scaled_gd(lambda h: h["lr"])
     vector = Learner(learner.name, learner.init, learner.step, learner.hyper,
                      theory=LearnerTheory(lr=lambda h: h["lr"] * jnp.array([1.0, 2.0])))
-    with pytest.raises(AssertionError, match="LearnerTheory.lr gives shape .2,.; it must be one number"):
+    with pytest.raises(AssertionError, match=r"LearnerTheory.lr gives \[0.05, 0.1\] \(shape \(2,\)\); it must be one"):
         check_learner(vector)
+    text = Learner(learner.name, learner.init, learner.step, learner.hyper, theory=LearnerTheory(lr=lambda h: "lr"))
+    with pytest.raises(AssertionError, match="LearnerTheory.lr gives 'lr'"):
+        check_learner(text)
 
 
 def test_a_learner_whose_step_raises_or_adds_undeclared_noise_gets_one_line():

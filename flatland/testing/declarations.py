@@ -249,8 +249,9 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
     hyper = _hyper(learner, params)
     if learner.theory is not None:
         lr = np.asarray(learner.theory.lr(hyper))
-        assert lr.shape == (), (
-            f"learner {learner.name}: LearnerTheory.lr gives shape {lr.shape}; it must be one number, the effective "
+        assert lr.shape == () and lr.dtype.kind in "fiu", (
+            f"learner {learner.name}: LearnerTheory.lr gives {lr.tolist()!r} (shape {lr.shape}); it must be one "
+            "number, the effective "
             "step size (the drift rule takes the step as −lr·∇L: a per-coordinate step, a preconditioner, is not "
             "supported; declare no theory)")
         lr = float(lr)
