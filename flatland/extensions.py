@@ -121,7 +121,9 @@ def resolve_options(ext: RunExtension, given: Mapping[str, Any]) -> dict:
         d = ext.options[k]
         ok = type(v) is type(d) or (isinstance(d, float) and type(v) is int)
         if not ok:
-            raise UserError(f"{where} {k} must be a {type(d).__name__}, got {v!r}")
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+                type(d), f"a {type(d).__name__}")
+            raise UserError(f"{where} {k} must be {kind} like its default {d!r}, got {v!r}")
         out[k] = float(v) if isinstance(d, float) else v
     return out
 

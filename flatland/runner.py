@@ -34,6 +34,7 @@ import io
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -148,8 +149,14 @@ class _Files:
         return {"metrics.csv": self.metrics.size()} | {f: c.size() for f, c in self.tables.items()}
 
     def truncate(self, sizes: dict) -> None:
-        self.metrics.truncate(sizes["metrics.csv"])
-        for f, c in self.tables.items():
+        """Back to the sizes the checkpoint recorded; a file shorter than that lost rows the run cannot redo
+        (resuming padded it with zero bytes and crashed at the end)."""
+        files = {"metrics.csv": self.metrics} | self.tables
+        for f, c in files.items():
+            if c.size() < sizes[f]:
+                raise UserError(f"--resume: {c.path} is shorter ({c.size():,} bytes) than when the checkpoint was "
+                                f"written ({sizes[f]:,}): rows the run logged are gone; start it again in a new folder")
+        for f, c in files.items():
             c.truncate(sizes[f])
 
 
@@ -303,7 +310,11 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     params, state = initial_state(setup)
     t = 0
     if resume:
-        trees, meta = ckpt.load(ck_path, {"params": params, "state": state})
+        try:
+            trees, meta = ckpt.load(ck_path, {"params": params, "state": state})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:   # json and shape errors are ValueErrors
+            raise UserError(f"--resume: {ck_path} cannot be read ({type(exc).__name__}: {exc}); the file is damaged "
+                            "or from another configuration — start the run again in a new folder") from None
         if meta["digest"] != digest:
             changed = config_changes(out, cfg)
             raise UserError(f"--resume: {out} was run with a different configuration"

@@ -150,3 +150,14 @@ def test_ring_task_refuses_bad_options(bad):
     from flatland_plugins.hebbian.ring import nsm_ring_task
     with pytest.raises(UserError):
         nsm_ring_task(**bad)
+
+
+def test_gda_refuses_an_ascent_name_that_is_no_parameter():
+    """ascent = "Q" left every leaf in descent and the run went on (W grew ~100x); "W" alone diverged. A name
+    that is no leaf is refused in one line; names are given separated by commas."""
+    from flatland import UserError
+
+    params = {"W": jnp.zeros((2, 3)), "M": jnp.eye(2)}
+    with pytest.raises(UserError, match=r"ascent names 'Q', not a parameter of this task \(its parameters: W, M\)"):
+        gda("Q").init(params, {})
+    assert gda("M, W").init(params, {}) == () and gda(("M",)).init(params, {}) == ()

@@ -137,3 +137,13 @@ def test_relu_metrics_conform_on_a_relu_loss(registry):
     with pytest.raises(AssertionError, match="metric loss_norm: loss smoke lacks extras relu"):
         from flatland.testing.conformance import smoke_loss
         check_metric(registry.create("metrics", "loss_norm"), smoke_loss())
+
+
+def test_a_task_with_one_sample_is_refused():
+    """T = 1 ran with loss_norm inf and SI nan (the loss is normalised by the targets' variance across samples)."""
+    from flatland import UserError
+    from flatland_plugins.relu.tasks import circular_track, corridor, random_mapping, smoothed_mapping
+
+    for task in (corridor, circular_track, random_mapping, smoothed_mapping):
+        with pytest.raises(UserError, match="T must be at least 2"):
+            task(T=1)

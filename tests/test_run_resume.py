@@ -1,4 +1,5 @@
 """`flatland run`: config errors, SIGKILL + --resume bit-for-bit, divergence stop, CSV and figures."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -329,3 +330,21 @@ def test_a_run_begun_with_the_old_default_ensemble_loop_resumes_under_auto_on_a_
     # the folder's config.toml keeps what ran ("loop", which "auto" means here), with the new steps
     kept = load(tmp_path / "r" / "config.toml")
     assert kept.run["ensemble"] == "loop" and kept.run["steps"] == 1000
+
+
+def test_a_damaged_folder_is_refused_in_one_line_on_resume(tmp_path):
+    """A truncated checkpoint.npz (BadZipFile), and a metrics.csv shorter than the checkpoint recorded (resuming
+    padded it with zero bytes and crashed only at the end), were internal errors."""
+    cfg = load(_write(tmp_path, "c.toml", SMALL.format(steps=1000)))
+    longer = dataclasses.replace(cfg, run={**cfg.run, "steps": 1500})
+    out = tmp_path / "r"
+    runner.run(cfg, out, progress=False, figures=False)
+    metrics = (out / "metrics.csv").read_bytes()
+    (out / "metrics.csv").write_bytes(metrics[: len(metrics) // 2])
+    with pytest.raises(UserError, match="metrics.csv is shorter .* than when the checkpoint was written"):
+        runner.run(longer, out, resume=True, progress=False, figures=False)
+    (out / "metrics.csv").write_bytes(metrics)
+    ck = (out / "checkpoint.npz").read_bytes()
+    (out / "checkpoint.npz").write_bytes(ck[: len(ck) // 2])
+    with pytest.raises(UserError, match="checkpoint.npz cannot be read .*BadZipFile"):
+        runner.run(longer, out, resume=True, progress=False, figures=False)

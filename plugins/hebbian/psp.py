@@ -142,9 +142,24 @@ class SynapticNoise(NoiseModel):
         return jnp.diag(ravel_pytree(var)[0])
 
 
-def gda(ascent=("M",)) -> Learner:
-    """Gradient descent–ascent: θ ← θ − lr g on every leaf, θ ← θ + (lr/τ) g on the leaves named in ``ascent``."""
-    ascent = tuple(ascent)
+def gda(ascent=None) -> Learner:
+    """Gradient descent–ascent: θ ← θ − lr g on every leaf, θ ← θ + (lr/τ) g on the leaves named in ``ascent``
+    (in a config, a string of leaf names separated by commas: ``ascent = "M"``; by default M where the
+    parameters have it). A name given that is no leaf of the task's parameters is an error: it had left
+    every leaf in descent (W grew ~100×), silently."""
+    if ascent is not None and not isinstance(ascent, (str, tuple, list)):
+        raise UserError(f"[learner] gda: ascent must be parameter names separated by commas (e.g. \"M\"), got "
+                        f"{ascent!r}")
+    given = ascent is not None
+    ascent = tuple(a.strip() for a in ascent.split(",")) if isinstance(ascent, str) else tuple(ascent or ("M",))
+
+    def init(params, hyper):
+        unknown = sorted(set(ascent) - set(params)) if given and isinstance(params, dict) else []
+        if unknown:
+            raise UserError(f"[learner] gda: ascent names {', '.join(map(repr, unknown))}, not a parameter of this "
+                            f"task (its parameters: {', '.join(params)}); give names separated by commas, e.g. "
+                            f"ascent = \"{next(iter(params))}\"")
+        return ()
 
     def step(key, params, state, hyper, oracle):
         g = oracle.grad(key, params)
@@ -156,7 +171,7 @@ def gda(ascent=("M",)) -> Learner:
                for name in params}
         return out, state, {}
 
-    return Learner("gda", lambda p, h: (), step, {"lr": 0.01, "tau": 0.5})
+    return Learner("gda", init, step, {"lr": 0.01, "tau": 0.5})
 
 
 def rotation(params, loss):

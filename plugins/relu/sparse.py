@@ -75,9 +75,9 @@ def make_sparse_step(loss, noise, learner):
     """The sparse equivalent of ``flatland.make_step(loss, noise, learner)`` (see module doc)."""
     ctx = loss.extras.get("relu") if hasattr(loss, "extras") else None
     if ctx is None or ctx["spec"].activation != "relu":
-        raise UserError("[run] step = \"sparse\" needs a ReLU network task")
+        raise UserError("[relu] step = \"sparse\" needs a ReLU network task")
     if noise.overrides("objective") or noise.overrides("transform"):
-        raise UserError(f"[run] step = \"sparse\" computes the exact gradient of the task's loss; noise model "
+        raise UserError(f"[relu] step = \"sparse\" computes the exact gradient of the task's loss; noise model "
                         f"{noise.name!r} changes the objective (use step = \"dense\")")
     grad = make_sparse_grad(ctx)
 

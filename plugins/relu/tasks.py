@@ -78,6 +78,15 @@ def _positive(name, v, integer=False):
         raise UserError(f"task parameter {name} must be {kind}, got {v!r}")
 
 
+def _samples(T):
+    """T: an integer ≥ 2 — one sample has no variance across samples, by which the loss is normalised (a
+    run with T = 1 went on with loss_norm inf)."""
+    _positive("T", T, integer=True)
+    if T < 2:
+        raise UserError(f"task parameter T must be at least 2 (the loss is normalised by the targets' variance "
+                        f"across samples), got {T!r}")
+
+
 def _choice(name, v, known):
     if v not in known:
         raise UserError(f"task parameter {name} must be one of {', '.join(known)}, got {v!r}")
@@ -138,7 +147,7 @@ def corridor(seed: int = 0, T: int = 150, size_x: float = 1.0, size_y: float = 1
     as in the public code; ``buffer_x``/``buffer_y`` are fractions of size_x/size_y."""
     for name, v in (("size_x", size_x), ("size_y", size_y), ("v0", v0), ("fov_half", fov_half), ("kernel", kernel)):
         _positive(name, v)
-    _positive("T", T, integer=True)
+    _samples(T)
     _positive("n_rays", n_rays, integer=True)
     for name, v in (("speed_sd", speed_sd), ("heading_sd", heading_sd), ("buffer_x", buffer_x), ("buffer_y", buffer_y)):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < (1 if "buffer" in name else math.inf)):
@@ -201,7 +210,7 @@ def circular_track(seed: int = 0, T: int = 150, d: int = 17, circumference: floa
     """
     for name, v in (("circumference", circumference), ("fov", fov), ("step_scale", step_scale)):
         _positive(name, v)
-    _positive("T", T, integer=True)
+    _samples(T)
     _positive("d", d, integer=True)
     T, d = int(T), int(d)
     rng = np.random.default_rng(seed)
@@ -220,7 +229,8 @@ def circular_track(seed: int = 0, T: int = 150, d: int = 17, circumference: floa
 
 def random_mapping(seed: int = 0, T: int = 150, d_in: int = 18, d_out: int = 17) -> TaskData:
     """Uniform random inputs → uniform random targets, each min–max normalised to [−1, 1]."""
-    for name, v in (("T", T), ("d_in", d_in), ("d_out", d_out)):
+    _samples(T)
+    for name, v in (("d_in", d_in), ("d_out", d_out)):
         _positive(name, v, integer=True)
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(int(T), int(d_in)))
@@ -231,7 +241,8 @@ def random_mapping(seed: int = 0, T: int = 150, d_in: int = 18, d_out: int = 17)
 def smoothed_mapping(seed: int = 0, T: int = 150, d_in: int = 18, d_out: int = 17, smooth: float = 5.0) -> TaskData:
     """Random mapping smoothed as in the public code: a Gaussian filter with σ = (T/smooth, d_out/5)
     over (samples, dimensions) of uniform noise (scipy's reflecting edges), then min–max."""
-    for name, v in (("T", T), ("d_in", d_in), ("d_out", d_out)):
+    _samples(T)
+    for name, v in (("d_in", d_in), ("d_out", d_out)):
         _positive(name, v, integer=True)
     _positive("smooth", smooth)
     rng = np.random.default_rng(seed)
