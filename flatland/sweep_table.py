@@ -29,6 +29,7 @@ import json
 import math
 from pathlib import Path
 
+from .errors import UserError
 from .sweep_spec import Point
 
 ERROR_FILE = "error.txt"
@@ -138,7 +139,16 @@ def write_table(rows: list, path) -> None:
 
 
 def read_table(path):
-    """A sweep's results table as a pandas DataFrame."""
+    """A sweep's results table as a pandas DataFrame; a damaged file, or one without the ``status`` column,
+    is a one-line UserError (they were internal errors: ArrowInvalid, KeyError)."""
     import pandas as pd
 
-    return pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:   # pyarrow's ArrowInvalid is a ValueError
+        raise UserError(f"{path} cannot be read as a sweep table ({type(exc).__name__}: {exc}); it is damaged or "
+                        "was not written by `flatland sweep`") from None
+    if "status" not in frame.columns:
+        raise UserError(f"{path} is not a `flatland sweep` table: it has no status column "
+                        f"(columns: {', '.join(map(str, frame.columns[:8]))})")
+    return frame

@@ -1,4 +1,5 @@
 """Sweep table rows from run folders: done, diverged, failed, partial and pending points."""
+import pytest
 import math
 
 from flatland.runner import run
@@ -37,3 +38,21 @@ def test_rows_say_what_each_run_folder_holds(tmp_path):
     (dirs[0] / "summary.json").write_text(json.dumps(summary | {"notes": ["a", "figures of x not drawn: E: y"]}))
     assert run_row(pts[0], dirs[0])["notes"] == "a | figures of x not drawn: E: y"
     assert rows[4]["notes"] == ""
+
+
+def test_a_damaged_or_foreign_table_is_one_line(tmp_path):
+    """A junk table.parquet made `flatland report` fail with ArrowInvalid; one without a status column with
+    KeyError: 'status' (report and infer --train)."""
+    import pandas as pd
+
+    from flatland.errors import UserError
+    from flatland.sweep_table import read_table
+
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not a parquet file")
+    with pytest.raises(UserError, match="cannot be read as a sweep table"):
+        read_table(junk)
+    foreign = tmp_path / "foreign.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(foreign)
+    with pytest.raises(UserError, match="has no status column"):
+        read_table(foreign)
