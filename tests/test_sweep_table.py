@@ -1,6 +1,7 @@
 """Sweep table rows from run folders: done, diverged, failed, partial and pending points."""
-import pytest
 import math
+
+import pytest
 
 from flatland.runner import run
 from flatland.sweep_spec import expand
