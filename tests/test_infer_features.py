@@ -67,6 +67,18 @@ def test_no_drift_matches_its_control():
     assert abs(sig.values["proxy_trace_change"]) < 0.02
 
 
+def test_the_control_compares_independent_passes_first_to_last_for_any_number_of_sessions():
+    """With an odd number of sessions (5, record's default) the control's last session was its first again:
+    every last/first control (rate, dimension, proxies) was exactly 0, whatever the noise."""
+    for S in (4, 5):
+        R, rng = _sessions(S=S)
+        B = R + 0.05 * rng.standard_normal(R.shape)
+        R = R + 0.05 * rng.standard_normal(R.shape)
+        controls = signature(R, B).controls
+        for name in ("rate_change", "dimension_change", "proxy_trace_change"):
+            assert controls[name] != 0.0 and abs(controls[name]) < 0.05, (S, name, controls[name])
+
+
 def test_silencing_units_is_measured_exactly():
     R, _ = _sessions(S=5, N=40)
     R = R.copy()

@@ -5,7 +5,8 @@ What: ``signature(R, B=None)`` turns a recording — responses R of shape
 into named features with a physical meaning, and the same statistics computed
 on a sequence with no elapsed time (sessions replaced by alternating
 independent passes of the first session: B when given, else even and odd
-repeats). A feature far from its control is drift; one near it is noise.
+repeats; one session more when their number is odd, so that the first and
+last are independent passes). A feature far from its control is drift; one near it is noise.
 
 Why these: each noise type leaves a different implicit regularizer (Ratzon,
 Derdikman & Barak, eLife 2024): isotropic update noise lowers Σ log of the
@@ -155,6 +156,8 @@ def signature(R, B=None) -> Signature:
     else:
         A, Bh = R, np.asarray(B, float)
         se = np.mean([_noise_se(A[s], Bh[s]) for s in range(R.shape[0])], axis=0)
-    control = np.array([A[0] if i % 2 == 0 else Bh[0] for i in range(R.shape[0])])
+    # an even number of alternating passes, so the last is the other pass than the first: with 5 sessions
+    # (record's default) the last was the first again and every last/first control was exactly 0
+    control = np.array([A[0] if i % 2 == 0 else Bh[0] for i in range(R.shape[0] + R.shape[0] % 2)])
     with np.errstate(all="ignore"):
         return Signature(_features(A, se), _features(control, se))
