@@ -33,7 +33,7 @@ def test_geometry_report_and_figures(recording, tmp_path, capsys):
     (lambda p: np.savez(p, a=np.zeros((2, 2, 4, 3)), b=np.zeros(1)), "no array 'responses'"),
     (lambda p: p.write_text("not a zip"), "not a readable .npz"),
     (lambda p: np.savez(p, responses=np.full((2, 2, 4, 3), np.inf)), "NaN or infinite"),
-    (lambda p: np.savez(p, responses=np.zeros((2, 2, 4, 3)), readout=np.zeros((2, 3))), "readout must be"),
+    (lambda p: np.savez(p, responses=np.ones((2, 2, 4, 3)).cumsum(-1), readout=np.zeros((2, 3))), "readout must be"),
     (lambda p: None, "no such file"),
 ])
 def test_geometry_rejects_malformed_files_in_one_line(tmp_path, capsys, make, words):

@@ -122,6 +122,7 @@ def test_measure_sees_drift_beyond_control():
     (np.zeros((1, 2, 5, 3)), "2 sessions"),
     (np.full((2, 2, 5, 3), np.nan), "NaN"),
     (np.array([["a"]]), "numeric"),
+    (np.zeros((2, 2, 5, 3)), "no neuron responds"),     # infer gave a posterior for it
 ])
 def test_bad_responses_are_one_line_user_errors(bad, words):
     with pytest.raises(UserError, match=words):

@@ -44,6 +44,9 @@ def validate_responses(R, name: str = "responses") -> np.ndarray:
         raise UserError(f"{name} needs ≥ 2 sessions, ≥ 1 stimulus group, ≥ 4 repeats and ≥ 2 neurons, got shape {R.shape}")
     if not np.all(np.isfinite(R)):
         raise UserError(f"{name} contains {int(np.sum(~np.isfinite(R)))} NaN or infinite value(s)")
+    if np.ptp(R) == 0:   # all zero: infer gave a posterior and geometry dashes with a numpy warning
+        raise UserError(f"{name}: every response is {R.flat[0]:g}, so no neuron responds differently to anything; "
+                        "there is no drift to measure")
     return R
 
 
