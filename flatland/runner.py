@@ -225,6 +225,10 @@ def run(cfg: RunConfig, out, resume: bool = False, progress: bool = True, figure
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "run"):
         if restart:
+            if not _only_start_files(out, setup):   # a run whose checkpoint was removed: its results are kept
+                raise UserError(f"--resume: {out} has no checkpoint.npz but holds more than a run stopped before its "
+                                "first checkpoint (its checkpoint was removed?): it cannot be continued, and nothing "
+                                "there was touched; give a new --out to start again")
             _clear_start_files(out, setup)
         if not resume or restart:
             _require_empty(out)                  # ... and under the lock, where no other run can slip in
@@ -238,6 +242,23 @@ def _stopped_before_checkpoint(out: Path, cfg: RunConfig) -> bool:
         return config_digest(load_config(out / "config.toml")) == config_digest(cfg)   # run.steps may differ
     except UserError:
         return False
+
+
+def _only_start_files(out: Path, setup: Setup) -> bool:
+    """Whether ``out`` holds only what a run writes before its first checkpoint: no logged rows, arrays of step
+    0 only, no summary (a finished run whose checkpoint.npz was removed had its metrics and snapshots deleted)."""
+    names = {"config.toml", "metrics.csv", "versions.json", LOCK_NAME} | {f for x in setup.extensions for f in x.tables}
+    for p in out.iterdir():
+        if p.is_dir() and p.name in ("records", "snapshots"):
+            if any(q.name != f"step_{0:010d}.npz" for q in p.iterdir()):
+                return False
+        elif p.is_dir() and p.name == "figures":
+            continue
+        elif not (p.is_file() and (p.name in names or p.name.endswith(ckpt.TEMP_SUFFIX))):
+            return False
+        elif p.suffix == ".csv" and len(p.read_bytes().splitlines()) > 1:
+            return False
+    return True
 
 
 def _clear_start_files(out: Path, setup: Setup) -> None:

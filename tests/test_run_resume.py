@@ -348,3 +348,16 @@ def test_a_damaged_folder_is_refused_in_one_line_on_resume(tmp_path):
     (out / "checkpoint.npz").write_bytes(ck[: len(ck) // 2])
     with pytest.raises(UserError, match="checkpoint.npz cannot be read .*BadZipFile"):
         runner.run(longer, out, resume=True, progress=False, figures=False)
+
+
+def test_resume_of_a_folder_whose_checkpoint_was_removed_says_so(tmp_path):
+    """It said "exists and is not an empty folder … starts again with --resume" to a command given --resume."""
+    cfg = load(_write(tmp_path, "c.toml", SMALL.format(steps=500)))
+    out = tmp_path / "r"
+    runner.run(cfg, out, progress=False, figures=False)
+    (out / "checkpoint.npz").unlink()
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(UserError, match="--resume: .* has no checkpoint.npz but holds more than a run stopped"):
+        runner.run(cfg, out, resume=True, progress=False, figures=False)
+    # and nothing was deleted (its metrics, snapshots and records were, as "a stopped start's files")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
