@@ -245,8 +245,8 @@ def _stopped_before_checkpoint(out: Path, cfg: RunConfig) -> bool:
 
 
 def _only_start_files(out: Path, setup: Setup) -> bool:
-    """Whether ``out`` holds only what a run writes before its first checkpoint: no logged rows, arrays of step
-    0 only, no summary (a finished run whose checkpoint.npz was removed had its metrics and snapshots deleted)."""
+    """Whether ``out`` holds only what a run writes before its first checkpoint: rows and arrays of step 0
+    only, no summary (a finished run whose checkpoint.npz was removed had its metrics and snapshots deleted)."""
     names = {"config.toml", "metrics.csv", "versions.json", LOCK_NAME} | {f for x in setup.extensions for f in x.tables}
     for p in out.iterdir():
         if p.is_dir() and p.name in ("records", "snapshots"):
@@ -256,9 +256,14 @@ def _only_start_files(out: Path, setup: Setup) -> bool:
             continue
         elif not (p.is_file() and (p.name in names or p.name.endswith(ckpt.TEMP_SUFFIX))):
             return False
-        elif p.suffix == ".csv" and len(p.read_bytes().splitlines()) > 1:
+        elif p.suffix == ".csv" and not _step_zero_rows_only(p.read_bytes().splitlines()):
             return False
     return True
+
+
+def _step_zero_rows_only(lines: list) -> bool:
+    """A CSV of a start: its header, and rows of step 0 only (the step-0 snapshot's, e.g. Hessian rows)."""
+    return not lines[1:] or (lines[0].split(b",")[0] == b"step" and all(r.split(b",")[0] == b"0" for r in lines[1:]))
 
 
 def _clear_start_files(out: Path, setup: Setup) -> None:
