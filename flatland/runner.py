@@ -244,10 +244,15 @@ def _stopped_before_checkpoint(out: Path, cfg: RunConfig) -> bool:
         return False
 
 
+def _start_file_names(setup: Setup) -> set:
+    """The files a run writes before its first checkpoint, beside records/, snapshots/ and figures/."""
+    return {"config.toml", "metrics.csv", "versions.json"} | {f for x in setup.extensions for f in x.tables}
+
+
 def _only_start_files(out: Path, setup: Setup) -> bool:
     """Whether ``out`` holds only what a run writes before its first checkpoint: rows and arrays of step 0
     only, no summary (a finished run whose checkpoint.npz was removed had its metrics and snapshots deleted)."""
-    names = {"config.toml", "metrics.csv", "versions.json", LOCK_NAME} | {f for x in setup.extensions for f in x.tables}
+    names = _start_file_names(setup) | {LOCK_NAME}
     for p in out.iterdir():
         if p.is_dir() and p.name in ("records", "snapshots"):
             if any(q.name != f"step_{0:010d}.npz" for q in p.iterdir()):
@@ -271,7 +276,7 @@ def _clear_start_files(out: Path, setup: Setup) -> None:
     import shutil
 
     ckpt.remove_stale_temps(out)
-    names = {"config.toml", "metrics.csv", "versions.json"} | {f for x in setup.extensions for f in x.tables}
+    names = _start_file_names(setup)
     for p in out.iterdir():
         if p.is_file() and p.name in names:
             p.unlink()
