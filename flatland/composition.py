@@ -52,6 +52,7 @@ class ComposedNoise(NoiseModel):
         self.members = members
         self.name = "+".join(names)
         self.hyper = {f"{m.name}.{k}": v for m in members for k, v in m.hyper.items()}
+        self.positive = tuple(f"{m.name}.{k}" for m in members for k in getattr(m, "positive", ()))
         self.requires = tuple(dict.fromkeys(k for m in members for k in m.requires))
         self.needs_residuals = any(getattr(m, "needs_residuals", False) for m in members)
         scaled = [f"{m.name}.{m.scale_key()}" for m in members if m.scale_key() is not None]

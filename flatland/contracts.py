@@ -136,12 +136,15 @@ class NoiseModel:
     * ``requires`` — the ``loss.extras`` keys it needs (a network's data).
     * ``scale`` — the hyperparameter that a command line's ``--sigma`` sets
       (a model with a single hyperparameter needs not declare it).
+    * ``positive`` — hyperparameters that must be > 0 (a rate or a time
+      constant where 0 means a division by zero): a user's 0 is a one-line error.
 
     ``hyper`` holds the default hyperparameters.
     """
 
     name: str = "none"
     hyper: Mapping[str, float] = {}
+    positive: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     needs_residuals: bool = False
     scale: str = "sigma"
@@ -244,6 +247,9 @@ class Learner(NamedTuple):
     the learner moves near Γ (effective step, own noise, potential); None: no
     prediction. ``moments`` (a :class:`StepMoments`) gives the estimator its
     exact conditional step; None: drift is measured by raw displacement.
+    ``positive`` names the hyperparameters that must be > 0 (a user's 0 or less
+    is a one-line error before anything runs): the step size, and e.g. a time
+    constant the step divides by.
     """
 
     name: str
@@ -252,6 +258,7 @@ class Learner(NamedTuple):
     hyper: Mapping[str, float]
     theory: Optional[LearnerTheory] = None
     moments: Optional[StepMoments] = None
+    positive: tuple[str, ...] = ("lr",)
 
 
 @dataclasses.dataclass(frozen=True)

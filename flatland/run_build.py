@@ -30,7 +30,7 @@ from .errors import UserError
 from .extensions import RunContext, resolve_options
 from .normal_draws import PHILOX
 from .simulate import ensemble, make_runner
-from .stepping import as_hyper, make_step
+from .stepping import as_hyper, make_step, positive_why
 
 PRNG_IMPL = {"threefry": "threefry2x32", "philox": PHILOX, "rbg": "rbg", "unsafe_rbg": "unsafe_rbg"}
 CORE = ("task", "learner", "noise", "run")
@@ -118,9 +118,9 @@ def _create(reg, kind, section: dict, dtype):
         hyper = as_hyper(comp.hyper, rest, dtype=dtype)
     except ValueError as exc:
         raise UserError(f"[{label}] {name}: {exc}") from None
-    if kind == "learners" and "lr" in hyper and not bool(np.all(np.asarray(hyper["lr"]) > 0)):
-        raise UserError(f"[learner] {name}: lr must be > 0 (the step size; lr = 0 would train nothing), "
-                        f"got {rest.get('lr', comp.hyper['lr'])!r}")
+    for k in getattr(comp, "positive", ()):
+        if k in hyper and not bool(np.all(np.asarray(hyper[k]) > 0)):
+            raise UserError(f"[{label}] {name}: {k} must be > 0 ({positive_why(k)}), got {rest.get(k, comp.hyper[k])!r}")
     return comp, hyper
 
 

@@ -45,6 +45,11 @@ def as_hyper(defaults, overrides=None, dtype=None) -> dict:
     return {k: jnp.asarray(overrides.get(k, v), dtype=dtype) for k, v in defaults.items()}
 
 
+def positive_why(key: str) -> str:
+    """Why a hyperparameter a component declares ``positive`` may not be 0, in a few words for its error."""
+    return "the step size; lr = 0 would train nothing" if key == "lr" else "the component declares it positive"
+
+
 def make_oracle(loss: Loss, noise: NoiseModel, noise_hyper) -> Oracle:
     """The noisy loss and gradient the learner sees (pure; built while tracing)."""
 

@@ -115,6 +115,26 @@ def test_kit_asks_for_a_step_size_named_lr():
         check_learner(Learner("no-lr", lambda p, h: jnp.zeros(()), step, {"rate": 0.1}))
 
 
+def test_kit_checks_that_positive_names_hyperparameters_with_positive_defaults():
+    """A misspelt ``positive`` name would protect nothing; a positive one defaulting to 0 refuses its own default."""
+    import jax.numpy as jnp
+
+    from flatland import Learner, NoiseModel
+    from flatland.testing import check_learner, check_noise
+
+    def step(key, params, state, hyper, oracle):
+        return params, state, {}
+
+    with pytest.raises(AssertionError, match=r"positive names 'tua', not a hyperparameter \(its hyperparameters: lr, tau\)"):
+        check_learner(Learner("typo", lambda p, h: (), step, {"lr": 0.1, "tau": 1.0}, positive=("lr", "tua")))
+
+    class Zero(NoiseModel):
+        name, hyper, positive = "zero", {"sigma": 0.0}, ("sigma",)
+
+    with pytest.raises(AssertionError, match="sigma declared positive but defaults to 0.0"):
+        check_noise(Zero())
+
+
 def test_a_component_requiring_extras_finds_its_loss_past_a_broken_one():
     """The fixture flatland_check(entry) has no registry: a metric requiring `responses` was told that no
     registered loss provides them (false); with a registry, an unrelated broken loss failed the test."""

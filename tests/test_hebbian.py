@@ -161,3 +161,21 @@ def test_gda_refuses_an_ascent_name_that_is_no_parameter():
     with pytest.raises(UserError, match=r"ascent names 'Q', not a parameter of this task \(its parameters: W, M\)"):
         gda("Q").init(params, {})
     assert gda("M, W").init(params, {}) == () and gda(("M",)).init(params, {}) == ()
+
+
+def test_gda_refuses_a_time_constant_of_zero_before_the_run_starts(tmp_path):
+    """τ = 0 passed the sign rule (≥ 0) and the run "diverged at step 0" (the ascent rate lr/τ): gda declares
+    τ positive, and the engine refuses 0 in one line naming it, writing nothing."""
+    import tomllib
+    from pathlib import Path
+
+    from flatland import UserError, runner
+    from flatland.config import from_dict
+
+    cfg = tomllib.loads((Path(__file__).parents[1] / "examples" / "psp.toml").read_text())
+    cfg["learner"]["tau"] = 0.0
+    cfg["run"].update(steps=100, log_every=50, checkpoint_every=100, snapshot_every=100)
+    with pytest.raises(UserError, match=r"^\[learner\] gda: tau must be > 0 \(the component declares it "
+                                        r"positive\), got 0\.0$"):
+        runner.run(from_dict(cfg), tmp_path / "out", progress=False, figures=False)
+    assert not (tmp_path / "out").exists()

@@ -165,3 +165,20 @@ def test_a_check_of_label_then_minibatch_passes(tmp_path, capsys):
                "--sigma", "0.003", "--eta", "0.05", "--vars", "x,y,z", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert rc == 0 and "PASS" in out, out
+
+
+def test_a_members_positive_hyperparameters_stay_positive_in_the_composition():
+    """A noise model may declare hyperparameters that must be > 0; composed, they keep the rule under their
+    member's prefix, and ``--set`` refuses 0 for them in one line (0 stays allowed for the others)."""
+    from flatland.cli._components import with_settings
+
+    class Rate(flatland.NoiseModel):
+        name, hyper, positive = "rate", {"sigma": 0.1, "tau": 1.0}, ("tau",)
+
+    both = compose_noise([REG.create("noise", "update"), Rate()])
+    assert both.positive == ("rate.tau",)
+    learner = REG.create("learners", "gd")
+    assert with_settings({"noise": {}, "learner": {}}, both, learner, "noise.rate.sigma=0")["noise"] == {
+        "rate.sigma": 0.0}
+    with pytest.raises(UserError, match=r"'noise.rate.tau=0': rate.tau must be > 0 \(the component declares it"):
+        with_settings({"noise": {}, "learner": {}}, both, learner, "noise.rate.tau=0")

@@ -253,7 +253,8 @@ def test_set_gives_theory_and_check_any_hyperparameter(capsys):
     update = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(both["drift_leading"], np.add(label["drift_leading"], update["drift_leading"]), rtol=1e-12)
     for bad, says in (("learner.lrr=0.1", "did you mean 'lr'?"), ("learner.lr=-1", "must be ≥ 0"),
-                      ("learner.lr=fast", "not a number"), ("lr=0.1", "write PART.KEY=VALUE")):
+                      ("learner.lr=fast", "not a number"), ("lr=0.1", "write PART.KEY=VALUE"),
+                      ("learner.lr=0", "lr must be > 0 (the step size")):
         assert main(["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--set", bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err

@@ -85,7 +85,7 @@ def with_settings(out: dict, noise, learner, text) -> dict:
     each value a finite number obeying its default's sign (the run config's rules)."""
     import difflib
 
-    from ..stepping import as_hyper
+    from ..stepping import as_hyper, positive_why
 
     if not text:
         return out
@@ -111,8 +111,8 @@ def with_settings(out: dict, noise, learner, text) -> dict:
             raise UserError(f"--set {item!r}: {exc}") from None
         if abs(number) > MAX_SCALE:
             raise UserError(f"--set {item!r}: at most {MAX_SCALE:g} in size (the rules square it)")
-        if part == "learner" and name == "lr" and not number > 0:
-            raise UserError(f"--set {item!r}: lr must be > 0 (the step size)")
+        if name in getattr(comp, "positive", ()) and not number > 0:
+            raise UserError(f"--set {item!r}: {name} must be > 0 ({positive_why(name)})")
         out[part][name] = number
     return out
 

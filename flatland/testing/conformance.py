@@ -128,9 +128,19 @@ def check_learner(learner: Learner, loss: Loss | None = None, noise: NoiseModel 
     assert not learner.hyper or "lr" in learner.hyper, (   # none at all: fixed inside (a ready optax chain)
         f"learner {learner.name}: hyperparameters {', '.join(learner.hyper)} but no 'lr'; flatland's step size is "
         "named 'lr' — `flatland check --eta`, configs and sweeps set it")
+    _check_positive(f"learner {learner.name}", learner.positive if learner.hyper else (), learner.hyper)
     check_step(f"learner {learner.name}", loss or smoke_loss(), noise or NoiseModel(), learner)
     check_learner_declarations(learner, loss or smoke_loss())
     check_learner_potential(learner, smoke_loss(), {"w": SMOKE_POINT["w"], "b": jnp.zeros_like(SMOKE_POINT["b"])})
+
+
+def _check_positive(who: str, positive, hyper) -> None:
+    """``positive`` names hyperparameters, each with a default > 0 (a misspelt name would check nothing)."""
+    unknown = [k for k in positive if k not in hyper]
+    assert not unknown, (f"{who}: positive names {', '.join(map(repr, unknown))}, not a hyperparameter "
+                         f"(its hyperparameters: {', '.join(hyper) or 'none'})")
+    bad = [k for k in positive if not float(hyper[k]) > 0]
+    assert not bad, f"{who}: {', '.join(bad)} declared positive but defaults to {', '.join(str(hyper[k]) for k in bad)}"
 
 
 @_one_line("noise")
@@ -142,6 +152,7 @@ def check_noise(noise: NoiseModel, loss: Loss | None = None, learner: Learner | 
     if loss is not None:
         missing = [k for k in noise.requires if k not in loss.extras]
         assert not missing, f"noise {noise.name}: loss {loss.name} lacks extras {', '.join(missing)}"
+    _check_positive(f"noise {noise.name}", getattr(noise, "positive", ()), noise.hyper)
     check_step(f"noise {noise.name}", loss or smoke_loss(), noise, learner or reference_gd())
     check_noise_declarations(noise, loss or smoke_loss())
     if loss is None:  # the smoke problem's Γ is b = 0: there the declared C must be what a step does

@@ -171,7 +171,7 @@ def gda(ascent=None) -> Learner:
                for name in params}
         return out, state, {}
 
-    return Learner("gda", init, step, {"lr": 0.01, "tau": 0.5})
+    return Learner("gda", init, step, {"lr": 0.01, "tau": 0.5}, positive=("lr", "tau"))   # the ascent rate is lr/τ
 
 
 def rotation(params, loss):
