@@ -73,6 +73,16 @@ def test_bad_options_are_user_errors(registry):
         registry.create("losses", "corridor", T=-1)
 
 
+def test_alpha_is_the_leaky_slope_and_refused_where_it_would_do_nothing(registry):
+    """alpha with activation = "relu" was accepted and silently unused; a text alpha reached jnp.where."""
+    with pytest.raises(UserError, match=r"alpha is the leaky-ReLU slope and does nothing with activation = 'relu'"):
+        registry.create("losses", "corridor", n_hid=4, alpha=0.1)
+    with pytest.raises(UserError, match="alpha .* must be a number, got 'x'"):
+        registry.create("losses", "corridor", n_hid=4, activation="leaky-relu", alpha="x")
+    leaky = registry.create("losses", "corridor", n_hid=4, activation="leaky-relu", alpha=0.1)
+    assert leaky.extras["relu"]["spec"].alpha == 0.1
+
+
 def test_network_init_statistics_and_sizes():
     spec = NetSpec()
     assert spec.n_params == 18_000

@@ -35,6 +35,19 @@ def task_keys(task_name):
     return tuple(inspect.signature(TASKS[task_name]).parameters)
 
 
+def _check_alpha(task_name: str, options: dict) -> None:
+    """``alpha`` is the leaky-ReLU slope: a number, and given only with that activation (it was accepted with
+    ``activation = "relu"`` and silently unused)."""
+    if "alpha" not in options:
+        return
+    alpha, activation = options["alpha"], options.get("activation", NetSpec.activation)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha):
+        raise UserError(f"task {task_name!r}: alpha (the leaky-ReLU slope below 0) must be a number, got {alpha!r}")
+    if activation != "leaky-relu":
+        raise UserError(f"task {task_name!r}: alpha is the leaky-ReLU slope and does nothing with activation = "
+                        f"{activation!r}; drop it, or set activation = \"leaky-relu\"")
+
+
 def make_loss(task_name: str, **options) -> Loss:
     """Build the Loss of ``task_name`` with the given task/network/rate-map options."""
     if task_name not in TASKS:
@@ -47,6 +60,7 @@ def make_loss(task_name: str, **options) -> Loss:
     seed = options.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UserError(f"task {task_name!r}: seed must be a whole number ≥ 0, got {seed!r}")
+    _check_alpha(task_name, options)
     data = TASKS[task_name](**{k: v for k, v in options.items() if k in tkeys})
     net = {k: options[k] for k in NET_KEYS if k in options}
     spec = NetSpec(d_in=data.X.shape[1], d_out=data.Y.shape[1], **net)
