@@ -306,3 +306,25 @@ def test_record_says_which_stimuli_no_group_holds(tmp_path, capsys):
     assert "the last 2 of the run's 20 stimuli are left out (3 groups of 6)" in capsys.readouterr().out
     assert main(["record", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s.npz")]) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
+
+
+def test_a_run_whose_records_lack_a_file_is_refused(tmp_path):
+    """A removed records/step_*.npz went unnoticed: sessions were chosen over the remaining logs as if they were
+    evenly spaced in time. A gap in the logged steps is one line naming the first missing step."""
+    from flatland.infer import load_log
+
+    run = tmp_path / "run"
+    (run / "records").mkdir(parents=True)
+    (run / "config.toml").write_text("[run]\nlog_every = 20\nsteps = 300\n")
+    for end in (100, 200, 300):
+        steps = np.arange(end - 80, end + 1, 20)
+        np.savez(run / "records" / f"step_{end:010d}.npz", step=steps,
+                 responses=np.ones((1, steps.size, 6, 4), np.float32))
+    assert list(load_log(str(run)).steps) == list(range(20, 301, 20))
+    (run / "records" / "step_0000000200.npz").unlink()
+    with pytest.raises(UserError, match=r"lacks the responses of 5 logged step\(s\) \(first: step 120; the run logs "
+                                        r"every 20 steps, up to step 300\)"):
+        load_log(str(run))
+    (run / "records" / "step_0000000100.npz").unlink()     # the first file gone: a gap at the start
+    with pytest.raises(UserError, match=r"lacks the responses of 10 logged step\(s\) \(first: step 20;"):
+        load_log(str(run))

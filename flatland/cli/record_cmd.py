@@ -36,7 +36,8 @@ def add_parser(sub):
     p = sub.add_parser("record", help="cut a recording (sessions × groups × repeats × units) from a run's logged responses",
                        description=__doc__.splitlines()[0])
     p.add_argument("run_dir", metavar="RUN_DIR", help="a `flatland run` folder that logged the responses metric")
-    p.add_argument("--out", required=True, metavar="FILE.npz", help="the recording to write (must not exist)")
+    p.add_argument("--out", required=True, metavar="FILE.npz",
+                   help="the recording to write (must not exist; a missing folder above it is created)")
     p.add_argument("--sessions", type=_positive_int, default=5, help="sessions (logged steps), default 5")
     p.add_argument("--units", type=_positive_int, help="units to record, chosen at random (default: all)")
     p.add_argument("--groups", type=_positive_int, help="stimulus classes (default: blocks of ≥ 6 stimuli, ≤ 10)")

@@ -3,7 +3,8 @@
 What: ``load_log(run_dir)`` reads the ``responses`` metric that ``flatland
 run`` logged into ``records/*.npz`` (seeds × logs × stimuli × units);
 ``make_recording(log, …)`` picks ``sessions`` logged steps evenly spaced over
-a window of the run, a random subset of ``units``, groups the stimuli into
+a window of the run (the logged step nearest to each of the evenly spaced times,
+so spacings may differ by one log period), a random subset of ``units``, groups the stimuli into
 consecutive blocks (a block is a stimulus class, e.g. a stretch of a track;
 its stimuli are the class's repeats) and optionally adds observation noise.
 The result has the layout ``flatland geometry`` reads: ``responses``
@@ -84,7 +85,28 @@ def load_log(run_dir: str) -> ResponseLog:
             raise UserError(f"{f} is not a readable records file ({exc})") from None
     if not steps:
         raise UserError(f"{run_dir} has no logged responses: {_why_no_responses(run_dir)}")
-    return ResponseLog(np.concatenate(steps), np.concatenate(values, axis=1), run_dir)
+    steps = np.concatenate(steps)
+    _refuse_gaps(run_dir, steps)
+    return ResponseLog(steps, np.concatenate(values, axis=1), run_dir)
+
+
+def _refuse_gaps(run_dir: str, steps: np.ndarray) -> None:
+    """A run logs responses at every multiple of its ``log_every``: a records file that is missing (removed,
+    or copied only in part) leaves a gap, and sessions chosen across it would not be evenly spaced."""
+    import tomllib
+
+    try:
+        with open(os.path.join(run_dir, "config.toml"), "rb") as f:
+            every = int(tomllib.load(f)["run"]["log_every"])
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        every = int(steps.min())
+    if every <= 0:
+        return
+    missing = np.setdiff1d(np.arange(every, int(steps.max()) + 1, every), steps)
+    if missing.size:
+        raise UserError(f"{run_dir}/records lacks the responses of {missing.size} logged step(s) (first: step "
+                        f"{int(missing[0]):,}; the run logs every {every:,} steps, up to step {int(steps.max()):,}): "
+                        "a records/step_*.npz file is missing, so sessions would not be where they say")
 
 
 def _why_no_responses(run_dir: str) -> str:
