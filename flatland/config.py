@@ -170,11 +170,15 @@ def from_dict(raw: dict) -> RunConfig:
     _int("run", "seed", run["seed"], 0, INT64)             # the PRNG key takes a signed 64-bit seed
     for k in ("log_every", "snapshot_every", "checkpoint_every"):
         _int("run", k, run[k], 1, INT64)
+    def shown(k):   # a period the user did not set is named as the default, so the fix is clear
+        return f"{run[k]}" + ("" if k in sections["run"] else f", the default; set {k} too")
+
     if run["snapshot_every"] % run["log_every"]:
-        raise UserError(f"[run] snapshot_every ({run['snapshot_every']}) must be a multiple of log_every ({run['log_every']})")
+        raise UserError(f"[run] snapshot_every ({shown('snapshot_every')}) must be a multiple of log_every "
+                        f"({shown('log_every')})")
     if run["checkpoint_every"] % run["snapshot_every"]:
-        raise UserError(f"[run] checkpoint_every ({run['checkpoint_every']}) must be a multiple of "
-                        f"snapshot_every ({run['snapshot_every']})")
+        raise UserError(f"[run] checkpoint_every ({shown('checkpoint_every')}) must be a multiple of "
+                        f"snapshot_every ({shown('snapshot_every')})")
     for k, allowed in (("prng", PRNGS), ("ensemble", ENSEMBLES)):
         if run[k] not in allowed:
             raise UserError(f"[run] {k} must be one of {', '.join(allowed)}, got {run[k]!r}")

@@ -157,6 +157,16 @@ def test_each_bad_setting_of_the_issue_is_one_line(tmp_path, capsys, edit, messa
     assert not (tmp_path / "out").exists()
 
 
+def test_a_period_left_at_its_default_is_named_as_the_default(tmp_path, capsys):
+    """checkpoint_every = 1000 alone was refused as "must be a multiple of snapshot_every (10000)", a number the
+    config never gave."""
+    cfg = {k: dict(v) for k, v in CORRIDOR.items()}
+    cfg["run"] = {k: v for k, v in cfg["run"].items() if k != "snapshot_every"} | {"checkpoint_every": 30}
+    rc, err = _cli_run(tmp_path, cfg, tmp_path / "out", capsys)
+    assert rc == 2 and err.count("\n") == 0, err
+    assert "checkpoint_every (30) must be a multiple of snapshot_every (10000, the default; set snapshot_every too)" in err
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda t: (t / "f").write_text("x") and t / "f", "is not an empty folder"),       # --out is a file
     (lambda t: (t / "f").write_text("x") and t / "f" / "sub", "not a directory"),      # its parent is a file
