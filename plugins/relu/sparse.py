@@ -63,8 +63,13 @@ def make_sparse_grad(ctx):
     caps_arr = jnp.asarray(caps)
     fns = [lambda p, a, k=k: _compact_grad(p, a, X, Y, kappa, k) for k in caps]
 
+    XT = X.T
+
     def grad(params):
-        active = jnp.max(X @ params["W"].T + params["b"], axis=0) > 0
+        # units × inputs, reduced along the contiguous axis: ~15% cheaper than X @ Wᵀ here (34 vs 40 µs at Fig 2's
+        # size); the decision differs from the block's own only where a maximum is within round-off of 0, and
+        # such a unit's gradient is at round-off either way
+        active = jnp.max(params["W"] @ XT + params["b"][:, None], axis=1) > 0
         branch = jnp.minimum(jnp.searchsorted(caps_arr, jnp.sum(active)), len(caps) - 1)
         return jax.lax.switch(branch, fns, params, active)
 
