@@ -5,9 +5,12 @@ composition. ``flatland.theory`` holds the symbolic side, ``flatland_plugins``
 the built-in components, ``flatland.testing`` the conformance kit.
 """
 from .xla_flags import request_deterministic_gpu as _request_deterministic_gpu
+from .xla_flags import request_wide_cpu_vectors as _request_wide_cpu_vectors
 
-# Before JAX starts its backend: bit-for-bit runs on GPUs too (flatland/xla_flags.py says why).
+# Before JAX starts its backend: bit-for-bit runs on GPUs too, and 512-bit vectors on AMD CPUs with AVX-512
+# (flatland/xla_flags.py says why).
 _request_deterministic_gpu()
+_request_wide_cpu_vectors()
 
 from pathlib import Path as _Path  # noqa: E402
 
