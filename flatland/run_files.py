@@ -64,11 +64,30 @@ def read_csv(path) -> dict:
     return {h: np.asarray(data[h]) for h in header}
 
 
-def write_versions(path, plugins) -> dict:
-    """versions.json: Python, platform, jax/jaxlib/numpy/sympy/flatland/…, and each plugin's distribution."""
+#: what sets a run's round-off: a resume under other values continues the same law, not the same bits
+ROUND_OFF_KEYS = ("flatland", "jax", "jaxlib", "numpy", "machine", "jax_devices", "jax_x64", "xla_flags")
+
+
+def write_versions(path, plugins, resumed: bool = False) -> list:
+    """versions.json: Python, platform, jax/jaxlib/numpy/sympy/flatland/…, and each plugin's distribution.
+
+    On a resume whose versions differ from the file's in what sets round-off (:data:`ROUND_OFF_KEYS`), the
+    earlier record is kept under ``"earlier"`` and the differences are returned as "key: old → new" lines."""
     from .results import versions
 
     info = versions()
     info["plugins"] = [{"name": p.name, "version": p.version, "origin": p.origin} for p in plugins]
+    changed = []
+    if resumed:
+        try:
+            old = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict):
+            changed = [f"{k}: {old.get(k)!r} → {info.get(k)!r}" for k in ROUND_OFF_KEYS if old.get(k) != info.get(k)]
+            if changed:
+                info["earlier"] = old            # with its own earlier records inside
+            elif "earlier" in old:
+                info["earlier"] = old["earlier"]
     ckpt.atomic_write_text(path, json.dumps(info, indent=2) + "\n")
-    return info
+    return changed

@@ -362,7 +362,8 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
         ckpt.atomic_write_text(out / "config.toml", to_toml(cfg))
         snapshot(setup, out, files, 0, params, False)
         _write_checkpoint(ck_path, params, state, 0, setup, digest, files)
-    write_versions(out / "versions.json", setup.plugins)
+    t_resumed = t
+    other_versions = write_versions(out / "versions.json", setup.plugins, resumed=resume and t > 0)
     total, snap = cfg.run["steps"], cfg.run["snapshot_every"]
     bar = Progress(total, start=t, label=cfg.task["name"]) if progress else None
     diverged = None
@@ -392,6 +393,10 @@ def _run(setup: Setup, out: Path, ck_path: Path, resume: bool, progress: bool, f
     if bar:
         bar.close()
     summary = summarise(setup, out, diverged, time.perf_counter() - t_start, t)
+    if other_versions:
+        summary["notes"] = list(summary.get("notes", [])) + [
+            f"resumed at step {t_resumed:,} under other versions than before ({'; '.join(other_versions)}): the "
+            "steps after it follow the same law, but their round-off is not the uninterrupted run's"]
     ckpt.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     if figures:
         failed = []

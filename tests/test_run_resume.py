@@ -361,3 +361,24 @@ def test_resume_of_a_folder_whose_checkpoint_was_removed_says_so(tmp_path):
         runner.run(cfg, out, resume=True, progress=False, figures=False)
     # and nothing was deleted (its metrics, snapshots and records were, as "a stopped start's files")
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_a_resume_under_other_versions_keeps_the_earlier_record_and_says_so(tmp_path, monkeypatch):
+    """versions.json was rewritten on --resume: a run begun under one jax or XLA_FLAGS and continued under another
+    recorded only the second, and nothing said its round-off had changed. The earlier record is kept and the
+    summary notes the difference; a resume under the same versions adds nothing."""
+    import json
+
+    cfg = load(_write(tmp_path, "c.toml", SMALL.format(steps=1000)))
+    out = tmp_path / "r"
+    assert runner.run(cfg, out, progress=False, figures=False, stop_after=2) == {"stopped_at": 500}
+    first = json.loads((out / "versions.json").read_text())
+    monkeypatch.setenv("XLA_FLAGS", first["xla_flags"] + " --xla_cpu_some_other_option=1")
+    summary = runner.run(cfg, out, resume=True, progress=False, figures=False)
+    record = json.loads((out / "versions.json").read_text())
+    assert record["earlier"] == first and record["xla_flags"].endswith("--xla_cpu_some_other_option=1")
+    assert any(n.startswith("resumed at step 500 under other versions than before (xla_flags: ") for n in summary["notes"])
+    again = SMALL.format(steps=1500)                 # the same versions again: the earlier record stays, no note
+    summary = runner.run(load(_write(tmp_path, "d.toml", again)), out, resume=True, progress=False, figures=False)
+    assert json.loads((out / "versions.json").read_text())["earlier"] == first
+    assert not any("other versions" in n for n in summary.get("notes", []))
