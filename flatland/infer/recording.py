@@ -90,15 +90,24 @@ def load_log(run_dir: str) -> ResponseLog:
     return ResponseLog(steps, np.concatenate(values, axis=1), run_dir)
 
 
-def _refuse_gaps(run_dir: str, steps: np.ndarray) -> None:
-    """A run logs responses at every multiple of its ``log_every``: a records file that is missing (removed,
-    or copied only in part) leaves a gap, and sessions chosen across it would not be evenly spaced."""
+def _run_table(run_dir: str) -> dict | None:
+    """The ``[run]`` table of the folder's config.toml ({} without one); None when there is no readable file."""
     import tomllib
 
     try:
         with open(os.path.join(run_dir, "config.toml"), "rb") as f:
-            every = int(tomllib.load(f)["run"]["log_every"])
-    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+            run = tomllib.load(f).get("run", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return run if isinstance(run, dict) else {}
+
+
+def _refuse_gaps(run_dir: str, steps: np.ndarray) -> None:
+    """A run logs responses at every multiple of its ``log_every``: a records file that is missing (removed,
+    or copied only in part) leaves a gap, and sessions chosen across it would not be evenly spaced."""
+    try:
+        every = int(_run_table(run_dir)["log_every"])
+    except (TypeError, KeyError, ValueError):     # no readable config.toml: the first logged step is one period
         every = int(steps.min())
     if every <= 0:
         return
@@ -112,12 +121,9 @@ def _refuse_gaps(run_dir: str, steps: np.ndarray) -> None:
 def _why_no_responses(run_dir: str) -> str:
     """Why a run folder holds no responses: not asked for, diverged or stopped before the first log."""
     import json
-    import tomllib
 
-    try:
-        with open(os.path.join(run_dir, "config.toml"), "rb") as f:
-            run = tomllib.load(f).get("run", {})
-    except (OSError, tomllib.TOMLDecodeError):
+    run = _run_table(run_dir)
+    if run is None:
         return "it is not a flatland run folder (no readable config.toml)"
     if "responses" not in run.get("metrics", []):
         return ("run it with \"responses\" in [run] metrics (a task whose Loss declares extras['responses'], "
