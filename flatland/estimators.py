@@ -104,7 +104,9 @@ def normal_rank(loss, flat, unravel, rel_tol: float = 1e-8) -> int:
     return int(np.sum(lam > rel_tol * top)) if top > 0 else 0
 
 
-_STEP_SIZES = 0.5 ** jnp.arange(0.0, 31.0)  # the line search's candidate fractions of the full step
+# the line search's candidate fractions of the full step; NumPy, not jnp, so that importing flatland starts no
+# JAX backend (a sweep worker pins itself to one core before its backend sizes XLA's thread pool)
+_STEP_SIZES = 0.5 ** np.arange(0.0, 31.0)
 
 #: powers of H that carry the normal eigenvectors along under differentiation (see normal_newton_direction)
 _SUBSPACE_POWERS = 3
