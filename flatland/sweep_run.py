@@ -44,7 +44,7 @@ from .errors import UserError
 from .folder_lock import folder_lock
 from .progress import Progress
 from .sweep_table import ERROR_FILE, FINISHED, run_row, status_of, write_table
-from .sweep_worker import ignore_interrupts, pin_to_core, quiet_logs, run_point, usable_cores, worker_env
+from .sweep_worker import ignore_interrupts, pin_to_cores, quiet_logs, run_point, usable_cores, worker_env
 
 MANIFEST, TABLE, RUNS, CACHE = "sweep.json", "table.parquet", "runs", "jax-cache"
 
@@ -132,7 +132,7 @@ def _client(scheduler, workers, cache_dir):
     cores = usable_cores()
     if n <= len(cores):          # one core each (module doc of flatland.sweep_worker); not with more workers
         for core, address in zip(cores, sorted(client.scheduler_info()["workers"])):
-            client.run(pin_to_core, core, workers=[address])
+            client.run(pin_to_cores, {core}, workers=[address])
     return client, cluster
 
 

@@ -10,19 +10,24 @@ one, starting afresh otherwise — and returns its table row. A run that raises
 leaves ``error.txt`` (one-line reason first, then the traceback) and a
 ``failed`` row; it never takes the sweep down.
 
-Why one thread per worker: a sweep keeps every core busy with runs, and XLA's
-own thread pool would make the runs fight over the cores (the small matmuls of
-these networks gain little from threads). Why the shared cache: points with the
-same array shapes and structure lower to the same XLA program (hyperparameters
-and seeds are arguments of the compiled chunk, see :func:`flatland.runner.build`),
-so a program compiled by one worker is read from disk by the others.
-
-``pin_to_core(core)`` binds the worker process to one core. A local sweep with
-no more workers than usable cores pins worker i to core i, so the OS does not
-move the runs between cores. Measured on the 2-core machine (two single-threaded
-Fig 2 runs at once, steps against one unpinned run alone): 2.32× pinned vs 1.79×
-unpinned in one measurement, 1.85× vs 1.83× in another — it helped or did
-nothing, never hurt.
+Why one core per worker: a sweep keeps every core busy with runs, and XLA's
+own thread pool would make the runs fight over the cores. The XLA flags alone do
+not make a run single-threaded: XLA still runs independent parts of a step
+concurrently on a pool as wide as the cores it may use (a Fig 2 run with them
+used 1.7 of 2 cores). Only binding does: ``pin_to_cores(cores)`` binds every
+thread of the worker before JAX starts its backend, and a local sweep with no
+more workers than usable cores binds worker i to core i. Measured on the 2-core
+machine, Fig 2 step (float64, fast draws): one run alone 3,660 steps/s unbound,
+3,180 bound to one core; two bound runs at once 3,190 + 3,200 (1.74× the
+unbound run alone), two unbound 2,400 + 2,400 (1.31×). A sweep of four
+6×10⁴-step Fig 2 points: 2 workers 73 s, against 137 s when only the calling
+thread was bound (as before); 1 worker bound to one core 127–129 s, unbound
+175–187 s (inside a Dask worker an unbound run was slower than the same run
+alone — not explained, measured twice).
+Why the shared cache: points with the same array shapes and structure lower to
+the same XLA program (hyperparameters and seeds are arguments of the compiled
+chunk, see :func:`flatland.runner.build`), so a program compiled by one worker
+is read from disk by the others.
 """
 from __future__ import annotations
 
@@ -64,14 +69,27 @@ def prepare_process(cache_dir) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-def pin_to_core(core: int) -> bool:
-    """Bind this process to ``core`` (Linux); False where the platform cannot (nothing changes then)."""
-    if not hasattr(os, "sched_setaffinity"):
+def pin_to_cores(cores) -> bool:
+    """Bind every thread of this process to the set ``cores`` (Linux), so the threads started later inherit it.
+
+    False, changing nothing, where the platform cannot or where JAX has already started its backend:
+    XLA sizes its thread pool from the affinity when the backend starts, and a pool of two threads
+    squeezed onto one core ran 2,300 steps/s against 2,900 for a process pinned before (module doc).
+    ``os.sched_setaffinity(0, …)`` alone binds only the calling thread, which left a sweep worker's task
+    thread and XLA's pool free to roam.
+    """
+    if not hasattr(os, "sched_setaffinity") or _backend_started():
         return False
+    cores = {int(c) for c in cores}
     try:
-        os.sched_setaffinity(0, {int(core)})
+        os.sched_setaffinity(0, cores)
     except OSError:
         return False
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ():
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:   # the thread ended meanwhile
+            pass
     return True
 
 

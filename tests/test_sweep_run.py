@@ -134,23 +134,78 @@ def test_a_misspelt_component_stops_the_sweep_before_any_run(tmp_path):
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="core affinity is Linux-only")
 def test_local_workers_are_pinned_one_core_each(tmp_path):
-    """A local cluster with no more workers than usable cores puts each worker on its own core
-    (flatland.sweep_worker's module doc has the measured effect)."""
-    import os
-
+    """A local cluster with no more workers than usable cores puts each worker on its own core — every
+    thread of it, XLA's pool included, as a task sees them (flatland.sweep_worker's module doc has the
+    measured effect). Binding only the calling thread left the task thread and XLA's threads unbound."""
     from flatland.sweep_run import _client
     from flatland.sweep_worker import usable_cores
+
+    def thread_affinities():   # defined here: Dask sends it by value (a test module is not importable there)
+        """Start JAX's backend as a point does, then the core sets of every thread of the worker."""
+        import os
+
+        import jax.numpy as jnp
+
+        float(jnp.ones(3).sum())
+        out = set()
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                out.add(tuple(sorted(os.sched_getaffinity(int(tid)))))
+            except OSError:
+                pass
+        return out
 
     cores = usable_cores()
     n = min(2, len(cores))
     client, cluster = _client(None, n, tmp_path / "cache")
     try:
-        seen = client.run(lambda: sorted(os.sched_getaffinity(0)))
+        workers = sorted(client.scheduler_info()["workers"])
+        seen = [client.submit(thread_affinities, workers=[w], pure=False).result() for w in workers]
     finally:
         client.close()
         cluster.close()
-    assert sorted(c for aff in seen.values() for c in aff) == cores[:n]      # one core each, all different
-    assert all(len(aff) == 1 for aff in seen.values())
+    assert all(len(sets) == 1 and len(next(iter(sets))) == 1 for sets in seen), seen
+    assert sorted(next(iter(sets))[0] for sets in seen) == cores[:n]     # one core each, all different
+
+
+def test_pin_to_cores_binds_every_thread_and_refuses_after_jax_started():
+    """In a fresh process: a thread that exists before and one started after the pin are both bound;
+    once JAX's backend has started, pin_to_cores changes nothing and says so (late pinning is slower)."""
+    import subprocess
+    import sys
+
+    code = """
+import os, sys, threading
+import flatland
+from flatland.sweep_worker import pin_to_cores, usable_cores
+core = usable_cores()[-1]
+ev = threading.Event(); before = threading.Thread(target=ev.wait); before.start()
+assert pin_to_cores({core})
+after = threading.Thread(target=ev.wait); after.start()
+sets = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir('/proc/self/task')}
+ev.set(); before.join(); after.join()
+assert sets == {(core,)}, sets
+import jax.numpy as jnp; float(jnp.ones(2).sum())
+assert not pin_to_cores({core})
+print('ok')
+"""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("core affinity is Linux-only")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_importing_flatland_starts_no_jax_backend():
+    """A sweep worker imports flatland (unpickling its tasks) before it pins itself; a backend started by
+    the import would size XLA's pool for all cores first (see test above)."""
+    import subprocess
+    import sys
+
+    code = ("import flatland, flatland_plugins, flatland.cli, flatland.runner, flatland.sweep_run\n"
+            "from flatland.run_build import assemble\nassemble()\n"
+            "from flatland.sweep_worker import _backend_started\nprint(_backend_started())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", (out.stdout, out.stderr[-2000:])
 
 
 def test_ctrl_c_stops_a_local_sweep_in_one_line(tmp_path):
