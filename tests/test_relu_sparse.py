@@ -5,13 +5,16 @@ import jax
 
 import flatland
 from flatland.simulate import make_runner
-from flatland_plugins.relu.sparse import make_sparse_grad, make_sparse_step
+from flatland_plugins.relu.sparse import UNROLL_MAX_INPUTS, make_sparse_grad, make_sparse_step
 
 
-@pytest.mark.slow
-def test_sparse_grad_equals_dense_grad():
+@pytest.mark.parametrize("task, options", [
+    pytest.param("corridor", {}, marks=pytest.mark.slow),       # 18 inputs: the all-unit test as fused products
+    ("random-mapping", {"d_in": UNROLL_MAX_INPUTS + 8, "d_out": 5, "T": 30}),   # more inputs: as a matrix product
+])
+def test_sparse_grad_equals_dense_grad(task, options):
     reg = flatland.assemble(strict=True).registry
-    loss = reg.create("losses", "corridor", seed=0, n_hid=40)
+    loss = reg.create("losses", task, seed=0, n_hid=40, **options)
     ctx = loss.extras["relu"]
     p = loss.init(jax.random.key(0))
     for n_dead in (0, 25, 38):  # exercise several capacity buckets
