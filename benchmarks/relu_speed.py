@@ -28,7 +28,10 @@ What it measures, in one run on this machine:
    thread, before JAX starts — as a local sweep binds its workers; ``flatland.sweep_worker``)
    (what a local sweep's workers are), and one alone with XLA's default threading;
 9. the full Hessian's spectrum by stochastic Lanczos quadrature at P = 18,000
-   (``benchmarks/hessian_slq.py``), when that module is present.
+   (``benchmarks/hessian_slq.py``), when that module is present;
+10. the target rows (float64 and float32 with fast draws, the sparse step with fast draws and
+   Philox keys) and the torch loop again, in ``--rounds`` interleaved rounds: each row's best
+   round and the ratios of bests, which a spell of host slowness cannot bias against one row.
 
     .venv/bin/python benchmarks/relu_speed.py [--steps 20000] [--json out.json] [--torch-path DIR [DIR ...]]
 
@@ -89,25 +92,64 @@ def silence(params, frac_active=0.1):
     return dict(params, b=params["b"].at[..., int(round(frac_active * n)):].set(-1e3))
 
 
-def flatland_rate(steps, seeds=1, dtype="float64", metrics=LOGGED, repeats=2, prng="threefry", step="dense",
-                  sparse_state=False, draws="exact", noise=True, ensemble="loop"):
-    """Steps per second (per chain) of the compiled chunk, after one compiling call."""
+def prepared_chunk(steps, seeds=1, dtype="float64", metrics=LOGGED, prng="threefry", step="dense",
+                   sparse_state=False, draws="exact", noise=True, ensemble="loop"):
+    """A timer of one compiled chunk of ``steps`` steps: ``(timed, compile_s)``, where ``timed()`` runs the
+    chunk once more from where the last call left off and returns its seconds and records."""
     setup = runner.build(_cfg(steps, seeds, dtype, metrics, prng, step, draws, noise, ensemble))
     params, state = runner.initial_state(setup)
     if sparse_state:
         params = silence(params)
-    t0 = time.perf_counter()
-    tr = setup.chunk(runner.chunk_keys(setup, 0), params, state, jnp.asarray(0, jnp.int64))
-    jax.block_until_ready(tr.params)
-    compile_s = time.perf_counter() - t0
-    best = float("inf")
-    for r in range(repeats):
+    carry = {"params": params, "state": state, "calls": 0}
+
+    def timed():
         t0 = time.perf_counter()
-        tr = setup.chunk(runner.chunk_keys(setup, r + 1), tr.params, tr.state, jnp.asarray(0, jnp.int64))
+        tr = setup.chunk(runner.chunk_keys(setup, carry["calls"]), carry["params"], carry["state"],
+                         jnp.asarray(0, jnp.int64))
         jax.block_until_ready(tr.params)
-        best = min(best, time.perf_counter() - t0)
+        carry.update(params=tr.params, state=tr.state, calls=carry["calls"] + 1)
+        return time.perf_counter() - t0, tr.records
+
+    compile_s, _ = timed()
+    return timed, compile_s
+
+
+def flatland_rate(steps, seeds=1, repeats=2, **kw):
+    """Steps per second (per chain) of the compiled chunk: the best of ``repeats`` calls after a compiling one."""
+    timed, compile_s = prepared_chunk(steps, seeds, **kw)
+    runs = [timed() for _ in range(repeats)]
+    best = min(sec for sec, _ in runs)
     return {"steps_per_s": steps / best, "chain_steps_per_s": steps * seeds / best, "seconds": best,
-            "first_call_s": compile_s, "final_active_units": float(np.mean(np.asarray(tr.records["active_units"])[:, -1]))}
+            "first_call_s": compile_s,
+            "final_active_units": float(np.mean(np.asarray(runs[-1][1]["active_units"])[:, -1]))}
+
+
+#: the rows the targets are stated for, re-timed in interleaved rounds by ``headline``
+HEADLINE = {"f64_fastdraws": {"draws": "fast"}, "f32_fastdraws": {"dtype": "float32", "draws": "fast"},
+            "sparse_fastdraws_philox": {"step": "sparse", "sparse_state": True, "draws": "fast", "prng": "philox"}}
+TARGETS = {"f64_fastdraws": 3.0, "f32_fastdraws": 6.0, "sparse_fastdraws_philox": 6.0}
+
+
+def headline(steps, rounds, torch_paths, torch_steps):
+    """The target rows and the torch loop timed in ``rounds`` interleaved rounds (each row once a round).
+
+    Why: this host's speed drops by up to half for a minute at a time, and rows timed one after the other
+    each took their chance of landing in such a spell. Interleaved, a spell costs one round of every row,
+    not all of one row. Estimator: each row's best round (the least disturbed), and the ratio of bests;
+    the per-round ratios are printed too, so the spread is seen.
+    """
+    timers = {label: prepared_chunk(steps, **kw)[0] for label, kw in HEADLINE.items()}
+    per_round = []
+    for _ in range(rounds):
+        rates = {label: steps / timed()[0] for label, timed in timers.items()}
+        got = [torch_rate_in(path, torch_steps) for path in torch_paths] or [torch_rate(torch_steps)]
+        rates["torch"] = max(t.get("steps_per_s", float("nan")) for t in got)   # the fastest build: stricter
+        per_round.append(rates)
+    best = {k: max(r[k] for r in per_round) for k in per_round[0]}
+    ratios = {k: best[k] / best["torch"] for k in HEADLINE}
+    return {"rounds": per_round, "best": best, "ratios_of_best": ratios,
+            "round_ratios": [{k: r[k] / r["torch"] for k in HEADLINE} for r in per_round],
+            "met": {k: ratios[k] >= TARGETS[k] for k in HEADLINE}}
 
 
 def torch_rate(steps):
@@ -329,7 +371,9 @@ def main():
                          "is measured in its own child process (two torch builds cannot share one), with ratios "
                          "against each; without it, the torch importable here (if any) is measured")
     ap.add_argument("--skip", nargs="*", default=[], choices=["matmul", "ensemble", "torch", "hessian", "float32", "sparse",
-                                                           "breakdown", "shared", "slq"])
+                                                           "breakdown", "shared", "slq", "headline"])
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds for the target rows and torch (the 'headline' section; 0 skips it)")
     args = ap.parse_args()
     res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__,
                        "xla_flags": os.environ.get("XLA_FLAGS", ""), "loadavg": os.getloadavg()}}
@@ -391,6 +435,10 @@ def main():
             res.setdefault("ratios_by_torch", {})[t_res["torch"]] = ratios
             res.setdefault("ratios", ratios)
             print(f"ratios against torch {t_res['torch']} (targets: f64 ≥ 3, f32 ≥ 6, sparse ≥ 6)", ratios)
+    if "headline" not in args.skip and "torch" not in args.skip and args.rounds > 0:
+        res["headline"] = headline(args.steps, args.rounds, args.torch_path, args.torch_steps)
+        print(f"target rows in {args.rounds} interleaved rounds (best round of each; targets {TARGETS})",
+              json.dumps(res["headline"], indent=1))
     if "shared" not in args.skip:
         res["shared_cores"] = shared_cores(args.steps)
         print("two runs sharing the cores (target ≥ 1.7: two_pinned_over_one, bound as a sweep binds its workers)",
