@@ -5,9 +5,10 @@ Each point of the sweep file (a base run config and axes; see
 ``flatland run`` into ``DIR/runs/<index>-<id>/``; one row per run goes to
 ``DIR/table.parquet`` (pandas reads it); ``flatland report DIR`` makes the
 figures and the summary. Without ``--scheduler`` a local Dask cluster of
-``--workers`` processes (default: one per core), one thread each, runs the
-points; with it, the cluster at ADDRESS is used as it is (start its workers with
-``--nthreads 1``). ``--resume`` continues a killed sweep: finished runs are
+``--workers`` processes (default: one per core), one thread each and each
+bound to its own core, runs the points; with it, the cluster at ADDRESS is used
+as it is (start its workers with ``--nthreads 1``, each bound to a core, e.g.
+under ``taskset -c N``). ``--resume`` continues a killed sweep: finished runs are
 kept, partial ones continue from their last checkpoint. Exit status 0 when
 every run finished (done or diverged), 1 when some failed, 2 for bad input.
 """
