@@ -168,12 +168,17 @@ def test_local_workers_are_pinned_one_core_each(tmp_path):
     assert sorted(next(iter(sets))[0] for sets in seen) == cores[:n]     # one core each, all different
 
 
-def test_pin_to_cores_binds_every_thread_and_refuses_after_jax_started():
-    """In a fresh process: a thread that exists before and one started after the pin are both bound;
-    once JAX's backend has started, pin_to_cores changes nothing and says so (late pinning is slower)."""
+def _fresh_python(code: str):
+    """Run ``code`` in a new interpreter (JAX not started, this process's core binding untouched)."""
     import subprocess
     import sys
 
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_pin_to_cores_binds_every_thread_and_refuses_after_jax_started():
+    """In a fresh process: a thread that exists before and one started after the pin are both bound;
+    once JAX's backend has started, pin_to_cores changes nothing and says so (late pinning is slower)."""
     code = """
 import os, sys, threading
 import flatland
@@ -191,20 +196,17 @@ print('ok')
 """
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("core affinity is Linux-only")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = _fresh_python(code)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_importing_flatland_starts_no_jax_backend():
     """A sweep worker imports flatland (unpickling its tasks) before it pins itself; a backend started by
     the import would size XLA's pool for all cores first (see test above)."""
-    import subprocess
-    import sys
-
     code = ("import flatland, flatland_plugins, flatland.cli, flatland.runner, flatland.sweep_run\n"
             "from flatland.run_build import assemble\nassemble()\n"
             "from flatland.sweep_worker import _backend_started\nprint(_backend_started())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = _fresh_python(code)
     assert out.returncode == 0 and out.stdout.strip() == "False", (out.stdout, out.stderr[-2000:])
 
 
