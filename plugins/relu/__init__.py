@@ -3,7 +3,8 @@
 Losses (tasks × network): ``corridor`` (the Fig 2 task), ``circular-track``,
 ``random-mapping``, ``smoothed-mapping`` — each ``create("losses", name,
 seed=…, n_hid=…, dtype=…, …)``. Metrics: normalised loss, active fraction,
-active units, SI, shuffle-corrected SI, place cells, tr H and the Gauss–Newton
+active units, SI, shuffle-corrected SI (on the training samples, and on a dense probe walk of the same
+track), place cells, tr H and the Gauss–Newton
 Hessian functionals, all pure JAX for in-loop logging (place-field metrics
 require ``extras["place"]``, a task with positions). Run extension ``relu``
 (:mod:`.extension`): what ``flatland run`` adds for these tasks. Checks: the
@@ -60,6 +61,8 @@ METRICS = {  # name: (needs positions, summary); functions are metrics.FUNCS[nam
     "si_corrected": (True, "relu net: mean over active units of SI minus its mean under time shuffles"),
     "place_cells": (True, "relu net: number of units with SI > 0.01 bits (at T = 150 all active units: bias)"),
     "place_cells_significant": (True, "relu net: units with SI > 0.01 bits that also beat all their time shuffles"),
+    "si_probe": (True, "relu net: mean SI over active units with rate maps on a dense probe walk (~150 samples a bin)"),
+    "si_probe_corrected": (True, "relu net: si_probe minus each unit's mean SI under the probe's time shuffles"),
     "hess_trace": (False, "relu net: tr H = 2κ‖J‖²_F from the network's structure (exact for ReLU), no eigensolve"),
 }
 

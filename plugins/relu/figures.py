@@ -39,7 +39,8 @@ def _load_snapshots(out: Path):
 
 LABELS = {"loss_norm": "loss / loss at step 0", "active_units": "fraction of units\nactive anywhere",
           "active_fraction": "active fraction\n(of positions × units)", "si": "mean SI\n(bits, place cells)",
-          "si_corrected": "SI − shuffle SI\n(bits)", "hess_trace": "tr H"}
+          "si_corrected": "SI − shuffle SI\n(bits)", "si_probe_corrected": "probe SI − shuffle\n(bits)",
+          "hess_trace": "tr H"}
 
 
 def _running(y: np.ndarray, w: int):
@@ -60,7 +61,8 @@ def curves(out: Path, plt):
     m = read_csv(out / "metrics.csv")
     if not m or m["step"].size == 0:
         return None
-    panels = [k for k in ("loss_norm", "active_units", "active_fraction", "si", "si_corrected", "hess_trace") if k in m]
+    names = ("loss_norm", "active_units", "active_fraction", "si", "si_corrected", "si_probe_corrected", "hess_trace")
+    panels = [k for k in names if k in m]
     fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 1.8 * len(panels) + 0.4), sharex=True)
     axes = np.atleast_1d(axes)
     seeds = np.unique(m["seed"])

@@ -22,6 +22,12 @@ Definitions (Ratzon, Derdikman & Barak, eLife 2024):
 * ``si_corrected`` — mean over active units of SI − mean SI of the same unit under
   ``n_shuffles`` fixed random permutations of time against position (the bias
   estimate); ≈ 0 for a unit without spatial tuning.
+* ``si_probe`` / ``si_probe_corrected`` — the same two statistics with the rate maps taken on a probe
+  walk: the training walk continued for ``probe_samples`` more steps in the same environment (default 150
+  per bin), inputs normalised with the training set's constants, averaged over the units active on the
+  training inputs. With ~150 samples a bin the shuffle bias is ~0.01–0.3 bits instead of most of the
+  value, so these measure the tuning of the network along the track rather than which of 150 samples a
+  unit happens to fire on. Built on first use (the walk is generated once per loss).
 * ``place_cells`` — number of units with SI > ``place_threshold`` (the public code's
   rule). With T = 150 samples in 100 bins every active unit's SI exceeds 0.01 bits
   by sampling bias alone, so this count equals the active-unit count: it cannot
@@ -122,22 +128,52 @@ def place_cells(params, ctx):
     return jnp.sum(unit_si(params, ctx) > ctx["place"]["place_threshold"]).astype(jnp.float64)
 
 
-def _si_and_shuffles(params, ctx):
-    """(SI per unit (n_hid,), SI per unit under each fixed shuffle (K, n_hid))."""
-    pc = ctx["place"]
-    h = jnp.maximum(hidden(params, ctx["X"], ctx["spec"]), 0)
-    s = _skaggs(*_rates(h, jnp.asarray(pc["bin_idx"]), pc["n_bins"]))
-    sh = jnp.asarray(pc["shuffle_idx"])
+def _si_and_shuffles_of(h, place):
+    """(SI per unit (n_hid,), SI per unit under each fixed shuffle (K, n_hid)) of activity ``h`` (T, n_hid)."""
+    s = _skaggs(*_rates(h, jnp.asarray(place["bin_idx"]), place["n_bins"]))
+    sh = jnp.asarray(place["shuffle_idx"])
     if sh.shape[0] == 0:
         return s, jnp.zeros((0,) + s.shape, s.dtype)
-    return s, jax.vmap(lambda i: _skaggs(*_rates(h, i, pc["n_bins"])))(sh)
+    return s, jax.vmap(lambda i: _skaggs(*_rates(h, i, place["n_bins"])))(sh)
+
+
+def _si_and_shuffles(params, ctx):
+    return _si_and_shuffles_of(jnp.maximum(hidden(params, ctx["X"], ctx["spec"]), 0), ctx["place"])
+
+
+def _corrected(s, s_sh):
+    return jnp.nanmean(s - jnp.mean(s_sh, axis=0)) if s_sh.shape[0] else jnp.nanmean(s)
 
 
 def si_corrected(params, ctx):
-    s, s_sh = _si_and_shuffles(params, ctx)
-    if s_sh.shape[0] == 0:
-        return jnp.nanmean(s)
-    return jnp.nanmean(s - jnp.mean(s_sh, axis=0))
+    return _corrected(*_si_and_shuffles(params, ctx))
+
+
+def _probe_si(params, ctx):
+    """SI per unit and under shuffles on the probe walk, NaN for units inactive on the training inputs (a
+    unit silent there is dead however it answers the probe's slightly different inputs)."""
+    probe = ctx["probe"]()
+    s, s_sh = _si_and_shuffles_of(jnp.maximum(hidden(params, jnp.asarray(probe["X"]), ctx["spec"]), 0), probe["place"])
+    active = jnp.any(active_matrix(params, ctx["X"]), axis=0)
+    return jnp.where(active, s, jnp.nan), s_sh
+
+
+def si_probe(params, ctx):
+    """Mean Skaggs SI (bits) on the probe walk over the units active on the training inputs."""
+    return jnp.nanmean(_probe_si(params, ctx)[0])
+
+
+def si_probe_corrected(params, ctx):
+    """``si_probe`` minus each unit's mean SI under the probe's time shuffles."""
+    return _corrected(*_probe_si(params, ctx))
+
+
+def probe_context(walk, track, dtype, **place_options):
+    """Inputs, binning and shuffles of a probe walk ``(X, position, direction)`` (see ``tasks.probe_walk``),
+    binned as the training set is (``place_options`` as for :func:`place_context`)."""
+    X, pos, direction = walk
+    # host arrays: the context is cached, and a JAX array made while tracing would leak the trace
+    return {"X": np.asarray(X, dtype), "place": place_context(pos, direction, track, **place_options)}
 
 
 def place_cells_significant(params, ctx):
@@ -156,7 +192,8 @@ def hess_trace(params, ctx):
 FUNCS = {
     "loss_norm": loss_norm, "active_fraction": active_fraction, "active_units": active_units,
     "si": si, "si_corrected": si_corrected, "place_cells": place_cells,
-    "place_cells_significant": place_cells_significant, "hess_trace": hess_trace,
+    "place_cells_significant": place_cells_significant, "si_probe": si_probe,
+    "si_probe_corrected": si_probe_corrected, "hess_trace": hess_trace,
 }
 
 

@@ -3,7 +3,7 @@
 What: ``make_loss(task_name, **options)`` splits ``options`` into task
 parameters (see :mod:`.tasks`), network parameters (``n_hid``, ``activation``,
 ``regime``, ``dtype``, ``alpha``) and rate-map parameters (``n_bins``,
-``n_shuffles``, ``place_threshold``), generates the data, and returns a
+``n_shuffles``, ``shuffle_seed``, ``place_threshold``, ``probe_samples``), generates the data, and returns a
 :class:`flatland.Loss` with ``residuals(params) = f(X) − Y`` of shape
 (T, d_out), κ = 1/(T·d_out) (mean squared error, the paper's loss),
 ``init(key)`` drawing the paper's initialisation, and
@@ -11,11 +11,13 @@ parameters (see :mod:`.tasks`), network parameters (``n_hid``, ``activation``,
 run extension read: spec, X, Y (as arrays of the run's dtype), kappa, var_y,
 positions and binning — ``extras["responses"]``, the hidden layer's
 activity per input (T, n_hid) that the ``responses`` metric records — and, for a task with positions, ``extras["place"]``
-(the binning), which the place-field metrics declare in ``requires``. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
+(the binning), which the place-field metrics declare in ``requires``; ``extras["relu"]["probe"]()`` builds
+the probe walk's context (inputs, binning) on first call. d_in/d_out follow from the task; an explicit ``d_in``/``d_out``
 option is passed to the task where the task takes it.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import jax.numpy as jnp
@@ -25,10 +27,11 @@ from flatland import Loss, UserError
 
 from . import metrics as M
 from .network import NetSpec, activation_fn, forward, hidden, init_params
-from .tasks import TASKS
+from .tasks import TASKS, probe_walk
 
 NET_KEYS = ("n_hid", "activation", "regime", "dtype", "alpha")
-PLACE_KEYS = ("n_bins", "n_shuffles", "shuffle_seed", "place_threshold")
+PLACE_KEYS = ("n_bins", "n_shuffles", "shuffle_seed", "place_threshold", "probe_samples")
+PROBE_PER_BIN = 150  # default probe length per rate-map bin (the training set has 1.5 at T = 150, 100 bins)
 
 
 def task_keys(task_name):
@@ -46,6 +49,13 @@ def _check_alpha(task_name: str, options: dict) -> None:
     if activation != "leaky-relu":
         raise UserError(f"task {task_name!r}: alpha is the leaky-ReLU slope and does nothing with activation = "
                         f"{activation!r}; drop it, or set activation = \"leaky-relu\"")
+
+
+def _probe_samples(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise UserError(f"probe_samples (the length of the probe walk for si_probe metrics) must be a whole number "
+                        f"≥ 2, got {n!r}")
+    return int(n)
 
 
 def make_loss(task_name: str, **options) -> Loss:
@@ -72,8 +82,10 @@ def make_loss(task_name: str, **options) -> Loss:
     ctx = {"spec": spec, "X": X, "Y": Y, "kappa": kappa, "var_y": var_y, "task": data,
            "place": None}
     if data.pos is not None:
-        pk = {k: options[k] for k in PLACE_KEYS if k in options}
+        pk = {k: options[k] for k in PLACE_KEYS if k in options and k != "probe_samples"}
         ctx["place"] = M.place_context(data.pos, data.direction, data.track, **pk)
+        n_probe = _probe_samples(options.get("probe_samples", PROBE_PER_BIN * ctx["place"]["n_bins"]))
+        ctx["probe"] = functools.cache(lambda: M.probe_context(probe_walk(data, n_probe), data.track, dt, **pk))
 
     def residuals(params):
         return forward(params, X, spec) - Y

@@ -61,9 +61,11 @@ class TaskData:
         return self.X.shape[0]
 
 
-def minmax(a: np.ndarray) -> np.ndarray:
-    """Min–max normalise the whole array to [−1, 1] (a constant array → 0)."""
-    lo, hi = float(np.min(a)), float(np.max(a))
+def minmax(a: np.ndarray, ref: Optional[np.ndarray] = None) -> np.ndarray:
+    """Min–max normalise the whole array to [−1, 1] (a constant array → 0); with ``ref``, use ``ref``'s
+    minimum and maximum instead (a probe walk is mapped as its training set was, so it may leave [−1, 1])."""
+    ref = a if ref is None else ref
+    lo, hi = float(np.min(ref)), float(np.max(ref))
     if hi - lo <= 0:
         return np.zeros_like(a)
     return 2.0 * (a - lo) / (hi - lo) - 1.0
@@ -154,7 +156,23 @@ def corridor(seed: int = 0, T: int = 150, size_x: float = 1.0, size_y: float = 1
             raise UserError(f"task parameter {name} must be a number ≥ 0{' and < 1' if 'buffer' in name else ''}, got {v!r}")
     _choice("texture", texture, ("continuous", "public"))
     _choice("heading_change", heading_change, ("wrapped", "public"))
-    T, n_rays = int(T), int(n_rays)
+    settings = dict(seed=seed, T=int(T), size_x=size_x, size_y=size_y, buffer_x=buffer_x, buffer_y=buffer_y, v0=v0,
+                    speed_sd=speed_sd, heading_sd=heading_sd, n_rays=int(n_rays), fov_half=fov_half, kernel=kernel,
+                    texture=texture, heading_change=heading_change)
+    X, Y, pos, direction, track = _corridor_walk(int(T), **settings)
+    return TaskData("corridor", _corridor_inputs(X, int(n_rays)), minmax(Y), pos, direction, track, settings)
+
+
+def _corridor_inputs(X, n_rays, ref=None):
+    """View block and heading column each min–max normalised (with ``ref``'s constants when given)."""
+    ref = X if ref is None else ref
+    return np.concatenate([minmax(X[:, :n_rays], ref[:, :n_rays]), minmax(X[:, n_rays:], ref[:, n_rays:])], axis=1)
+
+
+def _corridor_walk(n, seed, T, size_x, size_y, buffer_x, buffer_y, v0, speed_sd, heading_sd, n_rays, fov_half, kernel,
+                   texture, heading_change):
+    """The first ``n`` steps of the seed's walk, unnormalised: (X, Y, position, direction, track). The draws
+    come in a fixed order, so a longer walk starts with the shorter one (``T`` itself is not used)."""
     rng = np.random.default_rng(seed)
     box = _Corridor(size_x, size_y, n_rays, kernel, texture, rng)
     xl = (-size_x / 2 + buffer_x * size_x, size_x / 2 - buffer_x * size_x)
@@ -165,11 +183,11 @@ def corridor(seed: int = 0, T: int = 150, size_x: float = 1.0, size_y: float = 1
     theta_v = 0.0
     view_heading = theta
     view = box.view(x, y, theta, n_rays, fov_half)
-    X = np.empty((T, n_rays + 1))
-    Y = np.empty((T, n_rays))
-    pos = np.empty(T)
-    direction = np.empty(T)
-    for t in range(T):
+    X = np.empty((n, n_rays + 1))
+    Y = np.empty((n, n_rays))
+    pos = np.empty(n)
+    direction = np.empty(n)
+    for t in range(n):
         X[t, :n_rays] = view
         pos[t] = y
         direction[t] = 1.0 if math.cos(view_heading) >= 0 else -1.0
@@ -190,11 +208,13 @@ def corridor(seed: int = 0, T: int = 150, size_x: float = 1.0, size_y: float = 1
         d = theta - theta_t
         X[t, n_rays] = d if heading_change == "public" else (d + math.pi) % (2 * math.pi) - math.pi
         Y[t] = view
-    X = np.concatenate([minmax(X[:, :n_rays]), minmax(X[:, n_rays:])], axis=1)
-    settings = dict(seed=seed, T=T, size_x=size_x, size_y=size_y, buffer_x=buffer_x, buffer_y=buffer_y, v0=v0,
-                    speed_sd=speed_sd, heading_sd=heading_sd, n_rays=n_rays, fov_half=fov_half, kernel=kernel,
-                    texture=texture, heading_change=heading_change)
-    return TaskData("corridor", X, minmax(Y), pos - yl[0], direction, (0.0, yl[1] - yl[0]), settings)
+    return X, Y, pos - yl[0], direction, (0.0, yl[1] - yl[0])
+
+
+def _corridor_probe(settings, n):
+    T = settings["T"]
+    X, _, pos, direction, _ = _corridor_walk(T + n, **settings)
+    return _corridor_inputs(X[T:], settings["n_rays"], ref=X[:T]), pos[T:], direction[T:]
 
 
 def circular_track(seed: int = 0, T: int = 150, d: int = 17, circumference: float = 120.0, fov: float = 30.0,
@@ -212,19 +232,30 @@ def circular_track(seed: int = 0, T: int = 150, d: int = 17, circumference: floa
         _positive(name, v)
     _samples(T)
     _positive("d", d, integer=True)
-    T, d = int(T), int(d)
+    settings = dict(seed=seed, T=int(T), d=int(d), circumference=circumference, fov=fov, step_scale=step_scale)
+    views, p = _circular_walk(int(T), **settings)
+    return TaskData("circular-track", minmax(views[:-1]), minmax(views[1:]), p[:-1] % circumference,
+                    np.ones(int(T)), (0.0, circumference), settings)
+
+
+def _circular_walk(n, seed, T, d, circumference, fov, step_scale):
+    """Views (n + 1, d) and positions (n + 1,) of the first ``n`` steps of the seed's walk; the step size
+    follows the training set's ``T``, so a longer walk starts with the shorter one."""
     rng = np.random.default_rng(seed)
-    n = int(round(circumference))
-    tex = minmax(gaussian_filter1d(rng.uniform(size=n), circumference / fov, mode="wrap"))
+    m = int(round(circumference))
+    tex = minmax(gaussian_filter1d(rng.uniform(size=m), circumference / fov, mode="wrap"))
     step = circumference / T * step_scale
-    p = np.cumsum(rng.uniform(size=T + 1) * step)
-    u = (p[:, None] + np.linspace(0, fov, d)[None, :]) % circumference * (n / circumference)
+    p = np.cumsum(rng.uniform(size=n + 1) * step)
+    u = (p[:, None] + np.linspace(0, fov, d)[None, :]) % circumference * (m / circumference)
     i0 = np.floor(u).astype(int)
     f = u - i0
-    views = (1 - f) * tex[i0 % n] + f * tex[(i0 + 1) % n]
-    settings = dict(seed=seed, T=T, d=d, circumference=circumference, fov=fov, step_scale=step_scale)
-    return TaskData("circular-track", minmax(views[:-1]), minmax(views[1:]), p[:-1] % circumference,
-                    np.ones(T), (0.0, circumference), settings)
+    return (1 - f) * tex[i0 % m] + f * tex[(i0 + 1) % m], p
+
+
+def _circular_probe(settings, n):
+    T = settings["T"]
+    views, p = _circular_walk(T + n, **settings)
+    return minmax(views[T:T + n], views[:T]), p[T:T + n] % settings["circumference"], np.ones(n)
 
 
 def random_mapping(seed: int = 0, T: int = 150, d_in: int = 18, d_out: int = 17) -> TaskData:
@@ -253,9 +284,20 @@ def smoothed_mapping(seed: int = 0, T: int = 150, d_in: int = 18, d_out: int = 1
                     settings=dict(seed=seed, T=T, d_in=d_in, d_out=d_out, smooth=smooth))
 
 
+def probe_walk(data: TaskData, n: int):
+    """The training walk continued for ``n`` more steps in the same environment: (X, position, direction), the
+    inputs normalised with the training set's constants. A dense probe of the network's tuning along the track:
+    rate maps from 150 training samples in 100 bins are dominated by sampling noise. Tasks without positions
+    have none (``None``)."""
+    walk = PROBES.get(data.name)
+    return None if walk is None else walk(data.settings, int(n))
+
+
 TASKS = {
     "corridor": corridor,
     "circular-track": circular_track,
     "random-mapping": random_mapping,
     "smoothed-mapping": smoothed_mapping,
 }
+
+PROBES = {"corridor": _corridor_probe, "circular-track": _circular_probe}
