@@ -64,8 +64,6 @@ def test_relu_checks_registered():
 #: rows that fail under the stricter rules of #11 item 6, with the measured reason; the test below
 #: asserts the reason still holds, so a change that makes them pass (or fail otherwise) is noticed
 FINDINGS = {
-    # shuffle-corrected SI falls (−0.13 ± 0.02 bits, 8 seeds) while raw SI rises (+1.38): the raw rise is bias
-    "relu-update-noise-si": lambda r: r.measured < -3 * r.stderr,
     # RMSprop lr 0.01 collapses the active fraction (0.52 → ~0.13) in its first ~3·10³ steps, a start-up
     # transient while its loss still falls to its own plateau; from that plateau on it falls 0.09 ± 0.005
     "relu-rmsprop-sparsifies": lambda r: r.details["loss_on_plateau"] and r.measured < 0.25
