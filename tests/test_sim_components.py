@@ -177,3 +177,26 @@ def test_momentum_is_heavy_ball(registry):
     p2, v2, _ = step(jax.random.PRNGKey(0), p1, v1, h)
     np.testing.assert_allclose(v2, 0.5 * v1 - 0.1 * jax.grad(loss)(p1))
     np.testing.assert_allclose(p2, p1 + v2)
+
+
+@pytest.mark.parametrize("eps_in_sqrt", [True, False])
+def test_rmsprop_puts_eps_where_asked(registry, eps_in_sqrt):
+    """Two steps near a minimum (|g| ~ 1e-5 ≪ √ε = 1e-4): optax's g/√(ν+ε) and PyTorch's g/(√ν+ε) differ
+    by a factor ~10 there, so the option must reach optax."""
+    from flatland.errors import UserError
+
+    learner = registry.create("learners", "rmsprop", eps_in_sqrt=eps_in_sqrt)
+    loss, none = registry.create("losses", "half-x2y2"), registry.create("noise", "none")
+    step = make_step(loss, none, learner)
+    lr, decay, eps = 0.01, 0.99, 1e-8
+    h = {"learner": as_hyper(learner.hyper, {"lr": lr, "decay": decay, "eps": eps}), "noise": {}}
+    p, nu = jnp.asarray([1e-5, 1.0]), 0.0
+    s = learner.init(p, h["learner"])
+    for _ in range(2):
+        g = jax.grad(loss)(p)
+        nu = decay * nu + (1 - decay) * g ** 2
+        want = p - lr * g / (jnp.sqrt(nu + eps) if eps_in_sqrt else jnp.sqrt(nu) + eps)
+        p, s, _ = step(jax.random.PRNGKey(0), p, s, h)
+        np.testing.assert_allclose(p, want, rtol=1e-12)
+    with pytest.raises(UserError, match="eps_in_sqrt must be true or false"):
+        registry.create("learners", "rmsprop", eps_in_sqrt="no")
