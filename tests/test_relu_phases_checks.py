@@ -112,3 +112,24 @@ def test_an_adaptive_learners_sparsification_is_judged_net_of_the_gd_control(mon
     assert row.measured == pytest.approx(0.15, abs=0.02) and not row.passed, row
     runs["gd"] = fall(0.0)
     assert checks._check_adaptive("adam", "Adam")(types.SimpleNamespace(seed=0))[0].passed
+
+
+def test_the_si_row_is_judged_on_the_probe_si_net_of_the_gd_control():
+    """Synthetic records: a probe SI rise that the GD control shows as well is no rise (the row fails), one of
+    0.5 bits over a control's 0.04 is; the training samples' statistics are reported, never judged."""
+    from flatland_plugins.relu import checks
+
+    rng = np.random.default_rng(0)
+    S, n = 8, 40
+
+    def cond(rise, train_corrected=-0.13):
+        ramp = np.linspace(0, 1, n)
+        rec = {"si_probe_corrected": 1.2 + rise * ramp + 0.01 * rng.standard_normal((S, n)),
+               "si_corrected": 0.45 + train_corrected * ramp + np.zeros((S, n)), "si": 1.3 + ramp + np.zeros((S, n))}
+        return {"records": rec, "start": {k: v[:, 0] for k, v in rec.items()}}
+
+    both = checks._si_row(cond(0.3), cond(0.3))
+    assert not both.passed and abs(both.measured) < 3 * both.stderr + 0.01, both
+    row = checks._si_row(cond(0.5), cond(0.04))
+    assert row.passed and row.measured > 0.3, row
+    assert row.details["delta_si_train_corrected"] < 0
