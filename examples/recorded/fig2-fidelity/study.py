@@ -12,7 +12,9 @@ SI > 0.01 bits. The variants switch one thing at a time against the base
 (flatland's defaults, task seed 0, run seed 0): the network seed, the public
 code's wall texture mapping, its unwrapped heading change. Every variant logs
 three place-cell counts side by side: SI > 0.01 bits (raw), the same with SI
-also beating all 10 time shuffles, and active units.
+also beating all 10 time shuffles, and active units; and the mean SI four ways:
+raw and shuffle-corrected on the 150 training samples, and both on a probe walk
+of 15,000 samples (the training walk continued; the relu plugin's si_probe).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ N_HID = 500
 THRESHOLDS = (0.01, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 SCALE = {"place_cells": 1, "place_cells_significant": 1, "active_units": N_HID}  # counts vs fraction of units
 METRICS = ["loss_norm", "active_fraction", "active_units", "si", "si_corrected", "place_cells",
-           "place_cells_significant"]
+           "place_cells_significant", "si_probe", "si_probe_corrected"]
 SIGMA = 0.013894954943731374
 VARIANTS = {  # name: {config section: overrides}
     "base-seed0": {},
@@ -111,7 +113,7 @@ def report(out: Path) -> None:
     paper = [199, 221, 170, 157]
     cols = ("place_cells", "place_cells_significant", "active_units")
     rows = []
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), sharex=True)
     for name in VARIANTS:
         f = out / name / "metrics.csv"
         if not f.exists():
@@ -125,15 +127,20 @@ def report(out: Path) -> None:
                 i = int(i[0])
                 rows.append({"variant": name, "step": t, "paper_place_cells": p,
                              **{c: int(round(m[c][i] * SCALE[c])) for c in cols},
-                             "si_raw_bits": round(float(m["si"][i]), 3), "si_corrected_bits": round(float(m["si_corrected"][i]), 3),
+                             **{f"{k}_bits": round(float(m[k][i]), 3) for k in ("si", "si_corrected", "si_probe",
+                                                                                 "si_probe_corrected")},
                              "loss_norm": round(float(m["loss_norm"][i]), 4)}
                             | (end_hessian(out, name) if t == at[-1] else {}))
         for ax, col in zip(axes, cols):
             ax.plot(m["step"], m[col] * SCALE[col], label=name, lw=1)
+        line, = axes[3].plot(m["step"], m["si_probe_corrected"], lw=1)
+        axes[3].plot(m["step"], m["si_corrected"], lw=1, ls="--", color=line.get_color())
     for ax, title in zip(axes, ("SI > 0.01 bits (the public code's rule)", "SI > 0.01 and > all 10 shuffles",
                                 "active units")):
         ax.plot(at, paper, "ko", label="paper: place cells")
         ax.set(title=title, xlabel="step", ylabel=f"units of {N_HID}", ylim=(0, N_HID + 10))
+    axes[3].set(title="mean SI, shuffle-corrected: probe walk (solid),\n150 training samples (dashed)",
+                xlabel="step", ylabel="bits")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(HERE / "place_cells.png", dpi=110)
