@@ -36,6 +36,7 @@ import shutil
 import traceback
 from pathlib import Path
 
+from .compile_cache import use_compilation_cache
 from .sweep_table import ERROR_FILE, run_row
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -60,13 +61,10 @@ def _backend_started() -> bool:
 
 def prepare_process(cache_dir) -> None:
     """Apply :func:`worker_env` to this process where it can still take effect (idempotent)."""
-    import jax
-
     if not _backend_started():
         for k, v in worker_env(cache_dir).items():
             os.environ[k] = v
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    use_compilation_cache(cache_dir, 0.0)
 
 
 def pin_to_cores(cores) -> bool:

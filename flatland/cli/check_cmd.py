@@ -91,10 +91,9 @@ def enable_compilation_cache() -> str | None:
         where = os.path.join(base, "flatland", "xla")
     try:
         os.makedirs(where, exist_ok=True)
-        import jax
+        from flatland.compile_cache import use_compilation_cache
 
-        jax.config.update("jax_compilation_cache_dir", where)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        use_compilation_cache(where, 0.5)
     except Exception:  # an unwritable cache only costs time
         return None
     return where
