@@ -77,16 +77,23 @@ def test_default_probe_is_150_samples_a_bin_and_built_once(registry):
 
 
 def test_probe_si_is_the_mean_over_units_active_on_the_training_inputs(registry):
+    """A unit silent on every training input but firing on some probe inputs is left out (it is dead as the
+    network's activity goes), and so is a unit silent everywhere."""
     loss = registry.create("losses", "corridor", n_hid=12, probe_samples=2000)
     ctx = loss.extras["relu"]
     p = loss.init(jax.random.key(2))
-    p = dict(p, b=p["b"].at[3].set(-1e3))  # unit 3 silent on every input
     probe = ctx["probe"]()
+    w_train, w_probe = np.asarray(ctx["X"] @ p["W"].T), probe["X"] @ np.asarray(p["W"]).T
+    gap = w_probe.max(0) - w_train.max(0)
+    j = int(np.argmax(gap))                            # the unit the probe drives furthest beyond training
+    assert gap[j] > 1e-3
+    p = dict(p, b=p["b"].at[j].set(-w_train[:, j].max() - gap[j] / 2).at[(j + 1) % 12].set(-1e3))
     h = np.maximum(np.asarray(hidden(p, jnp.asarray(probe["X"]), ctx["spec"])), 0)
     s, s_sh = (np.asarray(a) for a in M._si_and_shuffles_of(jnp.asarray(h), probe["place"]))
     active = (np.asarray(ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)
-    assert not active[3] and active.sum() >= 6
+    assert not active[j] and not active[(j + 1) % 12] and np.isfinite(s[j]) and active.sum() >= 6
     assert float(M.si_probe(p, ctx)) == pytest.approx(np.nanmean(s[active]))
+    assert float(M.si_probe(p, ctx)) != pytest.approx(np.nanmean(s))
     assert float(M.si_probe_corrected(p, ctx)) == pytest.approx(np.nanmean((s - s_sh.mean(0))[active]))
 
 

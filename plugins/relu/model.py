@@ -17,7 +17,6 @@ option is passed to the task where the task takes it.
 """
 from __future__ import annotations
 
-import functools
 import inspect
 
 import jax.numpy as jnp
@@ -30,7 +29,8 @@ from .network import NetSpec, activation_fn, forward, hidden, init_params
 from .tasks import TASKS, probe_walk
 
 NET_KEYS = ("n_hid", "activation", "regime", "dtype", "alpha")
-PLACE_KEYS = ("n_bins", "n_shuffles", "shuffle_seed", "place_threshold", "probe_samples")
+PLACE_KEYS = ("n_bins", "n_shuffles", "shuffle_seed", "place_threshold")
+PROBE_KEYS = ("probe_samples",)
 PROBE_PER_BIN = 150  # default probe length per rate-map bin (the training set has 1.5 at T = 150, 100 bins)
 
 
@@ -51,6 +51,21 @@ def _check_alpha(task_name: str, options: dict) -> None:
                         f"{activation!r}; drop it, or set activation = \"leaky-relu\"")
 
 
+class LazyProbe:
+    """``ctx["probe"]()``: the probe walk's context (:func:`metrics.probe_context`), built on the first call and
+    kept; a plain object, so a context holding it still pickles."""
+
+    def __init__(self, data, n, dtype, place_options):
+        self.data, self.n, self.dtype, self.place_options = data, n, dtype, place_options
+        self.value = None
+
+    def __call__(self):
+        if self.value is None:
+            walk = probe_walk(self.data, self.n)
+            self.value = M.probe_context(walk, self.data.track, self.dtype, **self.place_options)
+        return self.value
+
+
 def _probe_samples(n):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise UserError(f"probe_samples (the length of the probe walk for si_probe metrics) must be a whole number "
@@ -63,9 +78,9 @@ def make_loss(task_name: str, **options) -> Loss:
     if task_name not in TASKS:
         raise UserError(f"unknown relu task {task_name!r} (known: {', '.join(TASKS)})")
     tkeys = task_keys(task_name)
-    unknown = sorted(set(options) - set(tkeys) - set(NET_KEYS) - set(PLACE_KEYS))
+    unknown = sorted(set(options) - set(tkeys) - set(NET_KEYS) - set(PLACE_KEYS) - set(PROBE_KEYS))
     if unknown:
-        known = ", ".join(sorted(set(tkeys) | set(NET_KEYS) | set(PLACE_KEYS)))
+        known = ", ".join(sorted(set(tkeys) | set(NET_KEYS) | set(PLACE_KEYS) | set(PROBE_KEYS)))
         raise UserError(f"unknown option(s) {', '.join(unknown)} for task {task_name!r} (known: {known})")
     seed = options.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -81,11 +96,15 @@ def make_loss(task_name: str, **options) -> Loss:
     kappa = 1.0 / Y.size
     ctx = {"spec": spec, "X": X, "Y": Y, "kappa": kappa, "var_y": var_y, "task": data,
            "place": None}
+    rate_map_keys = sorted(k for k in (*PLACE_KEYS, *PROBE_KEYS) if k in options)
+    if data.pos is None and rate_map_keys:
+        raise UserError(f"task {task_name!r} has no positions, so no rate maps: drop {', '.join(rate_map_keys)} (they "
+                        "apply to corridor and circular-track)")
     if data.pos is not None:
-        pk = {k: options[k] for k in PLACE_KEYS if k in options and k != "probe_samples"}
+        pk = {k: options[k] for k in PLACE_KEYS if k in options}
         ctx["place"] = M.place_context(data.pos, data.direction, data.track, **pk)
         n_probe = _probe_samples(options.get("probe_samples", PROBE_PER_BIN * ctx["place"]["n_bins"]))
-        ctx["probe"] = functools.cache(lambda: M.probe_context(probe_walk(data, n_probe), data.track, dt, **pk))
+        ctx["probe"] = LazyProbe(data, n_probe, dt, pk)
 
     def residuals(params):
         return forward(params, X, spec) - Y
