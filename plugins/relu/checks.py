@@ -29,7 +29,10 @@ Checks:
   neither SI can judge this: raw SI rises from sampling bias as rates sparsen,
   and the shuffle correction removes most of a tuned unit's information (its
   own values scattered over the bins are nearly as informative); both are
-  reported beside.
+  reported beside. Skaggs SI rises whenever units fire in fewer places, so the
+  row also reports what the rise is made of (``_si_diagnostics``): the change
+  of the units active at both ends, and the end against the start nets with
+  every bias lowered to the same active fraction.
 * ``relu-label-noise-trace`` — uniform label noise of width 2, 2×10⁴ steps:
   tr H (exact for ReLU) ends ≤ 0.7 of the GD control's tr H at the same step
   (same start), while the relative fall of the active-unit fraction is < ¼ of
@@ -121,7 +124,7 @@ def _condition(seed: int, name: str):
     recs = {k: np.asarray(v) for k, v in tr.records.items()}
     first = {k: np.asarray(v) for k, v in jax.vmap(lambda p: record(p, (), hyper))(start).items()}
     return {"records": recs, "start": first, "steps": LOG_EVERY * (np.arange(steps // LOG_EVERY) + 1),
-            "params": tr.params, "diverged": np.asarray(tr.diverged_at), "seconds": time.perf_counter() - t0,
+            "params": tr.params, "start_params": start, "diverged": np.asarray(tr.diverged_at), "seconds": time.perf_counter() - t0,
             "ctx": ctx, "loss": loss}
 
 
@@ -198,14 +201,49 @@ def check_update(opts):
                            "active_units_start": _mse(c["start"]["active_units"])[0],
                            "active_units_end": _mse(_end(au))[0],
                            "active_fraction_end": _mse(_end(r["active_fraction"]))[0]})]
-    res.append(_si_row(c, _condition(opts.seed, "gd")))
+    res.append(_si_row(c, _condition(opts.seed, "gd"), _si_diagnostics(c)))
     return res
 
 
-def _si_row(c, g):
-    """SI rises: judged on the probe walk's shuffle-corrected SI, net of the GD control's change per seed."""
+def _si_diagnostics(c):
+    """What the SI rise is made of, per seed (reported, not judged), from the start and end params:
+
+    * ``survivors``: the change of the probe's corrected SI of the units active at both ends;
+    * ``threshold_matched``: the end's corrected probe SI minus that of the start net with every bias
+      lowered by one δ, the smallest (bisection) that brings its active fraction down to the end's (a step
+      function: SI still varies a little across the step's width). Lowering a threshold
+      narrows every field, which alone raises Skaggs SI: this asks whether the noise did more or less
+      than that at the same sparsity."""
+    from .metrics import active_fraction, probe_unit_si, si_probe_corrected
+
+    ctx = c["ctx"]
+    start, end = c["start_params"], c["params"]
+    per_unit = jax.jit(jax.vmap(lambda p: (lambda s, sh: s - sh.mean(0))(*probe_unit_si(p, ctx))))
+    a, b = np.asarray(per_unit(start)), np.asarray(per_unit(end))
+    both = np.isfinite(a) & np.isfinite(b)
+    survivors = np.array([np.mean((b - a)[k][both[k]]) if both[k].any() else np.nan for k in range(len(a))])
+    frac = jax.jit(jax.vmap(lambda p, d: active_fraction(dict(p, b=p["b"] - d[..., None]), ctx)))
+    target = np.asarray(jax.vmap(lambda p: active_fraction(p, ctx))(end))
+    lo, hi = np.zeros(len(a)), np.full(len(a), 10.0)
+    for _ in range(40):                      # the active fraction falls as every bias is lowered
+        mid = (lo + hi) / 2
+        above = np.asarray(frac(start, jnp.asarray(mid))) > target
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    shifted = dict(start, b=start["b"] - jnp.asarray(hi)[:, None])
+    matched = np.asarray(jax.vmap(lambda p: si_probe_corrected(p, ctx))(shifted))
+    ends = np.asarray(jax.vmap(lambda p: si_probe_corrected(p, ctx))(end))
+    (ms, ses), (mt, set_) = _mse(survivors), _mse(ends - matched)
+    return {"survivors_change": ms, "survivors_change_se": ses, "threshold_matched_si": _mse(matched)[0],
+            "end_minus_threshold_matched": mt, "end_minus_threshold_matched_se": set_}
+
+
+def _si_row(c, g, diagnostics=None):
+    """SI rises: judged on the probe walk's shuffle-corrected SI, net of the GD control's change per seed
+    (both runs start from the same nets, so seed k's control is seed k's start)."""
     def delta(cond, name):
         return _end(cond["records"][name], 0.25) - cond["start"][name]
+    if c["records"]["si_probe_corrected"].shape != g["records"]["si_probe_corrected"].shape:
+        raise ValueError("the SI row needs the GD control as long as the update-noise run (same seeds, same logs)")
     net = delta(c, "si_probe_corrected") - delta(g, "si_probe_corrected")
     m, se = _mse(net)
     return CheckResult("relu-update-noise-si",
@@ -221,7 +259,7 @@ def _si_row(c, g):
                                 "delta_si_train_corrected": _mse(delta(c, "si_corrected"))[0],
                                 "delta_si_train_corrected_se": _mse(delta(c, "si_corrected"))[1],
                                 "delta_si_train_raw": _mse(delta(c, "si"))[0],
-                                "delta_si_train_raw_se": _mse(delta(c, "si"))[1]})
+                                "delta_si_train_raw_se": _mse(delta(c, "si"))[1]} | (diagnostics or {}))
 
 
 def check_label(opts):
