@@ -33,3 +33,18 @@ def test_a_truncated_cache_entry_is_recompiled_without_a_warning(tmp_path):
     plain, ours = _run(tmp_path, "jax"), _run(tmp_path, "flatland")
     assert "truncated" in plain.stderr                  # the control: JAX's own warning
     assert ours.returncode == 0 and ours.stdout == first.stdout and "cache" not in ours.stderr, ours.stderr
+
+
+def test_other_cache_errors_are_still_shown():
+    import warnings
+
+    from flatland.compile_cache import TRUNCATED_ENTRY
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=TRUNCATED_ENTRY, category=UserWarning)
+        warnings.warn("Error reading persistent compilation cache entry for 'f': error: Error -5 while "
+                      "decompressing data: incomplete or truncated stream", UserWarning)
+        warnings.warn("Error reading persistent compilation cache entry for 'f': PermissionError: denied", UserWarning)
+    assert [str(w.message) for w in seen] == ["Error reading persistent compilation cache entry for 'f': "
+                                              "PermissionError: denied"]
