@@ -121,7 +121,7 @@ def report(out: Path) -> None:
         m = flatland.read_csv(f)
         if not m or m["step"].size == 0:   # a run still before its first checkpoint
             continue
-        for t, p in zip(at, paper):
+        for t, p in [(int(m["step"][0]), "")] + list(zip(at, paper)):   # the first log: where each run starts
             i = np.nonzero(m["step"] == t)[0]
             if i.size:
                 i = int(i[0])
