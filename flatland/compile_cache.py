@@ -7,8 +7,8 @@ killed process, reads as a truncated stream. JAX then warns ("Error reading pers
 compilation cache entry …: incomplete or truncated stream") and compiles afresh, so the only
 harm is that line on the user's terminal (seen 2026-12-05 in a two-worker local sweep under load:
 one run in three of the Ctrl-C test printed it). flatland silences that one warning, and no other
-cache error, where it turns the cache on. An entry left short stays short (JAX never rewrites an existing entry): that function
-is compiled again each time, which costs time, not results.
+cache error, where it turns the cache on. An entry left short stays short (JAX never rewrites an
+existing entry): that function is compiled again each time, which costs time, not results.
 """
 from __future__ import annotations
 

@@ -6,7 +6,10 @@ returns a :class:`TaskData` of host numpy arrays — inputs ``X`` (T, d_in),
 targets ``Y`` (T, d_out) and, where the task has a place, the agent's position
 and running direction for rate maps. Generation is plain numpy with
 ``np.random.default_rng(seed)``: it happens once while assembling, never in
-traced code, and the same seed always gives the same data.
+traced code, and the same seed always gives the same data. ``probe_walk(data, n)``
+continues the walk of a task with positions (corridor, circular track) for n more
+steps in the same environment: the probe on which the ``si_probe`` metrics take
+their rate maps.
 
 Corridor (Ratzon et al., eLife 2024): a size_x × size_y box, agent held to x = 0 and
 y ∈ ±(size_y/2 − buffer), speed v0 + N(0, speed_sd²) per step, heading noise
