@@ -217,24 +217,25 @@ def _si_diagnostics(c):
       function: SI still varies a little across the step's width). Lowering a threshold
       narrows every field, which alone raises Skaggs SI: this asks whether the noise did more or less
       than that at the same sparsity."""
-    from .metrics import active_fraction, probe_unit_si, si_probe_corrected
+    from .metrics import active_fraction, probe_unit_si
 
     ctx = c["ctx"]
     start, end = c["start_params"], c["params"]
+    # per unit, the probe's corrected SI (NaN where inactive on the training inputs); its nanmean over units
+    # is the si_probe_corrected metric
     per_unit = jax.jit(jax.vmap(lambda p: (lambda s, sh: s - sh.mean(0))(*probe_unit_si(p, ctx))))
     a, b = np.asarray(per_unit(start)), np.asarray(per_unit(end))
     both = np.isfinite(a) & np.isfinite(b)
     survivors = np.array([np.mean((b - a)[k][both[k]]) if both[k].any() else np.nan for k in range(len(a))])
     frac = jax.jit(jax.vmap(lambda p, d: active_fraction(dict(p, b=p["b"] - d[..., None]), ctx)))
-    target = np.asarray(jax.vmap(lambda p: active_fraction(p, ctx))(end))
+    target = np.asarray(frac(end, jnp.zeros(len(a))))
     lo, hi = np.zeros(len(a)), np.full(len(a), 10.0)
     for _ in range(40):                      # the active fraction falls as every bias is lowered
         mid = (lo + hi) / 2
         above = np.asarray(frac(start, jnp.asarray(mid))) > target
         lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    shifted = dict(start, b=start["b"] - jnp.asarray(hi)[:, None])
-    matched = np.asarray(jax.vmap(lambda p: si_probe_corrected(p, ctx))(shifted))
-    ends = np.asarray(jax.vmap(lambda p: si_probe_corrected(p, ctx))(end))
+    matched = np.nanmean(np.asarray(per_unit(dict(start, b=start["b"] - jnp.asarray(hi)[:, None]))), axis=1)
+    ends = np.nanmean(b, axis=1)
     (ms, ses), (mt, set_) = _mse(survivors), _mse(ends - matched)
     return {"survivors_change": ms, "survivors_change_se": ses, "threshold_matched_si": _mse(matched)[0],
             "end_minus_threshold_matched": mt, "end_minus_threshold_matched_se": set_}
