@@ -153,13 +153,13 @@ def test_a_pure_threshold_shift_reads_as_no_more_than_thresholding(small_probe_n
     active at both ends. The match is on a step function (the active fraction of 150 × 12 entries): the
     smallest shift reaching the end's fraction, not 0.4 itself, so the SIs agree to 0.01 bits, not exactly."""
     from flatland_plugins.relu import checks
-    from flatland_plugins.relu.metrics import probe_unit_si
+    from flatland_plugins.relu.metrics import probe_unit_si_corrected
 
     ctx, start = small_probe_nets
     end = dict(start, b=start["b"] - 0.4)
     d = checks._si_diagnostics({"ctx": ctx, "start_params": start, "params": end})
     assert abs(d["end_minus_threshold_matched"]) < 0.01, d
-    corr = [np.asarray(jax.vmap(lambda p: (lambda s, sh: s - sh.mean(0))(*probe_unit_si(p, ctx)))(q)) for q in (start, end)]
+    corr = [np.asarray(jax.vmap(lambda p: probe_unit_si_corrected(p, ctx))(q)) for q in (start, end)]
     both = np.isfinite(corr[0]) & np.isfinite(corr[1])
     by_hand = np.mean([np.mean((corr[1] - corr[0])[k][both[k]]) for k in range(len(both))])
     assert d["survivors_change"] == pytest.approx(by_hand) and d["survivors_change"] > 0

@@ -217,13 +217,13 @@ def _si_diagnostics(c):
       function: SI still varies a little across the step's width). Lowering a threshold
       narrows every field, which alone raises Skaggs SI: this asks whether the noise did more or less
       than that at the same sparsity."""
-    from .metrics import active_fraction, probe_unit_si
+    from .metrics import active_fraction, probe_unit_si_corrected
 
     ctx = c["ctx"]
     start, end = c["start_params"], c["params"]
     # per unit, the probe's corrected SI (NaN where inactive on the training inputs); its nanmean over units
     # is the si_probe_corrected metric
-    per_unit = jax.jit(jax.vmap(lambda p: (lambda s, sh: s - sh.mean(0))(*probe_unit_si(p, ctx))))
+    per_unit = jax.jit(jax.vmap(lambda p: probe_unit_si_corrected(p, ctx)))
     a, b = np.asarray(per_unit(start)), np.asarray(per_unit(end))
     both = np.isfinite(a) & np.isfinite(b)
     survivors = np.array([np.mean((b - a)[k][both[k]]) if both[k].any() else np.nan for k in range(len(a))])

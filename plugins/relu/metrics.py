@@ -148,8 +148,13 @@ def _si_and_shuffles(params, ctx):
     return _si_and_shuffles_of(jnp.maximum(hidden(params, ctx["X"], ctx["spec"]), 0), ctx["place"])
 
 
+def _unit_corrected(s, s_sh):
+    """Per unit: SI minus its mean SI under the shuffles (SI itself when there are none)."""
+    return s - jnp.mean(s_sh, axis=0) if s_sh.shape[0] else s
+
+
 def _corrected(s, s_sh):
-    return jnp.nanmean(s - jnp.mean(s_sh, axis=0)) if s_sh.shape[0] else jnp.nanmean(s)
+    return jnp.nanmean(_unit_corrected(s, s_sh))
 
 
 def si_corrected(params, ctx):
@@ -171,9 +176,15 @@ def si_probe(params, ctx):
     return jnp.nanmean(probe_unit_si(params, ctx, shuffles=False)[0])
 
 
+def probe_unit_si_corrected(params, ctx):
+    """Per unit, the probe's SI minus its mean under the probe's time shuffles; NaN where inactive on the
+    training inputs."""
+    return _unit_corrected(*probe_unit_si(params, ctx))
+
+
 def si_probe_corrected(params, ctx):
     """``si_probe`` minus each unit's mean SI under the probe's time shuffles."""
-    return _corrected(*probe_unit_si(params, ctx))
+    return jnp.nanmean(probe_unit_si_corrected(params, ctx))
 
 
 def probe_context(walk, track, dtype, **place_options):
