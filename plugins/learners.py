@@ -211,9 +211,10 @@ def _adam(lr, b1, b2, eps):
     return optax.adam(learning_rate=lr, b1=b1, b2=b2, eps=eps)
 
 
-def _rmsprop(eps_in_sqrt):
+def _rmsprop(eps_in_sqrt, bias_correction):
     def make(lr, decay, eps):
-        return optax.rmsprop(learning_rate=lr, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt)
+        return optax.rmsprop(learning_rate=lr, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt,
+                             bias_correction=bias_correction)
     return make
 
 
@@ -222,16 +223,20 @@ def adam() -> Learner:
     return optax_learner("adam", _adam, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8)
 
 
-def rmsprop(eps_in_sqrt: bool = True) -> Learner:
+def rmsprop(eps_in_sqrt: bool = True, bias_correction: bool = False) -> Learner:
     """RMSprop through optax, with optax's defaults and ``lr`` as the step-size key.
 
     ``eps_in_sqrt`` (option, optax's): the step is g/√(ν + ε) (True, optax's default) or g/(√ν + ε) (False,
     PyTorch's ``torch.optim.RMSprop``). Near a minimum, where |g| ≪ √ε = 1e-4, the first damps the steps and
     the second keeps them at ~lr per coordinate: different dynamics on a loss plateau. PyTorch's defaults are
-    ``eps_in_sqrt = false``, ``decay = 0.99``, ``lr = 0.01``."""
-    if not isinstance(eps_in_sqrt, bool):
-        raise UserError(f"rmsprop option eps_in_sqrt must be true or false, got {eps_in_sqrt!r}")
-    return optax_learner("rmsprop", _rmsprop(eps_in_sqrt), lr=1e-3, decay=0.9, eps=1e-8)
+    ``eps_in_sqrt = false``, ``decay = 0.99``, ``lr = 0.01``.
+
+    ``bias_correction`` (option, optax's; PyTorch has none): divide ν by 1 − decayᵗ. The zero-initialised ν
+    otherwise makes the first steps ~1/√(1 − decay) times larger (10× at decay 0.99), a kick at start-up."""
+    for name, value in (("eps_in_sqrt", eps_in_sqrt), ("bias_correction", bias_correction)):
+        if not isinstance(value, bool):
+            raise UserError(f"rmsprop option {name} must be true or false, got {value!r}")
+    return optax_learner("rmsprop", _rmsprop(eps_in_sqrt, bias_correction), lr=1e-3, decay=0.9, eps=1e-8)
 
 
 @hookimpl
@@ -240,4 +245,5 @@ def flatland_learners(register):
     register("momentum", momentum, "heavy-ball momentum v ← βv − η g, θ ← θ + v")
     register("sed", stochastic_error_descent, "stochastic error descent θ −= μ π ΔL, π ~ N(0, s²I) (option per_matrix)")
     register("adam", adam, "Adam (optax.adam), hyper lr, b1, b2, eps")
-    register("rmsprop", rmsprop, "RMSprop (optax.rmsprop), hyper lr, decay, eps; option eps_in_sqrt (false: PyTorch's)")
+    register("rmsprop", rmsprop, "RMSprop (optax.rmsprop), hyper lr, decay, eps; options eps_in_sqrt (false: PyTorch's), "
+             "bias_correction")

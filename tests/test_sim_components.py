@@ -179,24 +179,28 @@ def test_momentum_is_heavy_ball(registry):
     np.testing.assert_allclose(p2, p1 + v2)
 
 
+@pytest.mark.parametrize("bias_correction", [False, True])
 @pytest.mark.parametrize("eps_in_sqrt", [True, False])
-def test_rmsprop_puts_eps_where_asked(registry, eps_in_sqrt):
+def test_rmsprop_puts_eps_where_asked(registry, eps_in_sqrt, bias_correction):
     """Two steps near a minimum (|g| ~ 1e-5 ≪ √ε = 1e-4): optax's g/√(ν+ε) and PyTorch's g/(√ν+ε) differ
-    by a factor ~10 there, so the option must reach optax."""
+    by a factor ~10 there, and bias correction (ν/(1 − decayᵗ)) by √(1/(1 − decay)) at the first step, so
+    both options must reach optax."""
     from flatland.errors import UserError
 
-    learner = registry.create("learners", "rmsprop", eps_in_sqrt=eps_in_sqrt)
+    learner = registry.create("learners", "rmsprop", eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction)
     loss, none = registry.create("losses", "half-x2y2"), registry.create("noise", "none")
     step = make_step(loss, none, learner)
     lr, decay, eps = 0.01, 0.99, 1e-8
     h = {"learner": as_hyper(learner.hyper, {"lr": lr, "decay": decay, "eps": eps}), "noise": {}}
     p, nu = jnp.asarray([1e-5, 1.0]), 0.0
     s = learner.init(p, h["learner"])
-    for _ in range(2):
+    for t in (1, 2):
         g = jax.grad(loss)(p)
         nu = decay * nu + (1 - decay) * g ** 2
-        want = p - lr * g / (jnp.sqrt(nu + eps) if eps_in_sqrt else jnp.sqrt(nu) + eps)
+        nu_hat = nu / (1 - decay ** t) if bias_correction else nu
+        want = p - lr * g / (jnp.sqrt(nu_hat + eps) if eps_in_sqrt else jnp.sqrt(nu_hat) + eps)
         p, s, _ = step(jax.random.PRNGKey(0), p, s, h)
         np.testing.assert_allclose(p, want, rtol=1e-12)
-    with pytest.raises(UserError, match="eps_in_sqrt must be true or false"):
-        registry.create("learners", "rmsprop", eps_in_sqrt="no")
+    for option in ("eps_in_sqrt", "bias_correction"):
+        with pytest.raises(UserError, match=f"{option} must be true or false"):
+            registry.create("learners", "rmsprop", **{option: "no"})
