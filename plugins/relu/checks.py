@@ -48,10 +48,12 @@ Checks:
   stays learned; update noise's own plateau is ~0.06). SED at lr 5 broke the fit
   (loss_norm > 0.1 within 500 steps); at lr 2 it sits at update noise's loss
   level; at lr 1 the fall is ~9% in 4×10⁴ steps. RMSprop collapses the active
-  fraction in its first ~2×10³ steps (0.52 → 0.15) — a start-up transient of its
-  second-moment estimate (no bias correction), while the loss still falls to
-  its plateau — and moves less after: the row fails (a finding; an lr scan over
-  6×10⁴ steps gives 0.03–0.26, see the plugin's README).
+  fraction in its first ~2×10³ steps (0.52 → 0.15) and moves less after, while
+  its loss keeps falling ~×2 a decade of steps; t_p, anchored to the end value,
+  lands after the collapse (later the longer the run): the row fails (a finding).
+  The collapse is neither a start-up kick (bias correction leaves it) nor the fit
+  (done by step 30 from the initialisation; the active fraction then falls 44%
+  while the loss moves ×0.83): ``examples/recorded/rmsprop-plateau``.
 * ``relu-zero-eigenvalues`` — at the end of the update-noise runs, a dense
   ``eigh`` of the full 1,800×1,800 Hessian (``jax.hessian``, no structure used)
   has, in every seed, exactly as many eigenvalues with |λ| ≤ 10·ε·λ_max as the
