@@ -168,20 +168,13 @@ LEARNED = 0.1  # a plateau counts as "the task learned" when loss_norm ≤ this 
 
 
 def _plateau(records):
-    """The learner's own loss plateau: (index of t_p, end loss, loss stays on it after t_p, task still learned).
-
-    t_p is the first logged step where the seed-mean loss is within ×1.5 of its
-    end value; "on it" means the running median of the seed-mean loss over 5
-    logged points (robust to Adam's isolated spikes) lies within [½, 2]× the end
-    value at every later point; "learned" means the end loss_norm ≤ ``LEARNED``.
-    Update noise and the noise-free learners are judged by this one rule."""
-    m = records["loss_norm"].mean(0)
-    end = float(m[-max(1, len(m) // 10):].mean())
-    ip = int(np.nonzero(m <= 1.5 * end)[0][0])
-    after = m[ip:]
-    med = np.array([np.median(after[max(0, i - 2):i + 3]) for i in range(after.size)])
-    on = bool(np.all((med <= 2 * end) & (med >= end / 2)))
-    return ip, end, on, end <= LEARNED
+    """The learner's own loss plateau, from the seed-mean loss: (index of t_p, end loss, loss stays on it
+    after t_p, task still learned). The plateau is ``phases.loss_plateau``'s (one rule for the checks and
+    the phase labels); "learned" means the end loss_norm ≤ ``LEARNED``. Update noise and the noise-free
+    learners are judged by this one rule."""
+    from .phases import loss_plateau
+    p = loss_plateau(records["loss_norm"].mean(0))
+    return p["index"], p["level"], p["on"], p["level"] <= LEARNED
 
 
 def check_update(opts):

@@ -7,9 +7,15 @@ log(y − plateau) linearly in time from the peak. It returns τ (steps) and the
 decay rate 1/τ with the fit's R², or ``ok: False`` with the reason — a failed
 fit is never reported as τ = 0 or ∞.
 
+``loss_plateau(loss)`` is the one rule for where a loss curve reaches its
+plateau, used by the phase labels and by the relu checks: the first logged
+point whose running median (5 points, robust to Adam's isolated spikes) is
+within ×1.5 of the end level (mean over the last 10%), from above (a fit) or
+below (a loss rising to a noise floor); the curve stays "on" it
+while the running median stays within [½, 2]× that level.
+
 ``label_phases(steps, loss, active_units)`` labels (i) fast convergence: until
-the loss first comes within a factor 2 of its plateau (median over the last
-half of the run); (ii) directed drift: from there until 90% of the
+the loss reaches its plateau (``loss_plateau``); (ii) directed drift: from there until 90% of the
 active-unit drop after convergence is done; (iii) null drift: the rest, where
 the statistics are stationary (the drift of the mean over that phase is
 reported so it can be judged). If the active-unit fraction falls by less than
@@ -99,23 +105,54 @@ def still_drifting(trend: dict, drop: float) -> bool:
     return abs(trend["change"]) > 3 * trend["change_se"] and abs(trend["change"]) > STILL_DRIFTING * drop
 
 
+PLATEAU_WITHIN = 1.5  # the loss has reached its plateau once its running median is within ×1.5 of the end level
+PLATEAU_BAND = 2.0    # ... and stays on it while the running median stays within [½, 2]× that level
+END_FRACTION = 0.1    # the end level: the mean over the last 10% of logged points
+MEDIAN_POINTS = 5     # the running median's window, in logged points
+
+
+def running_median(y, k=MEDIAN_POINTS):
+    """Centred running median over k points (the window shrinks at the ends)."""
+    h = k // 2
+    padded = np.pad(np.asarray(y, float), h, constant_values=np.nan)
+    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1), axis=1)
+
+
+def loss_plateau(loss) -> dict:
+    """Where a loss curve reaches its plateau, and whether it stays there (one rule; see module doc).
+
+    Returns ``index`` (of the first logged point on the plateau; the last point if none is), ``level``
+    (the end level), ``reached`` and ``on`` (reached, and the running median from ``index`` on stays
+    within [1/PLATEAU_BAND, PLATEAU_BAND]× the level). The end level moves with the run's length when
+    the loss keeps falling, and so does ``index``: a loss still falling ×2 per decade of steps has no
+    plateau by this rule until it slows (examples/recorded/rmsprop-plateau)."""
+    loss = np.asarray(loss, float)
+    level = float(np.mean(loss[-max(1, int(round(END_FRACTION * loss.size))):]))
+    med = running_median(loss)
+    hits = np.nonzero((med <= PLATEAU_WITHIN * level) & (med >= level / PLATEAU_WITHIN))[0]  # from above or below
+    reached = bool(hits.size)
+    index = int(hits[0]) if reached else loss.size - 1
+    after = running_median(loss[index:])
+    on = reached and bool(np.all((after <= PLATEAU_BAND * level) & (after >= level / PLATEAU_BAND)))
+    return {"index": index, "level": level, "reached": reached, "on": on}
+
+
 def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> dict:
     """Fast convergence / directed drift / null drift boundaries (see module doc)."""
     steps = np.asarray(steps, float)
     loss = np.asarray(loss, float)
     au = np.asarray(active_units, float)
     n = steps.size
-    if n < 4 or not np.isfinite(loss).any():
-        return {"ok": False, "reason": "too few logged points"}
+    if n < 4 or not np.isfinite(loss).all():
+        return {"ok": False, "reason": "too few logged points" if n < 4 else "the loss is not finite throughout"}
     w = max(1, int(smooth_frac * n))
-    ls = _smooth(np.log10(np.maximum(loss, 1e-300)), w)
-    plateau = float(np.median(ls[n // 2:]))
-    conv = np.nonzero(ls <= plateau + np.log10(2))[0]
-    i_conv = int(conv[0]) if conv.size else n - 1
+    plateau = loss_plateau(loss)
+    i_conv = plateau["index"]
     aus = _smooth(au, w)
     au_plateau = float(np.mean(aus[-max(2, n // 10):]))
     drop = float(aus[i_conv] - au_plateau)
-    out = {"ok": True, "loss_plateau_log10": plateau, "converged_step": float(steps[i_conv]),
+    out = {"ok": True, "loss_plateau_log10": float(np.log10(max(plateau["level"], 1e-300))),
+           "converged_step": float(steps[i_conv]), "loss_on_plateau": plateau["on"],
            "fast_convergence": [float(steps[0]), float(steps[i_conv])]}
     if drop < min_drop:
         out |= {"directed_drift": None, "null_drift": [float(steps[i_conv]), float(steps[-1])],
