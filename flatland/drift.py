@@ -34,6 +34,7 @@ from .simulate import ensemble, make_runner
 from .stepping import as_hyper, make_step
 
 _SIMS: dict = {}  # cache_key -> jitted ensemble loop (see measure_drift)
+_AUDITS: dict = {}  # cache_key -> jitted step sampler of the moment audit (see _audit)
 
 #: Held while an ensemble's compiled loop executes. Two ensembles executing at
 #: once from two threads (``flatland check --jobs 2``) deadlocked in XLA's CPU
@@ -88,6 +89,7 @@ class DriftRun:
     phi_rb: Optional[np.ndarray] = None
     raw_phi: Optional[np.ndarray] = None
     visited: Optional[dict] = None
+    moments_audit: Optional[str] = None  # where the declared step moments the estimators use are not the steps'
 
     def grid(self, g: int) -> "DriftRun":
         """The run restricted to grid entry ``g``."""
@@ -313,6 +315,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             div = np.where(div < 0, np.asarray(tr.diverged_at), div)
         flat_of = _flat_batch
         start = np.asarray(flat_of(params))
+        audit = None if moments is None else _audit(step, moments, params, state, hyper, seed, key_, learner, noise)
         sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
         for i in range(n_meas):
             tr = compiled(keys[n_burn + i], params, state, hyper, t)
@@ -363,8 +366,38 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             visited=_visited(on_pts) if on_pts else None,
             track=None if track is None else jax.tree_util.tree_map(lambda x: x / total, sums["track"]),
             samples=samples, start=start, diverged_at=div, settings=settings,
-            seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds,
+            seconds=time.perf_counter() - t_start, compile_seconds=compile_seconds, moments_audit=audit,
         )
+
+
+def _audit(step, moments, params, state, hyper, seed, cache_key, learner, noise) -> Optional[str]:
+    """``moment_audit`` at the first finite chain of each grid entry where the measurement starts: None, or
+    the first entry's mismatch with what it means for the estimate."""
+    from . import moment_audit as A
+
+    n = A.draws_for(ravel_pytree(_index(_index(params, 0), 0))[0].shape[0])
+    key_ = None if cache_key is None else (cache_key, n)
+    sample = _AUDITS.get(key_) if key_ is not None else None
+    if sample is None:
+        sample = A.make_sampler(step, moments, n)
+        if key_ is not None:
+            _AUDITS[key_] = sample
+    G = jax.tree_util.tree_leaves(hyper)[0].shape[0]
+    flat = np.asarray(_flat_batch(params))
+    for g in range(G):
+        finite = np.nonzero(np.isfinite(flat[g]).all(axis=1))[0]
+        if not finite.size:   # every chain diverged: that is reported as such
+            continue
+        c = int(finite[0])
+        p, s = _index(_index(params, g), c), _index(_index(state, g), c)
+        X, m, C = sample(jax.random.fold_in(jax.random.PRNGKey(seed), 1 + g), p, s, _index(hyper, g))
+        found = A.compare(X, m, C, float(np.max(np.abs(flat[g, c]))))
+        if found:
+            where = f" (grid entry {g})" if G > 1 else ""
+            return (f"the step moments declared by learner {learner.name!r} and noise {noise.name!r} are not those "
+                    f"of their steps{where}: {found}; the Rao–Blackwellised estimate follows the declaration, so it "
+                    "cannot test the prediction (flatland.testing.check_noise / check_learner say which is wrong)")
+    return None
 
 
 def _visited(on_pts) -> dict:

@@ -50,7 +50,8 @@ class Measured:
                            visited=None if r.visited is None else {k: v[0] for k, v in r.visited.items()},
                            estimator="raw displacement of Φ(θ)" if raw else "Rao–Blackwellised step of Φ(θ)",
                            variables=self.problem.variables, warnings=list(self.warnings(g)) + list(warnings),
-                           details=details, tangent_basis=p.tangent_basis)
+                           details=details, tangent_basis=p.tangent_basis,
+                           moments_audit=None if raw else self.run.moments_audit)
 
     def warnings(self, g: Optional[int] = None) -> list:
         preds = self.predictions if g is None else [self.predictions[g]]

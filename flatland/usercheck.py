@@ -148,6 +148,11 @@ def summary(measured, pred0, observable, tol):
     out["passed"] = bool(ok)
     if observable is not None:
         out.update(observable_summary(runs, tol))
+    audit = next((r.moments_audit for r in runs if r.moments_audit), None)
+    if audit:   # the Rao–Blackwellised estimates followed a false declaration: neither verdict tested anything
+        out.update(moments_audit=audit, passed=False, verdict=f"inconclusive: {audit} ({out['verdict']})")
+        if observable is not None:
+            out.update(observable_passed=False, observable_verdict=f"inconclusive: {audit}")
     return out
 
 

@@ -73,7 +73,7 @@ TANGENT_FLOOR = 0.01
 
 def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, estimator: str,
                 variables=("x", "y", "z"), warnings=(), details=None, at_point=None, visited=None,
-                tangent_basis=None) -> CheckResult:
+                tangent_basis=None, moments_audit=None) -> CheckResult:
     """Per-chain drift vectors (n, d) against per-chain predictions (n, d) on the same trajectories.
 
     ``at_point``: the predicted step at the point the check names. Where the
@@ -94,6 +94,10 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
     then 2% of the whole and passes. Where n_curv is more than ``tol`` of the
     step, the same rule judges the steps' tangent parts (both projected on
     that basis) too, unless the drift along Γ is under ``TANGENT_FLOOR`` of it.
+
+    ``moments_audit`` (``DriftRun.moments_audit``): where the step moments a
+    Rao–Blackwellised measurement was built from are not the steps' own, the
+    measurement follows the declaration and the row fails as inconclusive.
     """
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
     keep = finite_chains(measured, predicted, leading)
@@ -138,6 +142,9 @@ def drift_ratio(name: str, measured, predicted, leading=None, *, tol: float, est
             else:
                 passed, why = False, (f"inconclusive: {where}: the chains measured elsewhere — fewer burn-in or "
                                       f"measured steps, or smaller noise, keep them nearer ({why})")
+    if moments_audit:
+        passed, why = False, f"inconclusive: {moments_audit} ({why})"
+        out["moments_audit"] = moments_audit
     if visited is not None:
         out["visited"] = {k: np.asarray(v).tolist() for k, v in visited.items()}
     out["left_out_chains"] = dropped
