@@ -129,12 +129,16 @@ def _run_user(args, out) -> int:
     warnings = ([no_prediction] if no_prediction else []) + (pred0.warnings if law is not None else [])
     warnings += [s.pop(k) for k in ("where_warning", "left_out_warning", "few_chains_warning") if k in s]
     warnings += [shortened] if shortened else []
+    shift = s.get("prediction_shift_from_point")
+    if shift is not None and shift > args.tolerance and args.sigma:
+        warnings.append(U.sigma_hint(args.sigma, shift, args.tolerance))
     warnings += [planned.note] if planned.note else []
     if runs[0].run.settings["raw_because"]:   # say why: its s.e. is far larger (≈40× for update noise)
         warnings += [f"the drift is measured by raw displacement, not the Rao–Blackwellised step: "
                      f"{runs[0].run.settings['raw_because']}"]
-    if law is not None and not s["passed"]:
-        warnings = declaration_findings(noise, learner) + warnings
+    if law is not None and not s["passed"]:   # a registered loss's code can disagree with its formulas
+        registered = args.residuals is None and ("losses", args.loss.strip()) in registry
+        warnings = declaration_findings(noise, learner, loss if registered else None) + warnings
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
                  for k, asked, ran in (("steps", args.steps, planned.steps), ("burn", args.burn, planned.burn))
                  if asked is not None and asked != ran]
@@ -222,17 +226,20 @@ def _human_lines(r) -> list:
     return L
 
 
-def declaration_findings(noise, learner) -> list:
+def declaration_findings(noise, learner, loss=None) -> list:
     """What the conformance kit finds false in the declarations of a failed check's components, as warnings.
 
     A wrong covariance, gain, potential or moment gives a wrong prediction with a small error bar, and the
     check then fails as if the theory were wrong (a plugin audit: ratios 0.50, 0.685, 5.49 and a zero
-    prediction, each named by the kit in about a second). Run only when a check fails; a component the kit
-    cannot exercise (it needs a task's extras) is passed over."""
-    from flatland.testing import check_learner, check_noise
+    prediction, each named by the kit in about a second); so does a loss whose code and formulas disagree
+    (the theory reads the formulas, the simulation the code). Run only when a check fails; a component the
+    kit cannot exercise (it needs a task's extras) is passed over."""
+    from flatland.testing import check_learner, check_loss, check_noise
 
     found = []
-    for kind, check, component in (("learner", check_learner, learner), ("noise model", check_noise, noise)):
+    parts = [("learner", check_learner, learner), ("noise model", check_noise, noise)]
+    parts += [("loss", check_loss, loss)] if loss is not None else []
+    for kind, check, component in parts:
         if getattr(component, "requires", ()):
             continue
         try:
