@@ -46,3 +46,13 @@ def test_a_failed_check_of_a_registered_loss_asks_the_kit_about_its_formula(caps
                        "0.004", "--chains", "512", "--steps", "100", "--burn", "100", "--out", str(tmp_path / "r"))
     said = [w for w in res["warnings"] if w.startswith("the failure may be the loss's")]
     assert rc == 1 and len(said) == 1 and "check_loss" in said[0], res["warnings"]
+
+
+def test_an_observable_measured_without_a_prediction_is_printed(capsys, tmp_path):
+    """With a learner that declares no theory, --observable was measured but printed nowhere but
+    results.json."""
+    rc = main(["check", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "momentum",
+               "--sigma", "0.002", "--observable", "x**2", "--chains", "256", "--steps", "200", "--burn", "100",
+               "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "E[Δ(x**2)] per step: measured" in out and "(no prediction to compare with)" in out, out

@@ -259,6 +259,23 @@ def test_list_shows_each_check_s_suite_and_only_points_to_the_right_suite(capsys
     assert "did you mean 'drift-constants'" in capsys.readouterr().err
 
 
+def test_list_does_not_repeat_a_suite_the_summary_already_names(capsys, monkeypatch):
+    """A plugin author who wrote "(suite mine) …" as a check's summary, as `flatland list` shows them, got
+    "(suite mine) (suite mine) …"."""
+    import types
+
+    import flatland
+    import flatland.assembly as assembly
+
+    plugin = types.SimpleNamespace(flatland_checks=flatland.hookimpl(lambda register: register(
+        "mine-check", lambda: flatland.Check("mine-check", lambda ctx: [], "mine"), "(suite mine) my check")))
+    orig = assembly.assemble
+    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("mine", plugin)]}))
+    assert main(["list", "checks"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "mine-check" in x)
+    assert line.count("(suite mine)") == 1, line
+
+
 def test_only_without_suite_runs_the_check_from_its_own_suite(capsys, tmp_path):
     import json as _json
 

@@ -205,6 +205,9 @@ def _human_lines(r) -> list:
         L.append(f"measured ({r['estimator']}):  {_vec(r['measured'])} ± {_vec(r['stderr'])}")
         L.append(f"chains (median) at the start of the measurement {_vec(r['chains_start']['q50'])}, at its end "
                  f"{_vec(r['chains_end']['q50'])}")
+        if "observable_measured" in r:   # it was asked for: say what was measured, not only in results.json
+            L.append(f"E[Δ({r['observable']})] per step: measured {r['observable_measured']:.5g} ± "
+                     f"{r['observable_stderr']:.2g} (no prediction to compare with)")
         L.append(f"no prediction: {r['no_prediction']}")
         L += [f"warning: {w}" for w in r["warnings"] if w != r["no_prediction"]]
         L.append(f"results in {r['out']}")

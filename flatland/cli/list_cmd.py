@@ -31,6 +31,7 @@ def run(args) -> int:
                 kind = e.kind
                 print(f"{kind}:")
             suite = f"(suite {suites[e.name]}) " if e.kind == "checks" else ""
+            suite = "" if e.summary.startswith(suite) else suite   # a summary that already says it
             print(f"  {e.name:<{width}}  {suite}{e.summary}  [{e.origin}]")
     for b in asm.broken:
         print(f"flatland: warning: plugin {b.name!r} from {b.distribution} left out: {b.error}", file=sys.stderr)
