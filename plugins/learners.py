@@ -244,6 +244,5 @@ def flatland_learners(register):
     register("gd", gradient_descent, "full-batch gradient descent θ ← θ − η∇L (minibatch SGD: with noise 'minibatch')")
     register("momentum", momentum, "heavy-ball momentum v ← βv − η g, θ ← θ + v")
     register("sed", stochastic_error_descent, "stochastic error descent θ −= μ π ΔL, π ~ N(0, s²I) (option per_matrix)")
-    register("adam", adam, "Adam (optax.adam), hyper lr, b1, b2, eps")
-    register("rmsprop", rmsprop, "RMSprop (optax.rmsprop), hyper lr, decay, eps; options eps_in_sqrt (false: PyTorch's), "
-             "bias_correction")
+    register("adam", adam, "Adam (optax.adam)")
+    register("rmsprop", rmsprop, "RMSprop (optax.rmsprop); options eps_in_sqrt (false: PyTorch's), bias_correction")

@@ -259,6 +259,18 @@ def test_list_shows_each_check_s_suite_and_only_points_to_the_right_suite(capsys
     assert "did you mean 'drift-constants'" in capsys.readouterr().err
 
 
+def test_list_shows_learners_and_noise_models_hyperparameter_defaults(capsys):
+    """The keys a config's [learner]/[noise] table takes were only implied (a plugin author guessed them)."""
+    import json as _json
+
+    assert main(["list", "--json"]) == 0
+    rows = {(r["kind"], r["name"]): r for r in _json.loads(capsys.readouterr().out)}
+    assert rows["learners", "rmsprop"]["hyper"] == {"lr": 1e-3, "decay": 0.9, "eps": 1e-8}
+    assert rows["noise", "label"]["hyper"] == {"sigma": 0.1} and "hyper" not in rows["losses", "fig5a"]
+    assert main(["list", "learners"]) == 0
+    assert "(hyper lr = 0.001, decay = 0.9, eps = 1e-08)" in capsys.readouterr().out
+
+
 def test_list_does_not_repeat_a_suite_the_summary_already_names(capsys, monkeypatch):
     """A plugin author who wrote "(suite mine) …" as a check's summary, as `flatland list` shows them, got
     "(suite mine) (suite mine) …"."""
@@ -269,8 +281,10 @@ def test_list_does_not_repeat_a_suite_the_summary_already_names(capsys, monkeypa
 
     plugin = types.SimpleNamespace(flatland_checks=flatland.hookimpl(lambda register: register(
         "mine-check", lambda: flatland.Check("mine-check", lambda ctx: [], "mine"), "(suite mine) my check")))
+    import flatland.cli.list_cmd as list_cmd
+
     orig = assembly.assemble
-    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("mine", plugin)]}))
+    monkeypatch.setattr(list_cmd, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("mine", plugin)]}))
     assert main(["list", "checks"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "mine-check" in x)
     assert line.count("(suite mine)") == 1, line
