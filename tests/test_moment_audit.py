@@ -59,14 +59,16 @@ def test_deterministic_directions_and_round_off_are_not_mismatches():
     assert compare(X, np.zeros(2), cov, 1.0) is None
 
 
-class _Lying(type(flatland.assemble().registry.create("noise", "update"))):
+def _lying_noise():
     """Update noise whose steps have σ²·diag(1, 2, 3, …) while it declares σ²I (a plugin audit's case)."""
-    name = "lying"
+    class Lying(type(flatland.assemble().registry.create("noise", "update"))):
+        name = "lying"
 
-    def perturb_params(self, key, params, hyper):
-        flat, back = ravel_pytree(params)
-        w = jnp.arange(1, flat.shape[0] + 1, dtype=flat.dtype)
-        return back(flat + hyper["sigma"] * jnp.sqrt(w) * jax.random.normal(key, flat.shape, flat.dtype))
+        def perturb_params(self, key, params, hyper):
+            flat, back = ravel_pytree(params)
+            w = jnp.arange(1, flat.shape[0] + 1, dtype=flat.dtype)
+            return back(flat + hyper["sigma"] * jnp.sqrt(w) * jax.random.normal(key, flat.shape, flat.dtype))
+    return Lying
 
 
 def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path, monkeypatch):
@@ -75,7 +77,7 @@ def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path
     import flatland.assembly as assembly
 
     plugin = types.SimpleNamespace(flatland_noise_models=flatland.hookimpl(
-        lambda register: register("lying", _Lying, "declares σ²I, draws σ²·diag(1, 2, 3)")))
+        lambda register: register("lying", _lying_noise(), "declares σ²I, draws σ²·diag(1, 2, 3)")))
     orig = assembly.assemble
     monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("lying", plugin)]}))
     args = ["--residuals", "x*y*z - 1", "--at", "x=1,y=1,z=1", "--sigma", "0.004", "--chains", "1024",
