@@ -189,11 +189,16 @@ def _tangent_verdict(measured, predicted, tangent_basis, tol: float, out: dict) 
 
 def scalar(name: str, statistic: str, *, measured: float, stderr: float, predicted: float, tol: float,
            tolerance: str, error: float | None = None, error_se: float | None = None, leading=None,
-           ratio=None, ratio_stderr=None, warnings=(), details=None) -> CheckResult:
-    """A scalar verdict; ``error``/``error_se`` (default measured − predicted) are what ``tol`` bounds."""
+           ratio=None, ratio_stderr=None, warnings=(), details=None, moments_audit=None) -> CheckResult:
+    """A scalar verdict; ``error``/``error_se`` (default measured − predicted) are what ``tol`` bounds.
+    ``moments_audit``: as for :func:`drift_ratio` (a statistic built from declared moments that are not the
+    steps' fails as inconclusive)."""
     error = measured - predicted if error is None else error
     error_se = stderr if error_se is None else error_se
     passed, why = decisive(error, error_se, tol)
+    if moments_audit:
+        passed, why = False, f"inconclusive: {moments_audit} ({why})"
+        details = dict(details or {}, moments_audit=moments_audit)
     return CheckResult(
         name=name, statistic=statistic, predicted=_f(predicted), measured=_f(measured), stderr=_f(stderr),
         tolerance=tolerance, passed=bool(passed), ratio=None if ratio is None else _f(ratio),

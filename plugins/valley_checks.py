@@ -155,7 +155,8 @@ def slope_row(name, m, etas, nominal, tol=0.05):
                   measured=slope_meas, stderr=err_se, predicted=slope_pred, leading=nominal, tol=tol,
                   error=err, error_se=err_se, tolerance=f"|slope − predicted| ≤ {tol} and 3·s.e. ≤ {tol}",
                   warnings=m.warnings(), details={"ratios": ratios.tolist(), "ratio_stderr": ses.tolist(),
-                                                  "etas": etas, "run": _run_info(m)})
+                                                  "etas": etas, "run": _run_info(m)},
+                  moments_audit=m.run.moments_audit)
 
 
 @guarded("finite-eta-factor", "finite-η factor 2/(2 − ηλ)")
@@ -220,7 +221,8 @@ def gradient_noise(options):
                 measured=float(a.mean()), stderr=float(a.std(ddof=1) / math.sqrt(a.size)), predicted=float(b.mean()),
                 tol=TOL, error=float(R - 1), error_se=float(se), ratio=float(R), ratio_stderr=float(se),
                 tolerance=f"|ratio − 1| ≤ {TOL:.0%} and 3·s.e. ≤ {TOL:.0%}", warnings=mg.warnings(),
-                details={"update_run": _run_info(mu), "gradient_run": _run_info(mg)})
+                details={"update_run": _run_info(mu), "gradient_run": _run_info(mg)},
+                moments_audit=mg.run.moments_audit or mu.run.moments_audit)
     return [rg, re]
 
 

@@ -105,7 +105,8 @@ def ito_curved(options):
                    ratio_stderr=frac["ratio_stderr"], tolerance=f"|Itô fraction − 1| ≤ {tol:.0%} and 3·s.e. ≤ {tol:.0%}",
                    warnings=m.warnings(), details={
                        "predicted_without_ito": float(without.mean()), "ito_term": float(r.pred["observable_ito"][0].mean()),
-                       "raw": float(raw), "raw_stderr": float(raw_se), "run": _run_info(m)})]
+                       "raw": float(raw), "raw_stderr": float(raw_se), "run": _run_info(m)},
+                   moments_audit=r.moments_audit)]
 
 
 @guarded("ito-curved-normal", "E[Δc] at the projected point of observables with a normal gradient, on the hyperbola")
@@ -142,7 +143,7 @@ def ito_curved_normal(options):
                 "ito-curved-normal/control-xy", "per-step E[Δ(xy)] at the projected point (xy is constant on Γ)",
                 measured=float(ms), stderr=float(se), predicted=float(pred.mean()), tol=tol * abs(ito),
                 tolerance=f"|measured − predicted| ≤ {tol:.0%} of the Itô term it cancels ({abs(ito):.2e})",
-                warnings=m.warnings(), details=dict(details, predicted_without_n_curv=ito)))
+                warnings=m.warnings(), details=dict(details, predicted_without_n_curv=ito), moments_audit=r.moments_audit))
             continue
         n_part = r.pred["drift_normal"][0] @ np.ones(2)  # ∇c·n_curv, ∇c = (1, 1)
         without = pred - n_part
@@ -153,7 +154,7 @@ def ito_curved_normal(options):
             leading=float(r.pred["observable_leading"][0].mean()), tol=tol, error=frac["ratio"] - 1,
             error_se=frac["ratio_stderr"], ratio=frac["ratio"], ratio_stderr=frac["ratio_stderr"],
             tolerance=f"|n_curv fraction − 1| ≤ {tol:.0%} and 3·s.e. ≤ {tol:.0%}", warnings=m.warnings(),
-            details=dict(details, predicted_without_n_curv=float(without.mean()))))
+            details=dict(details, predicted_without_n_curv=float(without.mean())), moments_audit=r.moments_audit))
     return rows
 
 

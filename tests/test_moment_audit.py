@@ -88,3 +88,20 @@ def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path
     assert "along parameter 3 of 3 the steps' variance" in res["moments_audit"]
     rc, res = run_json(capsys, *args, "--noise", "update", "--out", str(tmp_path / "b"))
     assert rc == 0 and res["passed"] and "moments_audit" not in res, res["verdict"]
+
+
+def test_both_verdict_builders_fail_a_measurement_built_on_false_moments():
+    """drift_ratio and scalar (every built-in row goes through one of them) fail as inconclusive when the
+    run's audit found a mismatch, whatever the numbers; without one they judge the numbers."""
+    from flatland import drift_ratio, scalar
+
+    rng = np.random.default_rng(1)
+    pred = np.tile([1.0, 2.0], (500, 1))
+    meas = pred * (1 + 1e-3 * rng.standard_normal((500, 1)))
+    assert drift_ratio("r", meas, pred, tol=0.02, estimator="e").passed
+    row = drift_ratio("r", meas, pred, tol=0.02, estimator="e", moments_audit="along parameter 1 of 2 …")
+    assert not row.passed and row.details["verdict"].startswith("inconclusive: along parameter 1 of 2")
+    kw = dict(measured=1.0, stderr=0.001, predicted=1.0, tol=0.02, tolerance="t")
+    assert scalar("s", "x", **kw).passed
+    row = scalar("s", "x", **kw, moments_audit="along parameter 1 of 2 …")
+    assert not row.passed and row.details["moments_audit"] == "along parameter 1 of 2 …"
