@@ -147,7 +147,7 @@ def summary(measured, pred0, observable, tol):
                        "tolerance": row.tolerance})
     out["passed"] = bool(ok)
     if observable is not None:
-        out.update(observable_summary(runs, tol))
+        out.update(observable_summary(runs, tol, pred0))
     audit = next((r.moments_audit for r in runs if r.moments_audit), None)
     if audit:   # the Rao–Blackwellised estimates followed a false declaration: neither verdict tested anything
         out.update(moments_audit=audit, passed=False, verdict=f"inconclusive: {audit} ({out['verdict']})")
@@ -215,7 +215,7 @@ def _fmt(v) -> str:
     return "[" + ", ".join(f"{x:.3g}" for x in np.ravel(v)) + "]"
 
 
-def observable_summary(runs, tol):
+def observable_summary(runs, tol, pred0=None):
     """E[Δc]: measured vs predicted with and without the Itô term.
 
     Two Rao–Blackwellised estimators of the long-run drift of c are unbiased: the change of c at the
@@ -225,7 +225,9 @@ def observable_summary(runs, tol):
     a tangent gradient pays for the projection's noise (x² − y² there: 10× the s.e. at θ). The one with
     the smaller standard error is judged; both are reported. Without a prediction only the change at θ
     (or the raw change) is there.
-    Pass rule: |measured − predicted| ≤ tol × max(|predicted|, |Itô term|), 3 s.e. inside it.
+    Pass rule: |measured − predicted| ≤ tol × max(|predicted|, |Itô term|), 3 s.e. inside it; where both
+    are 0 up to round-off (``pred0.observable_is_zero``: c constant on Γ under a noise without tangent
+    diffusion), the measurement must be 0 within 3 s.e., as for a zero drift (that tolerance was round-off).
     """
     candidates = [(pooled(runs, "obs_projected"), "rao-blackwell, at the projected point Φ(θ)"),
                   (pooled(runs, "obs_rb"), "rao-blackwell, at θ"), (pooled(runs, "obs_raw"), "raw change at θ")]
@@ -239,6 +241,9 @@ def observable_summary(runs, tol):
     diff, dse = mean_se(meas - pf)
     scale = max(abs(pf.mean()), abs(ito.mean()), 1e-300)
     ok, why = decisive(float(diff), float(dse), tol * scale)
+    if pred0 is not None and pred0.observable_is_zero(float(pf.mean())) and pred0.observable_is_zero(float(ito.mean())):
+        ok = bool(abs(m) <= 3 * se or pred0.observable_is_zero(float(m)))
+        why = "zero predicted (0 up to round-off); measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
     R = ratio_along(meas, pf)
     return {"observable_predicted": float(pf.mean()), "observable_predicted_leading": float(pl.mean()),
             "observable_predicted_without_ito": float(wo.mean()), "observable_ito_term": float(ito.mean()),

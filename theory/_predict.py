@@ -20,7 +20,8 @@ from flatland.errors import PluginError, UserError
 from . import _closed
 from . import _symbolic as S
 from ._closed import hyper_symbols, hyper_values
-from ._compile import build, check_law, check_symmetric_psd, curvature_function, total_covariance
+from ._compile import (build, check_law, check_symmetric_psd, curvature_function, observable_functions,
+                       total_covariance)
 from ._declare import CovarianceContext, StepLaw
 from ._lambdify import numpy_function
 from ._manifold import local_rank, on_manifold, project as project_point, rank_and_basis
@@ -63,6 +64,7 @@ class Prediction:
     observable_drift_without_ito: Optional[float] = None
     observable_drift_without_ito_finite_eta: Optional[float] = None
     observable_ito_term: Optional[float] = None
+    observable_scale: float = 0.0  # the size of the observable rule's terms, |∇c|·drift_scale + |∇²c|·|C|
     drift_scale: float = 0.0
     potential: bool = True   # the drift is −P_T∇ of the regularizer shown (False: its noise part is no gradient)
 
@@ -71,6 +73,11 @@ class Prediction:
         component ≤ ``ROUNDOFF`` × ``drift_scale``, the size of the rule's terms that cancel in it."""
         d = np.abs(np.asarray(drift, float))
         return not np.any(d) or bool(np.max(d) <= ROUNDOFF * self.drift_scale)
+
+    def observable_is_zero(self, value: float) -> bool:
+        """Whether a predicted E[Δc] is 0 up to round-off (as :meth:`is_zero`, on ``observable_scale``): an
+        observable constant on Γ under a noise without tangent diffusion (xy on xy = 1 under label noise)."""
+        return value == 0 or abs(value) <= ROUNDOFF * self.observable_scale
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -270,4 +277,6 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         pred.observable_drift_without_ito = vals["observable_without_ito"]
         pred.observable_drift_without_ito_finite_eta = vals["observable_without_ito_finite_eta"]
         pred.observable_ito_term = vals["observable_ito"]
+        grad_c, hess_c = (np.asarray(g(theta), float) for g in observable_functions(problem, observable, "numpy"))
+        pred.observable_scale = float(np.max(np.abs(grad_c)) * scale + np.max(np.abs(hess_c)) * np.max(np.abs(C)))
     return pred
