@@ -185,9 +185,22 @@ def sigma_hint(sigma: float, shift: float, tol: float) -> str:
     """What --sigma would keep the chains near the point: their spread along Γ, and with it the shift of the
     averaged prediction, grows as σ² × (burn-in + steps) (measured on xyz = 1: 2.6% → 9.8% from σ = 0.01 to
     0.02, and 9.8% → 5.1% from 100 + 100 to 50 + 50 steps), so σ·√(tol / 2·shift) brings it to ~tol/2."""
-    return (f"the chains' spread along Γ, and with it the {shift:.1%} shift of the prediction, grows as σ² × "
-            f"(burn-in + steps): --sigma {sigma * math.sqrt(tol / (2 * shift)):.2g} should bring it to about "
-            f"{tol / 2:.0%}")
+    return (f"the chains' movement along Γ (diffusion and drift), and with it the {shift:.1%} shift of the "
+            f"prediction, grows as σ² × (burn-in + steps): --sigma {sigma * math.sqrt(tol / (2 * shift)):.2g} "
+            f"should bring it to about {tol / 2:.0%}")
+
+
+def chains_hint(result: dict, tol: float, steps: int, burn: int) -> str | None:
+    """What run would decide a verdict that was inconclusive for precision: the standard errors fall as
+    1/√chains, so (3 s.e./tol)² × 1.2 times the chains at the same length (given explicitly: --chains alone
+    fixes the plan and runs its full length, which can move the chains farther, as an audit found)."""
+    parts = [result.get(k) for k in ("ratio_stderr", "across_stderr", "tangent_ratio_stderr", "tangent_across_stderr")]
+    worst = max((3 * se / tol for se in parts if se is not None and math.isfinite(se)), default=0.0)
+    if result.get("passed") or worst <= 1 or "inconclusive: 3 s.e." not in str(result.get("verdict", "")):
+        return None
+    chains = int(math.ceil(result["chains"] * 1.2 * worst ** 2 / 256) * 256)
+    return (f"too few chains to decide: 3 s.e. is {worst:.2g}× the tolerance, and the standard errors fall as "
+            f"1/√chains — --chains {chains} --steps {steps} --burn {burn} (this run's length) should decide it")
 
 
 def chains_were(runs, point, tol) -> dict:

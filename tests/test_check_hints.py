@@ -84,3 +84,18 @@ def test_an_observable_constant_on_gamma_under_label_noise_is_judged_as_zero(cap
     rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "update-declared-silent",
                        "--sigma", "0.01", "--observable", "x", *args, "--out", str(tmp_path / "b"))
     assert rc == 1 and res["observable_verdict"] == "zero predicted (0 up to round-off); measured not 0 within 3 s.e."
+
+
+def test_an_imprecise_verdict_names_the_chains_that_would_decide_it():
+    """3 s.e. of the tangent part was 1.5× the tolerance after the 8-batch budget, and nothing said what to
+    run; --chains alone also fixes the plan's full length, which moved the chains farther (an audit)."""
+    from flatland.usercheck import chains_hint
+
+    res = {"passed": False, "chains": 32768, "ratio_stderr": 0.001, "across_stderr": 0.003,
+           "tangent_ratio_stderr": 0.0102, "verdict": "along Γ …: inconclusive: 3 s.e. = 0.0307 exceeds the tolerance 0.02"}
+    hint = chains_hint(res, 0.02, 200, 100)
+    k = int(re.search(r"--chains (\d+)", hint).group(1))
+    want = 32768 * 1.2 * (3 * 0.0102 / 0.02) ** 2      # s.e. ∝ 1/√chains, 20% to spare, whole 256s
+    assert want <= k < want + 256 and "--steps 200 --burn 100" in hint
+    assert chains_hint(dict(res, verdict="off by +0.05 (tolerance 0.02)"), 0.02, 200, 100) is None
+    assert chains_hint(dict(res, passed=True), 0.02, 200, 100) is None

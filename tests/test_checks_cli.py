@@ -111,6 +111,8 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "bogus"], "unknown noise model"),
     (["--loss", "(x*y - 1)**2", "--at", "x=0,y=0", "--noise", "update"], "zero-loss manifold"),
     (["--loss", "x**2 + 1", "--at", "x=0", "--noise", "update"], "zero-loss manifold"),
+    # a loss that crosses 0 (not its square): it said "the drift is not finite (a degenerate point…)"
+    (["--loss", "x*y - 1", "--at", "x=1,y=1", "--noise", "update"], "gradient does not vanish where it is 0"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1.5"], "unstable"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "2", "--eta", "0.9",
       "--chains", "16", "--steps", "500"], "diverged"),

@@ -145,6 +145,17 @@ def _text(expr, problem, theta):
     return str(expr), sp.latex(expr, symbol_names=names)
 
 
+def _require_minimum(problem: Problem, theta) -> None:
+    """Γ = {L = 0} must be a set of minima: a loss that crosses 0 there (x·y − 1, not its square) has a
+    nonzero gradient on its zero set, and every formula here would be about a saddle."""
+    g = np.asarray(numpy_function(problem, "gradient")(theta), float)
+    scale = 1.0 + float(np.max(np.abs(theta)))
+    if np.all(np.isfinite(g)) and float(np.max(np.abs(g))) > 1e-6 * scale:
+        raise UserError(f"the loss's gradient does not vanish where it is 0 (|∇L| = {np.max(np.abs(g)):.3g} at "
+                        f"{np.round(theta, 6).tolist()}): Γ = {{L = 0}} must be minima, L ≥ 0 near it — write the "
+                        f"loss as a sum of squares (({problem.loss_expr})**2), or give the expression as --residuals")
+
+
 def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Optional[str] = None,
             project: bool = True, horizon: int = 0) -> Prediction:
     """Hessian, tangent space, regularizer and per-step drift at ``point`` (projected onto Γ).
@@ -168,15 +179,18 @@ def predict(problem: Problem, point, law: StepLaw, *, hyper=None, observable: Op
         if not on_manifold(problem, theta):
             warnings.append("the point is not on Γ and was not projected: the formulas assume a point on Γ")
 
+    if not problem.has_residuals:
+        _require_minimum(problem, theta)
     curv, dH, J = curvature_function(problem, "numpy")(theta)
     # on Γ the Gauss–Newton matrix is the Hessian; off Γ (project=False) report ∇²L itself
     H = curv if on_manifold(problem, theta) else np.asarray(numpy_function(problem, "hessian")(theta))
     m, lam, U_n, U_t = rank_and_basis(curv)
     m_local = local_rank(problem, theta) if on_manifold(problem, theta) else m
     if m_local == 0 and on_manifold(problem, theta):
-        raise UserError("H vanishes on Γ at and around this point (rank 0): there is no normal direction, so no "
-                        "drift — the valley is flat to second order across Γ (a residual raised to a power above "
-                        "1: write the loss with the residual itself)")
+        raise UserError("H vanishes on Γ at and around this point (rank 0): the valley is flat to second order "
+                        "across Γ, and the drift rule (second order in the noise, through H) has nothing to say — "
+                        "noisy steps still move there. A residual raised to a power above 1 (write the loss with "
+                        "the residual itself), or a loss with a kink on Γ (Abs: not twice differentiable there)")
     f = build(problem, law, observable, m, "numpy")
     with np.errstate(all="ignore"):
         out = {k: np.asarray(v, float) + 0.0 for k, v in f(theta, hyper).items()}

@@ -142,6 +142,8 @@ def _run_user(args, out) -> int:
     warnings += [f"--{k} {asked} was rounded up to {ran} (whole chunks of {planned.chunk} steps)"
                  for k, asked, ran in (("steps", args.steps, planned.steps), ("burn", args.burn, planned.burn))
                  if asked is not None and asked != ran]
+    more = U.chains_hint(dict(s, chains=chains), args.tolerance, pl.steps, pl.burn)
+    warnings += [more] if more else []
     result = {"variables": list(problem.variables), "point": pred0.point, "noise": noise.name, "learner": learner.name,
               "eta": args.eta, "sigma": args.sigma, "hyper": grid, **s, "chains": chains, "batches": len(runs),
               "steps": pl.steps, "burn": pl.burn, "seed": args.seed, "warnings": warnings,
