@@ -7,8 +7,9 @@ reads too, makes the measurement follow the prediction: a noise model whose
 steps have covariance σ²·diag(1, 2, 3) and which declares σ²I passed
 ``flatland check`` with ratio 1.004 (a plugin written from the README).
 
-What: ``audit_step_moments`` draws ``n`` steps from one (θ, state) with
-independent keys and compares, along a set of directions v — the coordinate
+What: ``make_sampler`` draws ``n`` steps from one (θ, state) with independent
+keys (``drift._audit`` runs it where each measurement starts), and ``compare``
+compares them, along a set of directions v — the coordinate
 axes and the leading eigenvectors of the declared and of the sampled
 covariance — the steps' mean of v·(Δθ − m) with 0 and their variance with
 vᵀCv. A direction is named when the difference exceeds ``N_SIGMA`` standard
@@ -39,8 +40,8 @@ def draws_for(d: int) -> int:
 
 
 def make_sampler(step: Callable, moments: Callable, n: int) -> Callable:
-    """``sample(key, params, state, hyper) -> (Δθ − m (n, d), m (d,), C (d, d))``, jitted: n steps from one
-    (θ, state) with independent keys, centred on the declared mean."""
+    """``sample(key, params, state, hyper) -> (Δθ − m (n, d), m (d,), C (d, d))``: n steps from one (θ, state)
+    with independent keys, centred on the declared mean (vmapped, not jitted: see the return)."""
     def sample(key, params, state, hyper):
         flat = ravel_pytree(params)[0]
         m, C = moments(params, state, hyper)
