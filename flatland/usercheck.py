@@ -192,13 +192,14 @@ def sigma_hint(sigma: float, shift: float, tol: float) -> str:
 
 def chains_hint(result: dict, tol: float, steps: int, burn: int) -> str | None:
     """What run would decide a verdict that was inconclusive for precision: the standard errors fall as
-    1/√chains, so (3 s.e./tol)² × 1.2 times the chains at the same length (given explicitly: --chains alone
+    1/√chains, so 2 × (3 s.e./tol)² times the chains at the same length brings 3 s.e. to 0.7 × tol (at
+    1.2× a seed 2.5 s.e. from the 10-seed mean failed "off by 0.0205"; given explicitly: --chains alone
     fixes the plan and runs its full length, which can move the chains farther, as an audit found)."""
     parts = [result.get(k) for k in ("ratio_stderr", "across_stderr", "tangent_ratio_stderr", "tangent_across_stderr")]
     worst = max((3 * se / tol for se in parts if se is not None and math.isfinite(se)), default=0.0)
     if result.get("passed") or worst <= 1 or "inconclusive: 3 s.e." not in str(result.get("verdict", "")):
         return None
-    chains = int(math.ceil(result["chains"] * 1.2 * worst ** 2 / 256) * 256)
+    chains = int(math.ceil(result["chains"] * 2 * worst ** 2 / 256) * 256)
     return (f"too few chains to decide: 3 s.e. is {worst:.2g}× the tolerance, and the standard errors fall as "
             f"1/√chains — --chains {chains} --steps {steps} --burn {burn} (this run's length) should decide it")
 
