@@ -113,6 +113,9 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "x**2 + 1", "--at", "x=0", "--noise", "update"], "zero-loss manifold"),
     # a loss that crosses 0 (not its square): it said "the drift is not finite (a degenerate point…)"
     (["--loss", "x*y - 1", "--at", "x=1,y=1", "--noise", "update"], "gradient does not vanish where it is 0"),
+    # at (1, 1) a neighbour probe that ran along Γ counted round-off as rank: "not finite … degenerate point"
+    (["--loss", "(x*y - 1)**4", "--at", "x=1,y=1", "--noise", "update"], "H vanishes on Γ"),
+    (["--loss", "(x*y - 1)**4", "--at", "x=2,y=0.5", "--noise", "update"], "H vanishes on Γ"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--eta", "1.5"], "unstable"),
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "2", "--eta", "0.9",
       "--chains", "16", "--steps", "500"], "diverged"),
