@@ -315,7 +315,7 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             div = np.where(div < 0, np.asarray(tr.diverged_at), div)
         flat_of = _flat_batch
         start = np.asarray(flat_of(params))
-        audit = None if moments is None else _audit(step, moments, params, state, hyper, seed, key_, learner, noise)
+        audit = None if moments is None else _audit(step, moments, params, state, hyper, start, seed, key_, learner, noise)
         sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
         for i in range(n_meas):
             tr = compiled(keys[n_burn + i], params, state, hyper, t)
@@ -370,12 +370,12 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         )
 
 
-def _audit(step, moments, params, state, hyper, seed, cache_key, learner, noise) -> Optional[str]:
+def _audit(step, moments, params, state, hyper, flat, seed, cache_key, learner, noise) -> Optional[str]:
     """``moment_audit`` at the first finite chain of each grid entry where the measurement starts: None, or
-    the first entry's mismatch with what it means for the estimate."""
+    the first entry's mismatch with what it means for the estimate. ``flat``: the params flattened, (G, chains, d)."""
     from . import moment_audit as A
 
-    n = A.draws_for(ravel_pytree(_index(_index(params, 0), 0))[0].shape[0])
+    n = A.draws_for(flat.shape[-1])
     key_ = None if cache_key is None else (cache_key, n)
     sample = _AUDITS.get(key_) if key_ is not None else None
     if sample is None:
@@ -383,7 +383,6 @@ def _audit(step, moments, params, state, hyper, seed, cache_key, learner, noise)
         if key_ is not None:
             _AUDITS[key_] = sample
     G = jax.tree_util.tree_leaves(hyper)[0].shape[0]
-    flat = np.asarray(_flat_batch(params))
     for g in range(G):
         finite = np.nonzero(np.isfinite(flat[g]).all(axis=1))[0]
         if not finite.size:   # every chain diverged: that is reported as such

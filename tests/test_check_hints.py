@@ -1,7 +1,6 @@
 """What a failed check of one's own valley says to do next (from a plugin written from the README alone)."""
 import json
 import re
-import types
 
 import jax.numpy as jnp
 
@@ -34,14 +33,9 @@ def _wrong_formula():
                          residual_exprs=("x*y*z - 1",), variables=("x", "y", "z"), point=(1.0, 1.0, 1.0))
 
 
-def test_a_failed_check_of_a_registered_loss_asks_the_kit_about_its_formula(capsys, tmp_path, monkeypatch):
+def test_a_failed_check_of_a_registered_loss_asks_the_kit_about_its_formula(capsys, tmp_path, with_plugin):
     """It failed "off by −0.17" as if the theory were wrong; the kit, run by hand, named the loss."""
-    import flatland.assembly as assembly
-
-    plugin = types.SimpleNamespace(flatland_losses=flatland.hookimpl(
-        lambda register: register("wrongexpr", _wrong_formula, "code and formula disagree")))
-    orig = assembly.assemble
-    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("wrong", plugin)]}))
+    with_plugin("flatland_losses", "wrongexpr", _wrong_formula, "code and formula disagree")
     rc, res = run_json(capsys, "--loss", "wrongexpr", "--at", "x=1,y=1,z=1", "--noise", "update", "--sigma",
                        "0.004", "--chains", "512", "--steps", "100", "--burn", "100", "--out", str(tmp_path / "r"))
     said = [w for w in res["warnings"] if w.startswith("the failure may be the loss's")]
@@ -58,29 +52,19 @@ def test_an_observable_measured_without_a_prediction_is_printed(capsys, tmp_path
     assert rc == 0 and "E[Δ(x**2)] per step: measured" in out and "(no prediction to compare with)" in out, out
 
 
-def test_an_observable_constant_on_gamma_under_label_noise_is_judged_as_zero(capsys, tmp_path, monkeypatch):
+def test_an_observable_constant_on_gamma_under_label_noise_is_judged_as_zero(capsys, tmp_path, with_plugin,
+                                                                            silent_update_noise):
     """xy on xy = 1 under label noise: prediction and Itô term are 0 up to round-off (−3.8e-24), and the
     tolerance "2% of them" was round-off too: it failed as inconclusive (an independent audit). Now a zero
     prediction needs a measurement 0 within 3 s.e.; the negative case — a noise model that declares C = 0
     while its steps are update noise's, so x is predicted not to move but does — must still fail."""
-    import flatland.assembly as assembly
-
     args = ["--chains", "512", "--steps", "200", "--burn", "100"]
     rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "label", "--observable",
                        "x*y", "--out", str(tmp_path / "a"))
     assert rc == 0 and res["observable_passed"], res["observable_verdict"]
     assert res["observable_verdict"].startswith("zero predicted")
 
-    class Silent(type(flatland.assemble().registry.create("noise", "update"))):
-        name = "update-declared-silent"
-
-        def covariance(self, ctx):           # declares no noise to the theory, moves the params like update noise
-            return 0 * ctx.eye
-
-    plugin = types.SimpleNamespace(flatland_noise_models=flatland.hookimpl(
-        lambda register: register("update-declared-silent", Silent, "declares C = 0")))
-    orig = assembly.assemble
-    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("silent", plugin)]}))
+    with_plugin("flatland_noise_models", "update-declared-silent", silent_update_noise, "declares C = 0")
     rc, res = run_json(capsys, "--residuals", "x*y - 1", "--at", "x=2,y=0.5", "--noise", "update-declared-silent",
                        "--sigma", "0.01", "--observable", "x", *args, "--out", str(tmp_path / "b"))
     assert rc == 1 and res["observable_verdict"] == "zero predicted (0 up to round-off); measured not 0 within 3 s.e."

@@ -276,20 +276,13 @@ def test_list_shows_learners_and_noise_models_hyperparameter_defaults(capsys):
     assert "(hyper lr = 0.001, decay = 0.9, eps = 1e-08)" in capsys.readouterr().out
 
 
-def test_list_does_not_repeat_a_suite_the_summary_already_names(capsys, monkeypatch):
+def test_list_does_not_repeat_a_suite_the_summary_already_names(capsys, with_plugin):
     """A plugin author who wrote "(suite mine) …" as a check's summary, as `flatland list` shows them, got
     "(suite mine) (suite mine) …"."""
-    import types
-
     import flatland
-    import flatland.assembly as assembly
 
-    plugin = types.SimpleNamespace(flatland_checks=flatland.hookimpl(lambda register: register(
-        "mine-check", lambda: flatland.Check("mine-check", lambda ctx: [], "mine"), "(suite mine) my check")))
-    import flatland.cli.list_cmd as list_cmd
-
-    orig = assembly.assemble
-    monkeypatch.setattr(list_cmd, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("mine", plugin)]}))
+    with_plugin("flatland_checks", "mine-check", lambda: flatland.Check("mine-check", lambda ctx: [], "mine"),
+                "(suite mine) my check")
     assert main(["list", "checks"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "mine-check" in x)
     assert line.count("(suite mine)") == 1, line
@@ -374,25 +367,11 @@ def test_a_drift_that_is_zero_by_symmetry_is_judged_as_zero(capsys, tmp_path):
     assert rc == 0 and res["passed"] and res["verdict"].startswith("zero drift predicted"), res["verdict"]
 
 
-def test_a_drift_judged_as_zero_fails_when_the_chains_do_drift(capsys, tmp_path, monkeypatch):
+def test_a_drift_judged_as_zero_fails_when_the_chains_do_drift(capsys, tmp_path, with_plugin, silent_update_noise):
     """The zero-drift branch's negative case: a noise model that declares C = 0 (so zero drift is predicted)
     while its steps are update noise's (the chains drift, ~100 s.e. from 0) must fail. A mutation making that
     branch always pass survived every test."""
-    import types
-
-    import flatland
-    import flatland.assembly as assembly
-
-    class Undeclared(type(flatland.assemble().registry.create("noise", "update"))):
-        name = "update-declared-silent"
-
-        def covariance(self, ctx):           # declares no noise, moves the params like update noise
-            return 0 * ctx.eye
-
-    plugin = types.SimpleNamespace(flatland_noise_models=flatland.hookimpl(
-        lambda register: register("update-declared-silent", Undeclared, "declares C = 0")))
-    orig = assembly.assemble
-    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("silent", plugin)]}))
+    with_plugin("flatland_noise_models", "update-declared-silent", silent_update_noise, "declares C = 0")
     rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update-declared-silent",
                        "--sigma", "0.01", "--chains", "1024", "--steps", "200", "--burn", "100",
                        "--out", str(tmp_path / "r"))

@@ -1,6 +1,5 @@
 """The sampled audit of declared step moments: a false declaration cannot pass a Rao–Blackwellised check."""
 import json
-import types
 
 import jax
 import jax.numpy as jnp
@@ -71,15 +70,10 @@ def _lying_noise():
     return Lying
 
 
-def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path, monkeypatch):
+def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path, with_plugin):
     """It passed with ratio 1.004: the Rao–Blackwellised measurement and the prediction both read the false
     declaration. Now the check fails as inconclusive and names the parameter; honest update noise passes."""
-    import flatland.assembly as assembly
-
-    plugin = types.SimpleNamespace(flatland_noise_models=flatland.hookimpl(
-        lambda register: register("lying", _lying_noise(), "declares σ²I, draws σ²·diag(1, 2, 3)")))
-    orig = assembly.assemble
-    monkeypatch.setattr(assembly, "assemble", lambda *a, **k: orig(*a, **{**k, "extra": [("lying", plugin)]}))
+    with_plugin("flatland_noise_models", "lying", _lying_noise(), "declares σ²I, draws σ²·diag(1, 2, 3)")
     args = ["--residuals", "x*y*z - 1", "--at", "x=1,y=1,z=1", "--sigma", "0.004", "--chains", "1024",
             "--steps", "200", "--burn", "100"]
     rc, res = run_json(capsys, *args, "--noise", "lying", "--out", str(tmp_path / "a"))
