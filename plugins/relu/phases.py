@@ -7,12 +7,14 @@ log(y − plateau) linearly in time from the peak. It returns τ (steps) and the
 decay rate 1/τ with the fit's R², or ``ok: False`` with the reason — a failed
 fit is never reported as τ = 0 or ∞.
 
-``loss_plateau(loss)`` is the one rule for where a loss curve reaches its
-plateau, used by the phase labels and by the relu checks: the first logged
-point whose running median (5 points, robust to Adam's isolated spikes) is
-within ×1.5 of the end level (mean over the last 10%), from above (a fit) or
-below (a loss rising to a noise floor); the curve stays "on" it
-while the running median stays within [½, 2]× that level.
+``loss_plateau(steps, loss)`` is the one rule for where a loss curve reaches its
+plateau, used by the phase labels and by the relu checks: from the plateau's
+start on, within every decade of steps the loss's running median (5 points,
+robust to Adam's isolated spikes) stays within [½, 2]× of its median over that
+decade, and the run goes on for a decade after the start. It is local in
+log-time: a noise-free loss keeps decaying slowly after the fit (here about ×2
+a decade, for GD as for the adaptive learners), so a rule anchored to the end
+value moves with the run's length.
 
 ``label_phases(steps, loss, active_units)`` labels (i) fast convergence: until
 the loss reaches its plateau (``loss_plateau``); (ii) directed drift: from there until 90% of the
@@ -105,8 +107,7 @@ def still_drifting(trend: dict, drop: float) -> bool:
     return abs(trend["change"]) > 3 * trend["change_se"] and abs(trend["change"]) > STILL_DRIFTING * drop
 
 
-PLATEAU_WITHIN = 1.5  # the loss has reached its plateau once its running median is within ×1.5 of the end level
-PLATEAU_BAND = 2.0    # ... and stays on it while the running median stays within [½, 2]× that level
+PLATEAU_BAND = 2.0    # on the plateau: within every decade of steps the loss stays within [½, 2]× of its level there
 END_FRACTION = 0.1    # the end level: the mean over the last 10% of logged points
 MEDIAN_POINTS = 5     # the running median's window, in logged points
 
@@ -118,23 +119,39 @@ def running_median(y, k=MEDIAN_POINTS):
     return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1), axis=1)
 
 
-def loss_plateau(loss) -> dict:
-    """Where a loss curve reaches its plateau, and whether it stays there (one rule; see module doc).
+def loss_plateau(steps, loss) -> dict:
+    """Where a loss curve reaches its plateau (one rule for the phase labels and the relu checks).
 
-    Returns ``index`` (of the first logged point on the plateau; the last point if none is), ``level``
-    (the end level), ``reached`` and ``on`` (reached, and the running median from ``index`` on stays
-    within [1/PLATEAU_BAND, PLATEAU_BAND]× the level). The end level moves with the run's length when
-    the loss keeps falling, and so does ``index``: a loss still falling ×2 per decade of steps has no
-    plateau by this rule until it slows (examples/recorded/rmsprop-plateau)."""
-    loss = np.asarray(loss, float)
-    level = float(np.mean(loss[-max(1, int(round(END_FRACTION * loss.size))):]))
-    med = running_median(loss)
-    hits = np.nonzero((med <= PLATEAU_WITHIN * level) & (med >= level / PLATEAU_WITHIN))[0]  # from above or below
-    reached = bool(hits.size)
-    index = int(hits[0]) if reached else loss.size - 1
-    after = running_median(loss[index:])
-    on = reached and bool(np.all((after <= PLATEAU_BAND * level) & (after >= level / PLATEAU_BAND)))
-    return {"index": index, "level": level, "reached": reached, "on": on}
+    ``steps`` count from the run's start. Each logged point opens a window of one decade of steps (to
+    10× its step); the point is *off* the plateau when somewhere in its window the loss's running median
+    leaves [1/``PLATEAU_BAND``, ``PLATEAU_BAND``]× the window's median level. The plateau starts after
+    the last point off it, and it is ``reached`` when the run goes on for a whole decade from there. The
+    rule is local in log-time, so it does not move with the run's length: a noise-free loss approaching
+    zero as t^−a is on its plateau everywhere when it falls less than about ×4 a decade and nowhere when
+    it falls much faster (a fit), however long the run. A rule anchored to the end value put the start
+    at a fixed fraction of the run instead (examples/recorded/rmsprop-plateau). Returns ``index`` (the
+    first point on the plateau; the last point if none is), ``level`` (the end level, the mean of the
+    last 10%) and ``reached``. A non-finite loss is never on a plateau."""
+    steps, loss = np.asarray(steps, float), np.asarray(loss, float)
+    n = loss.size
+    if steps.shape != loss.shape:
+        raise ValueError(f"loss_plateau needs one step per logged loss; got {steps.size} steps and {n} losses")
+    level = float(np.mean(loss[-max(1, int(round(END_FRACTION * n))):]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_med = np.log(running_median(loss))
+    first = steps[steps > 0].min() if (steps > 0).any() else 1.0
+    decade_end = np.searchsorted(steps, 10 * np.maximum(steps, first), side="right")
+    limit = np.log(PLATEAU_BAND)
+
+    def off(i):
+        window = log_med[i:decade_end[i]]
+        return not (np.isfinite(loss[i:decade_end[i]]).all() and np.isfinite(window).all()
+                    and np.max(np.abs(window - np.median(window))) <= limit)
+
+    last_off = next((i for i in range(n - 1, -1, -1) if off(i)), -1)
+    index = min(last_off + 1, n - 1)
+    reached = last_off < n - 1 and steps[-1] >= 10 * max(steps[index], first)
+    return {"index": index, "level": level, "reached": bool(reached)}
 
 
 def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> dict:
@@ -146,13 +163,13 @@ def label_phases(steps, loss, active_units, min_drop=0.02, smooth_frac=0.05) -> 
     if n < 4 or not np.isfinite(loss).all():
         return {"ok": False, "reason": "too few logged points" if n < 4 else "the loss is not finite throughout"}
     w = max(1, int(smooth_frac * n))
-    plateau = loss_plateau(loss)
+    plateau = loss_plateau(steps, loss)
     i_conv = plateau["index"]
     aus = _smooth(au, w)
     au_plateau = float(np.mean(aus[-max(2, n // 10):]))
     drop = float(aus[i_conv] - au_plateau)
     out = {"ok": True, "loss_plateau_log10": float(np.log10(max(plateau["level"], 1e-300))),
-           "converged_step": float(steps[i_conv]), "loss_on_plateau": plateau["on"],
+           "converged_step": float(steps[i_conv]), "loss_on_plateau": plateau["reached"],
            "fast_convergence": [float(steps[0]), float(steps[i_conv])]}
     if drop < min_drop:
         out |= {"directed_drift": None, "null_drift": [float(steps[i_conv]), float(steps[-1])],

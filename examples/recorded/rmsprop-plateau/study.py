@@ -91,12 +91,24 @@ def seed_means(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def row_plateau(m: dict, every: int) -> int:
-    """The suite row's t_p, from logs every ``every`` steps: the relu checks' own rule."""
+def end_anchored_start(loss: np.ndarray) -> int:
+    """The plateau rule the relu checks used until 2026-12-05, kept here to reproduce what the row saw: the
+    first logged point whose 5-point running median is within ×1.5 of the end level (mean of the last 10%)."""
+    from flatland_plugins.relu.phases import running_median
+    level = loss[-max(1, int(round(0.1 * loss.size))):].mean()
+    med = running_median(loss)
+    hits = np.nonzero((med <= 1.5 * level) & (med >= level / 1.5))[0]
+    return int(hits[0]) if hits.size else loss.size - 1
+
+
+def row_plateau(m: dict, every: int) -> list:
+    """From logs every ``every`` steps: t_p by the old end-anchored rule, and by the relu checks' rule now
+    (``phases.loss_plateau``, with whether it is reached)."""
     from flatland_plugins.relu.checks import _plateau
     keep = (m["step"] % every) == 0
-    ip = _plateau({"loss_norm": m["loss_norm_seeds"][:, keep]})[0]
-    return int(m["step"][keep][ip])
+    steps, seeds = m["step"][keep], m["loss_norm_seeds"][:, keep]
+    ip, _, reached, _ = _plateau(steps, {"loss_norm": seeds})
+    return [int(steps[end_anchored_start(seeds.mean(0))]), int(steps[ip]), reached]
 
 
 def window(m: dict) -> list[str]:
@@ -110,33 +122,37 @@ def window(m: dict) -> list[str]:
 
 def report(out: Path) -> None:
     header = (["variant"] + [f"loss@{t}" for t in AT] + [f"active@{t}" for t in AT]
-              + ["t_p(500-step logs)", "t_p(10-step logs)", "window_loss_ratio", "window_active_fall",
-                 "window_active_fall_se"])
+              + ["t_p_end_anchored(500-step logs)", "t_p(500-step logs)", "reached(500-step logs)",
+                 "t_p_end_anchored(10-step logs)", "t_p(10-step logs)", "reached(10-step logs)",
+                 "window_loss_ratio", "window_active_fall", "window_active_fall_se"])
     table = [header]
     for name in VARIANTS:
         m = seed_means(out / name / "metrics.csv")
         at = [int(np.searchsorted(m["step"], t)) for t in AT]
         table.append([name] + [f"{m['loss_norm'][i]:.4g}" for i in at] + [f"{m['active_fraction'][i]:.3f}" for i in at]
-                     + [row_plateau(m, 500), row_plateau(m, LOG_EVERY)] + window(m))
+                     + row_plateau(m, 500) + row_plateau(m, LOG_EVERY) + window(m))
     _write("results.csv", table)
     _write("converged.csv", converged_table(out))
 
 
 def converged_table(out: Path) -> list[list]:
-    """Per run length: the row's t_p, the active fraction there and at the end, and the late plateau."""
+    """Per run length: the row's t_p by the old end-anchored rule and by the current one, the active fraction
+    there and at the end, and the late plateau."""
     from flatland_plugins.relu.checks import _end, _plateau
     # relative_fall_gross: 1 − end/t_p of the active fraction; the row also subtracts the GD control's
-    table = [["steps", "t_p", "loss@t_p", "loss_end", "active@t_p", "active_end", "relative_fall_gross",
-              "active@30000", "loss@30000"]]
+    table = [["steps", "t_p_end_anchored", "loss@t_p", "loss_end", "active@t_p", "active_end", "relative_fall_gross",
+              "t_p", "reached", "active@t_p_now", "relative_fall_gross_now", "active@30000", "loss@30000"]]
     for steps in LENGTHS:
         r = dict(np.load(out / f"converged-{steps}.npz"))
-        ip = _plateau(r)[0]
         af, loss = r["active_fraction"].mean(0), r["loss_norm"].mean(0)
+        ip = end_anchored_start(loss)
+        now, _, reached, _ = _plateau(r["steps"], r)
         end_af, end_loss = float(_end(r["active_fraction"]).mean()), float(_end(r["loss_norm"]).mean())
         i30 = int(np.searchsorted(r["steps"], 30_000))
         late = [f"{af[i30]:.4f}", f"{loss[i30]:.4g}"] if i30 < af.size else ["", ""]
         table.append([steps, int(r["steps"][ip]), f"{loss[ip]:.4g}", f"{end_loss:.4g}", f"{af[ip]:.4f}",
-                      f"{end_af:.4f}", f"{1 - end_af / af[ip]:.3f}"] + late)
+                      f"{end_af:.4f}", f"{1 - end_af / af[ip]:.3f}", int(r["steps"][now]), reached,
+                      f"{af[now]:.4f}", f"{1 - end_af / af[now]:.3f}"] + late)
     return table
 
 
