@@ -119,6 +119,11 @@ def summary(measured, pred0, observable, tol):
     if pred0.is_zero(pf.mean(0)):  # zero predicted drift (no noise, or terms that cancel): 0 within 3 s.e.
         ok = bool(np.all(np.abs(m) <= 3 * se + 1e-300) or pred0.is_zero(m))  # round-off of the rule's size
         out["verdict"] = "zero drift predicted; measured " + ("consistent with 0" if ok else "not 0 within 3 s.e.")
+        if not np.any(raw[np.all(np.isfinite(raw), axis=1)]):  # no chain moved at all: a check that cannot fail
+            ok = False
+            out["verdict"] = ("inconclusive: no chain moved (every step was exactly 0: the learner and the noise "
+                              "add nothing at this point), so zero drift was not tested; give the noise a scale "
+                              "> 0, or start where the learner moves")
         out.update(ratio=float("nan"), ratio_stderr=float("nan"), across_fraction=float("nan"),
                    across_stderr=float("nan"))
     else:  # the one verdict rule, on the whole vector

@@ -132,6 +132,8 @@ def test_loss_and_residual_forms_of_a_valley_agree(capsys, tmp_path):
     (["--loss", "(x*y)**2*1e300", "--at", "x=1,y=0", "--noise", "update"], "unstable"),         # #17 item 2
     # a --sigma nothing takes was ignored, and the header still said σ = 0.01
     (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "none", "--sigma", "0.5"], "--sigma 0.5 sets nothing"),
+    # σ = 0 was accepted, and the check passed: nothing moved, so "zero drift" was measured exactly
+    (["--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--sigma", "0"], "σ = 0 switches the noise off"),
 ])
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, argv, words):
     rc = main(["check", *argv, "--out", str(tmp_path / "r")])
@@ -365,6 +367,14 @@ def test_a_drift_that_is_zero_by_symmetry_is_judged_as_zero(capsys, tmp_path):
     rc, res = run_json(capsys, "--residuals", "x**2 + y**2 - 1", "--at", "x=0.6,y=0.8", "--noise", "label",
                        "--chains", "256", "--steps", "100", "--burn", "100", "--out", str(tmp_path / "r"))
     assert rc == 0 and res["passed"] and res["verdict"].startswith("zero drift predicted"), res["verdict"]
+
+
+def test_a_zero_drift_that_nothing_could_break_is_not_a_pass(capsys, tmp_path):
+    """GD without noise at a point of Γ: every step is exactly 0, so "zero drift predicted, measured 0 ± 0"
+    tested nothing. It passed; now it is inconclusive and says why."""
+    rc, res = run_json(capsys, "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "none", "--chains", "64",
+                       "--steps", "20", "--burn", "10", "--out", str(tmp_path / "r"))
+    assert rc == 1 and not res["passed"] and res["verdict"].startswith("inconclusive: no chain moved"), res["verdict"]
 
 
 def test_a_drift_judged_as_zero_fails_when_the_chains_do_drift(capsys, tmp_path, with_plugin, silent_update_noise):

@@ -50,8 +50,10 @@ def _problem_and_loss(args, registry):
 def _validate(args):
     for name in ("sigma", "eta", "tolerance"):
         v = getattr(args, name)
-        if not (math.isfinite(v) and v > 0 or (name == "sigma" and v == 0)):
-            raise UserError(f"--{name} must be a positive number, got {v}")
+        if not (math.isfinite(v) and v > 0):
+            why = " (σ = 0 switches the noise off: nothing would move, so the check could not fail)" if v == 0 \
+                and name == "sigma" else ""
+            raise UserError(f"--{name} must be a positive number{why}, got {v}")
     if args.tolerance >= 1:
         raise UserError(f"--tolerance is relative (0.02 = 2%) and must be below 1, got {args.tolerance}")
     for name in ("chains", "steps"):
