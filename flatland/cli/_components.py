@@ -118,12 +118,12 @@ def with_settings(out: dict, noise, learner, text) -> dict:
 
 
 def law_or_error(noise, learner):
-    """The pair's StepLaw; a UserError naming the missing declaration when there is none."""
+    """The pair's StepLaw; a UserError naming the missing declaration, and what still works, when there is none."""
     from ..laws import step_law
 
     law, why = step_law(noise, learner)
     if law is None:
-        raise UserError(why)
+        raise UserError(f"{why}; `flatland check` with the same options still measures the drift, without one")
     return law
 
 
