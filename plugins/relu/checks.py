@@ -167,14 +167,14 @@ def check_gd(opts):
 
 
 LEARNED = 0.1  # a plateau counts as "the task learned" when loss_norm ≤ this (≥ 90% of target variance explained)
-PLATEAU_RULE = "within every decade of steps after t_p within [½, 2]× of its level there, for ≥ a decade"
+PLATEAU_RULE = "in every decade of steps after t_p within [½, 2]× of its level there, held ≥ a decade"
 
 
 def _plateau(steps, records):
     """The learner's own loss plateau, from the seed-mean loss: (index of t_p, end loss, the plateau is
     reached and held for a decade, task still learned). The plateau is ``phases.loss_plateau``'s (one
-    rule for the checks and the phase labels: from t_p on the loss never changes by ×2 within a decade
-    of steps); "learned" means the end loss_norm ≤ ``LEARNED``. Update noise and the noise-free
+    rule for the checks and the phase labels: from t_p on, in every decade of steps the loss stays within
+    [½, 2]× of its level there); "learned" means the end loss_norm ≤ ``LEARNED``. Update noise and the noise-free
     learners are judged by this one rule."""
     from .phases import loss_plateau
     p = loss_plateau(steps, records["loss_norm"].mean(0))
@@ -300,7 +300,8 @@ def _check_adaptive(name, label):
         (m, se), (ma, sea) = _mse(rel), _mse(d_au)
         ok = m >= 0.25 and m > 3 * se and reached and learned and (c["diverged"] < 0).all()
         why = [w for w, bad in (("fall < 0.25 or ≤ 3 s.e.", not (m >= 0.25 and m > 3 * se)),
-                                ("the loss did not stay on a plateau for a decade of steps (changed ×2 within a decade)", not reached),
+                                ("the loss did not stay on a plateau for a decade of steps (it left [½, 2]× of its level within a decade)",
+                                 not reached),
                                 (f"plateau loss_norm {loss_end:.3g} > {LEARNED}: the fit broke", not learned),
                                 ("a chain diverged", not (c["diverged"] < 0).all())) if bad]
         return [CheckResult(f"relu-{name}-sparsifies",
