@@ -9,9 +9,10 @@ fit is never reported as τ = 0 or ∞.
 
 ``loss_plateau(steps, loss)`` is the one rule for where a loss curve reaches its
 plateau, used by the phase labels and by the relu checks: from the plateau's
-start on, within every decade of steps the loss's running median (5 points,
-robust to Adam's isolated spikes) stays within [½, 2]× of its median over that
-decade, and the run goes on for a decade after the start. It is local in
+start on, within every decade of steps the loss's level (its median over a
+quarter decade, robust to Adam's spikes and a noisy run's bursts) stays within
+[½, 2]× of its level at the decade's centre, and the run goes on for a decade
+after the start. It is local in
 log-time: a noise-free loss keeps decaying slowly after the fit (here about ×2
 a decade, for GD as for the adaptive learners), so a rule anchored to the end
 value moves with the run's length.
@@ -108,8 +109,9 @@ def still_drifting(trend: dict, drop: float) -> bool:
 
 
 PLATEAU_BAND = 2.0    # on the plateau: within every decade of steps the loss stays within [½, 2]× of its level there
+LEVEL_WINDOW = 0.25   # the loss's level at a step: its median over a quarter decade of steps centred there ...
+MEDIAN_POINTS = 5     # ... or over this many logged points when the quarter decade holds fewer
 END_FRACTION = 0.1    # the end level: the mean over the last 10% of logged points
-MEDIAN_POINTS = 5     # the running median's window, in logged points
 
 
 def running_median(y, k=MEDIAN_POINTS):
@@ -119,34 +121,51 @@ def running_median(y, k=MEDIAN_POINTS):
     return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1), axis=1)
 
 
+def log_time_level(log_steps, y):
+    """The level of a curve at each logged point: its median over a quarter decade of steps centred there
+    (at least ``MEDIAN_POINTS`` logged points). Excursions shorter than half that window (Adam's spikes, a
+    noisy run's loss bursts at the edge of stability) do not move it; NaN where the window is not finite."""
+    n = y.size
+    lo = np.searchsorted(log_steps, log_steps - LEVEL_WINDOW / 2, side="left")
+    hi = np.searchsorted(log_steps, log_steps + LEVEL_WINDOW / 2, side="right")
+    h = MEDIAN_POINTS // 2
+    few = hi - lo < MEDIAN_POINTS
+    lo = np.where(few, np.clip(np.arange(n) - h, 0, max(n - MEDIAN_POINTS, 0)), lo)
+    hi = np.where(few, np.minimum(lo + MEDIAN_POINTS, n), hi)
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(y))])
+    return np.array([np.median(y[i:j]) if bad[j] == bad[i] else np.nan for i, j in zip(lo, hi)])
+
+
 def loss_plateau(steps, loss) -> dict:
     """Where a loss curve reaches its plateau (one rule for the phase labels and the relu checks).
 
-    ``steps`` count from the run's start. Each logged point opens a window of one decade of steps (to
-    10× its step); the point is *off* the plateau when somewhere in its window the loss's running median
-    leaves [1/``PLATEAU_BAND``, ``PLATEAU_BAND``]× the window's median level. The plateau starts after
-    the last point off it, and it is ``reached`` when the run goes on for a whole decade from there. The
-    rule is local in log-time, so it does not move with the run's length: a noise-free loss approaching
-    zero as t^−a is on its plateau everywhere when it falls less than about ×4 a decade and nowhere when
-    it falls much faster (a fit), however long the run. A rule anchored to the end value put the start
-    at a fixed fraction of the run instead (examples/recorded/rmsprop-plateau). Returns ``index`` (the
-    first point on the plateau; the last point if none is), ``level`` (the end level, the mean of the
-    last 10%) and ``reached``. A non-finite loss is never on a plateau."""
+    ``steps`` count from the run's start. The loss's level at each logged point is its median over a
+    quarter decade of steps around it (``log_time_level``). Each point opens a window of one decade of
+    steps (to 10× its step); the point is *off* the plateau when somewhere in that window the level leaves
+    [1/``PLATEAU_BAND``, ``PLATEAU_BAND``]× the level at the window's centre in log-time. The plateau
+    starts after the last point off it, and it is ``reached`` when the run goes on for a whole decade
+    from there. The rule is local in log-time, so it does not move with the run's length: a noise-free
+    loss approaching zero as t^−a is on its plateau everywhere when it falls less than about ×4 a decade
+    and nowhere when it falls much faster (a fit), however long the run. A rule anchored to the end value
+    put the start at a fixed fraction of the run instead (examples/recorded/rmsprop-plateau). Returns
+    ``index`` (the first point on the plateau; the last point if none is), ``level`` (the end level, the
+    mean of the last 10%) and ``reached``. A non-finite loss is never on a plateau."""
     steps, loss = np.asarray(steps, float), np.asarray(loss, float)
     n = loss.size
-    if steps.shape != loss.shape:
+    if steps.shape != loss.shape or n == 0:
         raise ValueError(f"loss_plateau needs one step per logged loss; got {steps.size} steps and {n} losses")
     level = float(np.mean(loss[-max(1, int(round(END_FRACTION * n))):]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_med = np.log(running_median(loss))
     first = steps[steps > 0].min() if (steps > 0).any() else 1.0
-    decade_end = np.searchsorted(steps, 10 * np.maximum(steps, first), side="right")
+    log_steps = np.log10(np.maximum(steps, first))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(log_time_level(log_steps, loss))
+    end = np.searchsorted(log_steps, log_steps + 1, side="right")            # each point's decade: [i, end)
+    centre = np.searchsorted(log_steps, (log_steps + log_steps[end - 1]) / 2)  # its centre in log-time
     limit = np.log(PLATEAU_BAND)
 
     def off(i):
-        window = log_med[i:decade_end[i]]
-        return not (np.isfinite(loss[i:decade_end[i]]).all() and np.isfinite(window).all()
-                    and np.max(np.abs(window - np.median(window))) <= limit)
+        w = x[i:end[i]]
+        return not (np.isfinite(w).all() and w.max() - x[centre[i]] <= limit and x[centre[i]] - w.min() <= limit)
 
     last_off = next((i for i in range(n - 1, -1, -1) if off(i)), -1)
     index = min(last_off + 1, n - 1)
