@@ -87,7 +87,7 @@ def test_lanczos_lambda_max(small):
     lz = HS.functionals(p, ctx, method="lanczos", lanczos_steps=60)
     assert lz["lambda_max"] == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-8)
     dead = int(np.sum(~(np.asarray(ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)))
-    assert lz["n_zero_is_lower_bound"] and lz["n_zero"] == HS.exact_null_dimension(p, ctx["X"], spec)
+    assert lz["n_zero_is_lower_bound"] and lz["n_zero"] == HS.exact_null_dimension(p, ctx["X"], ctx["Y"], spec)
     assert lz["n_zero"] >= dead * spec.per_unit
 
 
@@ -110,10 +110,36 @@ def test_exact_null_dimension_is_the_dense_zero_count():
     p = dict(p, b=jax.numpy.asarray(b))
     e = np.sort(np.abs(np.linalg.eigvalsh(np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p))))))
     n_zero = int(np.sum(e <= 10 * np.finfo(float).eps * e[-1]))
-    predicted = HS.exact_null_dimension(p, ctx["X"], spec)
+    predicted = HS.exact_null_dimension(p, ctx["X"], ctx["Y"], spec)
     assert predicted >= spec.per_unit + (spec.d_in + 1 - 3)  # the corridor's smooth views are rank-poor too
     assert n_zero == predicted
     assert e[n_zero] > 1e3 * np.finfo(float).eps * e[-1]   # a clear gap above the counted zeros
+
+
+def test_two_units_firing_on_one_and_the_same_input_add_d_out_minus_1_null_directions():
+    """Found on the relu suite's seed-1 nets (2026-12-05): two units each active on one and the same input
+    only. Their output weights can trade along h_1 ∝ h_2 without changing any output, and the residual
+    coupling removes one of those d_out directions: 16 zero eigenvalues (d_out = 17) that the per-unit count
+    missed, so the check failed. The dense count equals the prediction with them, and not without."""
+    reg = flatland.assemble(strict=True).registry
+    loss = reg.create("losses", "corridor", seed=2, n_hid=5, T=40)
+    ctx = loss.extras["relu"]
+    spec = ctx["spec"]
+    p = loss.init(jax.random.key(3))
+    W, b = np.asarray(p["W"]).copy(), np.asarray(p["b"]).copy()
+    W[2] = 2 * W[1]                                    # the same ordering of the inputs ...
+    z = np.asarray(ctx["X"]) @ W.T
+    for j in (1, 2):                                   # ... and each fires on its top input only
+        b[j] = -0.5 * (np.sort(z[:, j])[-1] + np.sort(z[:, j])[-2])
+    p = dict(p, W=jax.numpy.asarray(W), b=jax.numpy.asarray(b))
+    assert (np.asarray(ctx["X"]) @ W.T + b > 0)[:, 1:3].sum(0).tolist() == [1, 1]
+    e = np.sort(np.abs(np.linalg.eigvalsh(np.asarray(jax.hessian(lambda th: loss(unflatten(th, spec)))(flatten(p))))))
+    n_zero = int(np.sum(e <= 10 * np.finfo(float).eps * e[-1]))
+    predicted = HS.exact_null_dimension(p, ctx["X"], ctx["Y"], spec)
+    zt = np.asarray(ctx["X"]) @ W.T + b
+    assert HS._dependent_outputs(p, np.c_[ctx["X"], np.ones(len(zt))], zt, np.asarray(ctx["Y"])) == spec.d_out - 1
+    assert n_zero == predicted
+    assert e[n_zero] > 1e3 * np.finfo(float).eps * e[-1]
 
 
 def test_full_too_large_falls_back_to_gauss_newton_and_says_so():
@@ -125,4 +151,4 @@ def test_full_too_large_falls_back_to_gauss_newton_and_says_so():
     gn = HS.functionals(p, ctx, method="gauss-newton", max_dense=50)
     assert f["method"].startswith("gauss-newton (full: ") and "> max_dense 50" in f["method"]
     assert f["n_zero"] == gn["n_zero"] and f["lambda_max"] == gn["lambda_max"]
-    assert f["exact_null"] == HS.exact_null_dimension(p, ctx["X"], ctx["spec"])
+    assert f["exact_null"] == HS.exact_null_dimension(p, ctx["X"], ctx["Y"], ctx["spec"])

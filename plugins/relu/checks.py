@@ -60,10 +60,13 @@ Checks:
 * ``relu-zero-eigenvalues`` — at the end of the update-noise runs, a dense
   ``eigh`` of the full 1,800×1,800 Hessian (``jax.hessian``, no structure used)
   has, in every seed, exactly as many eigenvalues with |λ| ≤ 10·ε·λ_max as the
-  predicted exact null dimension Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0], r_j the
+  predicted exact null dimension Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0] + n_dep, r_j the
   rank of unit j's active inputs (``hessian.exact_null_dimension``: an inactive
-  unit's d_in + 1 + d_out parameters, and an active unit's input-weight
-  directions orthogonal to every input it fires on). (d_in + 1 + d_out) × inactive
+  unit's d_in + 1 + d_out parameters, an active unit's input-weight directions
+  orthogonal to every input it fires on, and n_dep output-weight directions along
+  linear dependencies of the active units' activations — two units firing on one
+  and the same input only give d_out − 1; check seed 1 has such a pair, which
+  the count missed until 2026-12-05). (d_in + 1 + d_out) × inactive
   units alone is reported beside it, as is the count at the looser P·ε·λ_max,
   which also picks up the near-zero eigenvalues of the units' rescaling symmetry
   (null only at a stationary point, which ReLU GD does not reach here: the loss
@@ -337,7 +340,7 @@ def check_zero_eigs(opts):
         e = np.sort(np.abs(np.linalg.eigvalsh(np.asarray(hess(flatten(p))))))
         lmax = float(e[-1])
         n_zero = int(np.sum(e <= ROUNDOFF * eps * lmax))
-        predicted = exact_null_dimension(p, ctx["X"], spec)
+        predicted = exact_null_dimension(p, ctx["X"], ctx["Y"], spec)
         inactive = int(np.sum(~np.asarray((ctx["X"] @ p["W"].T + p["b"]) > 0).any(0)))
         rows.append({"seed": s, "n_zero": n_zero, "predicted": predicted,
                      "inactive_units_times_per_unit": spec.per_unit * inactive,
@@ -348,7 +351,8 @@ def check_zero_eigs(opts):
     return [CheckResult("relu-zero-eigenvalues",
                         f"max over {SEEDS} seeds of |#zero eigenvalues − predicted exact-null dimension| of the dense "
                         f"full Hessian (eigh, |λ| ≤ {ROUNDOFF}·ε·λmax), end of the update-noise runs; predicted "
-                        "Σ_units (d_in+1 − rank of its active inputs) + d_out per inactive unit",
+                        "Σ_units (d_in+1 − rank of its active inputs) + d_out per inactive unit + output-weight "
+                        "directions along dependent activations",
                         0.0, float(worst), 0.0, "= 0 in every seed", worst == 0, details={"per_seed": rows})]
 
 

@@ -31,9 +31,14 @@ Why it is cheap. With L = κ Σ_tk r_tk², ∇²L = 2κ (JᵀJ + R), R = Σ r �
   inactive unit (exact zero rows), and, for an active unit j, every change of
   its input weights orthogonal to the inputs x̃_t it is active on (J's column
   is Σ g_tj x̃_t·δw = 0 and so is R_j's, whose W-part is also built from those
-  x̃_t). ``exact_null_dimension`` counts them, Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0]
-  with r_j the rank of unit j's active inputs. It is the full Hessian's zero
-  count whenever nothing else is exactly null; the rescaling symmetry of an
+  x̃_t). A third kind appears when the active units' activation vectors h_j (over
+  the inputs) are linearly dependent — e.g. two units that fire on one and the
+  same input only: output-weight changes along the dependency leave every
+  output unchanged, and are null vectors of H where the residual coupling C_j
+  annihilates them too (d_out − 1 of them for that pair). ``exact_null_dimension``
+  counts all three, Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0] + n_dep with r_j the
+  rank of unit j's active inputs. It is the full Hessian's zero count whenever
+  nothing else is exactly null; the rescaling symmetry of an
   active unit (W_j, b_j) → αW_j, V_j → V_j/α is null only at a stationary point
   (H v = −(Dv)ᵀ∇L), so off one it gives small, not zero, eigenvalues. The relu
   check suite compares this count with a dense ``eigh`` at round-off tolerance.
@@ -132,10 +137,11 @@ def residual_bound(params, X, Y, spec: NetSpec, kappa):
     return 2 * kappa * jnp.max(jnp.abs(jnp.linalg.eigvalsh(blocks)))
 
 
-def exact_null_dimension(params, X, spec: NetSpec) -> int:
-    """Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0]: the full Hessian's exact null directions (module doc).
+def exact_null_dimension(params, X, Y, spec: NetSpec) -> int:
+    """The full Hessian's exact null directions (module doc): Σ_j (d_in + 1 − r_j) + d_out·[r_j = 0] + n_dep.
 
-    r_j is the rank of [x_t, 1] over the inputs where ReLU unit j is active.
+    r_j is the rank of [x_t, 1] over the inputs where ReLU unit j is active; n_dep counts the output-weight
+    changes along linear dependencies of the active units' activation vectors (``_dependent_outputs``).
     Defined for ReLU only (other activations have no exactly inactive region).
     """
     if spec.activation != "relu":
@@ -147,7 +153,34 @@ def exact_null_dimension(params, X, spec: NetSpec) -> int:
     for active in (z > 0).T:
         r = int(np.linalg.matrix_rank(Xt[active])) if active.any() else 0
         total += Xt.shape[1] - r + (spec.d_out if r == 0 else 0)
-    return total
+    return total + _dependent_outputs(params, Xt, z, np.asarray(Y, np.float64))
+
+
+def _dependent_outputs(params, Xt, z, Y) -> int:
+    """Null directions δV (input weights fixed) from linearly dependent activation vectors of active units.
+
+    J's columns for unit j's output weights are h_j ⊗ I (h_j = relu(z_:j) over the inputs), so every δV
+    with Σ_j δV_j h_tj = 0 for all t — δV = U Bᵀ, B a basis of the null space of [h_j] — is a null
+    vector of JᵀJ. R (block-diagonal, [[0, C_j], [C_jᵀ, 0]] per unit) maps it to the input weights,
+    C_jᵀ δV_j, so it is a null vector of H when C_jᵀ U B_j = 0 for every unit: a linear system on U. Two
+    units active on one and the same input only (a generic way to lose a unit under noise) give
+    d_out − 1 such directions; independent activation vectors give none."""
+    V = np.asarray(params["V"], np.float64)
+    active = np.nonzero((z > 0).any(0))[0]
+    if active.size < 2:
+        return 0
+    h = np.maximum(z[:, active], 0.0)
+    _, sv, vt = np.linalg.svd(h, full_matrices=True)
+    rank = int(np.sum(sv > sv.max() * max(h.shape) * np.finfo(np.float64).eps))
+    B = vt[rank:].T                                                  # (active units, m): null space of h
+    if B.shape[1] == 0:
+        return 0
+    r = np.maximum(z, 0.0) @ V.T - Y                                  # residuals (T, d_out)
+    C = np.einsum("tk,tj,tl->jkl", r, (z[:, active] > 0).astype(float), Xt)  # (active units, d_out, d_in+1)
+    d_out, m = V.shape[0], B.shape[1]
+    # vec(C_jᵀ U b_j) = (b_jᵀ ⊗ C_jᵀ) vec(U), with vec stacking U's columns
+    M = np.concatenate([np.kron(B[j][None, :], C[j].T) for j in range(active.size)], axis=0)
+    return d_out * m - int(np.linalg.matrix_rank(M))
 
 
 def _summarise(eigs, n_total, rtol=None, extra=None):
@@ -225,7 +258,7 @@ def functionals(params, ctx, method="gauss-newton", rtol=None, max_dense=6000, l
     info = {"method": method, "active_units": int(units.size), "eps_R": eps_R,
             "structural_zeros": int(P - P_a)}
     if spec.activation == "relu":
-        info["exact_null"] = exact_null_dimension(params, X, spec)
+        info["exact_null"] = exact_null_dimension(params, X, Y, spec)
     if method == "full" and P_a > max_dense:
         # too large for a dense eigh: fall back to the Gauss–Newton path and say so in the row
         # (the full Hessian's exact zero count is still ``exact_null``)

@@ -97,7 +97,7 @@ def end_hessian(out: Path, name: str) -> dict:
     params = {"V": z["params/0"][0], "W": z["params/1"][0], "b": z["params/2"][0]}  # sorted pytree keys
     with open(out / name / "hessian.csv") as f:
         last = list(csv.DictReader(f))[-1]
-    return {"exact_null_end": exact_null_dimension(params, ctx["X"], ctx["spec"]),
+    return {"exact_null_end": exact_null_dimension(params, ctx["X"], ctx["Y"], ctx["spec"]),
             "inactive_rows_end": int(last["structural_zeros"]), "gn_zero_end": int(last["n_zero"]),
             "eta_lambda_max_end": round(float(last["lambda_max"]) * cfg["learner"]["lr"], 3)}
 
