@@ -306,7 +306,8 @@ def _check_adaptive(name, label):
         why = [w for w, bad in (("fall < 0.25 or ≤ 3 s.e.", not (m >= 0.25 and m > 3 * se)),
                                 ("the loss did not stay on a plateau for a decade of steps (it left [½, 2]× of its level within a decade)",
                                  not reached),
-                                (f"plateau loss_norm {loss_end:.3g} > {LEARNED}: the fit broke", not learned),
+                                (f"plateau loss_norm {loss_end:.3g} > {LEARNED}: the task is no longer learned (< 90% of the "
+                                 "targets' variance explained)", not learned),
                                 ("a chain diverged", not (c["diverged"] < 0).all())) if bad]
         return [CheckResult(f"relu-{name}-sparsifies",
                             f"seed-mean relative fall of the active fraction under {label} without added noise, from "
