@@ -55,7 +55,8 @@ def test_no_null_drift_is_claimed_while_the_curve_still_falls():
 
 
 def test_the_loss_plateau_ignores_an_isolated_dip_and_spike():
-    """A fit 10·e^(−t/500) onto 0.05 stops changing ×2 within a decade at t ≈ 2,650 (10·e^(−t/500) = 0.05).
+    """A fit 10·e^(−t/500) onto 0.05 stays within ×2 of its level over the following decade from t ≈ 2,650
+    (10·e^(−t/500) = 0.05).
     One logged point that dips onto the plateau at t = 1,000 (a raw-value rule starts the plateau there) and
     one spike ×5 after it (Adam's) do not move the start."""
     t = np.arange(100, 40_001, 100.0)

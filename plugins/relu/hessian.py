@@ -163,7 +163,7 @@ def _dependent_outputs(params, Xt, z, Y) -> int:
     with Σ_j δV_j h_tj = 0 for all t — δV = U Bᵀ, B a basis of the null space of [h_j] — is a null
     vector of JᵀJ. R (block-diagonal, [[0, C_j], [C_jᵀ, 0]] per unit) maps it to the input weights,
     C_jᵀ δV_j, so it is a null vector of H when C_jᵀ U B_j = 0 for every unit: a linear system on U. Two
-    units active on one and the same input only (a generic way to lose a unit under noise) give
+    units active on one and the same input only (seen on the relu suite's seed-1 nets under update noise) give
     d_out − 1 such directions; independent activation vectors give none."""
     V = np.asarray(params["V"], np.float64)
     active = np.nonzero((z > 0).any(0))[0]
