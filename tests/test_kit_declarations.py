@@ -1,4 +1,5 @@
 """The conformance kit catches false declarations: each test hands it one wrong on purpose."""
+import numpy as np
 import jax
 import jax.numpy as jnp
 import pytest
@@ -191,6 +192,25 @@ def test_a_learner_whose_gain_is_not_its_theorys_step_size_is_caught():
     """Gain lr·s with LearnerTheory's lr = lr passed; `check` then measured 4.23 x the label-noise prediction."""
     with pytest.raises(AssertionError, match="differs from LearnerTheory.lr"):
         check_learner(_scaled_gd(lambda h: h["lr"] * h["s"]))
+
+
+def test_a_preconditioner_on_any_one_coordinate_is_caught():
+    """θ ← θ − lr·D·∇L declaring the scalar gain lr: D = diag(1, 2, 1) passed, because the kit's one gradient
+    shift, linspace(1, −1), is 0 on the middle coordinate of its 3-D problem (a README-only plugin author's
+    audit, 2026-12-05). Every coordinate, and a rotation that fixes the old shift, are caught now."""
+    from flatland.testing import smoke_loss
+
+    d = int(ravel_pytree(smoke_loss().init(jax.random.PRNGKey(0)))[0].size)
+    rot = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
+    for P in [np.diag(np.where(np.arange(d) == k, 2.0, 1.0)) for k in range(d)] + [rot @ np.diag([1.0] + [3.0] * (d - 1)) @ rot.T]:
+        def step(key, p, s, h, o, P=jnp.asarray(P)):
+            flat, back = ravel_pytree(o.grad(key, p))
+            return jax.tree_util.tree_map(lambda a, g: a - h["lr"] * g, p, back(P @ flat)), s, {}
+
+        learner = Learner("precond", lambda p, h: (), step, {"lr": 0.05}, theory=LearnerTheory(),
+                          moments=StepMoments(gradient_gain=lambda h: h["lr"]))
+        with pytest.raises(AssertionError, match="declares gradient_gain"):
+            check_learner(learner)
 
 
 def test_a_per_coordinate_gain_is_refused_in_one_line():

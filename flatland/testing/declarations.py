@@ -268,7 +268,11 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
                 f"learner {learner.name}: gradient_gain {float(gain):g} differs from LearnerTheory.lr {lr:g}; the "
                 "theory takes the step as −lr·∇L, so its lr must be the gain (a label-noise drift scales as lr²)")
         state = learner.init(params, hyper)
-        delta = 1e-3 * jnp.linspace(1.0, -1.0, flat.shape[0])
+        # two shifts with every entry nonzero and no common pattern, so a gain that differs on any one
+        # coordinate, or a matrix gain with one of them as an eigenvector, is still seen (a single
+        # linspace(1, −1) had a zero middle entry: a preconditioner on that coordinate passed)
+        i = jnp.arange(flat.shape[0], dtype=flat.dtype)
+        deltas = (1e-3 * (1.0 + i) / flat.shape[0] * (-1.0) ** i, 1e-3 * (1.5 + jnp.cos(1.7 * i + 0.3)))
 
         def moved(shift):
             oracle = Oracle(value=lambda k, p: loss(p),
@@ -278,12 +282,13 @@ def check_learner_declarations(learner: Learner, loss: Loss) -> None:
             new, _, _ = learner.step(jax.random.PRNGKey(0), params, state, hyper, oracle)
             return ravel_pytree(new)[0]
 
-        got = np.asarray(moved(delta) - moved(0 * delta))
-        want = -float(m.gradient_gain(hyper)) * np.asarray(delta)
         which = "mean_step" if m.mean_step is not None else "step"
-        assert np.allclose(got, want, rtol=1e-6, atol=1e-12), (
-            f"learner {learner.name}: declares gradient_gain {float(m.gradient_gain(hyper)):g}, but in its {which} "
-            f"a gradient shift δ moved the params by {got} instead of −gain·δ = {want}")
+        for delta in deltas:
+            got = np.asarray(moved(delta) - moved(0 * delta))
+            want = -float(m.gradient_gain(hyper)) * np.asarray(delta)
+            assert np.allclose(got, want, rtol=1e-6, atol=1e-12), (
+                f"learner {learner.name}: declares gradient_gain {float(m.gradient_gain(hyper)):g}, but in its "
+                f"{which} a gradient shift δ moved the params by {got} instead of −gain·δ = {want}")
     if m is not None and m.own_cov is not None and flat.shape[0] <= MAX_DIM:
         for h in (hyper, {k: jnp.where(v == 0, jnp.asarray(0.01, v.dtype), v) for k, v in hyper.items()}):
             _own_noise(learner, m, loss, params, h)
