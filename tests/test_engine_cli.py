@@ -141,6 +141,38 @@ def test_a_check_whose_factory_raises_takes_down_no_other_check(capsys, monkeypa
     assert code == 3 and err.count("\n") == 1 and "plugin 'myplug'" in err and "ZeroDivisionError" in err, err
 
 
+def test_a_check_that_raises_in_plugin_code_names_the_line_and_exits_3(capsys, monkeypatch, tmp_path):
+    """A README-only plugin author's check that raised gave a row '(did not run)' with no file or line and exit 1;
+    the README promises exit 3 and the line. The other checks still run and the results are kept."""
+    from pathlib import Path
+
+    import flatland_example
+    from flatland import Check
+
+    def run_bad(options):
+        flatland_example._normals_like("not a key", {"w": 1.0})   # raises inside the installed plugin's code
+
+    def raises_here(options):
+        raise RuntimeError("a bug of the check's own")
+
+    def checks(register):
+        register("plugin-raises", lambda: Check("plugin-raises", run_bad, "mine"), "raises in plugin code")
+        register("local-raises", lambda: Check("local-raises", raises_here, "mine2"), "raises outside a plugin")
+
+    _with_plugin(monkeypatch, flatland_checks=checks)
+    code, out, err = run(capsys, "check", "--suite", "mine", "--out", str(tmp_path / "a"))
+    err = err.strip().splitlines()[-1]   # after the progress lines
+    assert code == 3 and err.startswith("flatland: plugin error in check plugin-raises"), err
+    assert "flatland_example/__init__.py:" in err and "(flatland_example)" in err and "traceback in " in err, err
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert saved["results"][0]["details"]["raised_in"] == "plugin"
+    Path(err.split("traceback in ")[1].split(")")[0]).unlink()
+    code, out, err = run(capsys, "check", "--suite", "mine2", "--out", str(tmp_path / "b"))
+    err = err.strip().splitlines()[-1]
+    assert code == 70 and "internal error in check local-raises" in err and "test_engine_cli.py:" in err, err
+    Path(err.split("traceback in ")[1].split(")")[0]).unlink()
+
+
 @pytest.mark.parametrize("argv, what", [
     (["theory", "--loss", "(x*y)**2", "--at", "x=1,y=0", "--noise", "update", "--learner", "my-learner"],
      "unknown learner 'my-learner'"),

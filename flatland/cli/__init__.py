@@ -106,7 +106,7 @@ def _plugin_frame(tb) -> str:
     from importlib import metadata as md
 
     try:
-        packages = {ep.module.split(".")[0] for ep in md.entry_points(group="flatland")}
+        packages = {str(ep.value).split(":")[0].split(".")[0] for ep in md.entry_points(group="flatland")}
     except Exception:  # noqa: BLE001 - broken metadata: fall back to the internal-error message
         return ""
     packages -= {"flatland", "flatland_plugins"}

@@ -215,6 +215,10 @@ def run_suite(args) -> int:
     else:
         print(table)
         print(summary)
+    status = raised_status(rows)
+    if status:
+        print(status[1], file=sys.stderr)
+        return status[0]
     return 0 if passed else 1
 
 
@@ -257,7 +261,7 @@ def _run_one(check, options, quiet, on_done=None):
     except _NotRows as exc:
         got = [failed(check.name, "(check returned no CheckResult)", str(exc))]
     except Exception as exc:  # a check that raises is a failing row, never a crash of the suite
-        got = [failed(check.name, "(check raised)", f"{type(exc).__name__}: {exc}")]
+        got = [_raised_row(check.name, exc)]
     wrong = [r for r in got if not isinstance(r, CheckResult)]
     if wrong:  # once an internal error (AttributeError) while the rows were written
         got = [failed(check.name, "(check returned no CheckResult)",
@@ -267,6 +271,37 @@ def _run_one(check, options, quiet, on_done=None):
     if on_done is not None:
         on_done(*result)
     return result
+
+
+def _raised_row(name, exc):
+    """The failing row of a check that raised: where (the innermost frame in a third-party plugin's code, else
+    the innermost frame) and the saved traceback, so its author can find the line; ``details["raised_in"]``
+    says whose code it was ("plugin" or "flatland"), which sets the command's exit status."""
+
+    from . import _plugin_frame, _save_traceback
+    from ..verdicts import failed
+
+    where = _plugin_frame(exc.__traceback__)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    at = where or (f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?")
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    row = failed(name, "(check raised)", f"{type(exc).__name__}: {first} — raised at {at} (traceback in "
+                                         f"{_save_traceback()})")
+    return dataclasses.replace(row, details=dict(row.details, raised_in="plugin" if where else "flatland"))
+
+
+def raised_status(rows) -> tuple[int, str] | None:
+    """(exit status, one stderr line) when a check raised: 3 for a third-party plugin's code (its author's to
+    fix), 70 for flatland's own (a bug); None when none did. The rows and results are kept either way."""
+    raised = [r for r in rows if r.details.get("raised_in")]
+    if not raised:
+        return None
+    r = raised[0]
+    if r.details["raised_in"] == "plugin":
+        return 3, f"flatland: plugin error in check {r.name}: {r.details['verdict']}"
+    return 70, f"flatland: internal error in check {r.name} (a bug — please report it): {r.details['verdict']}"
 
 
 class _NotRows(Exception):
