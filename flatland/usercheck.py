@@ -202,7 +202,8 @@ def chains_hint(result: dict, tol: float, steps: int, burn: int) -> str | None:
     fixes the plan and runs its full length, which can move the chains farther, as an audit found)."""
     parts = [result.get(k) for k in ("ratio_stderr", "across_stderr", "tangent_ratio_stderr", "tangent_across_stderr")]
     worst = max((3 * se / tol for se in parts if se is not None and math.isfinite(se)), default=0.0)
-    if result.get("passed") or worst <= 1 or "inconclusive: 3 s.e." not in str(result.get("verdict", "")):
+    if (result.get("passed") or worst <= 1 or "inconclusive: 3 s.e." not in str(result.get("verdict", ""))
+            or result.get("moments_audit")):   # more chains cannot mend a declaration the steps contradict
         return None
     chains = int(math.ceil(result["chains"] * 2 * worst ** 2 / 256) * 256)
     return (f"too few chains to decide: 3 s.e. is {worst:.2g}× the tolerance, and the standard errors fall as "
@@ -343,6 +344,8 @@ def run_batches(lab, loss, noise, learner, grid, point, pl: Plan, seed, problem,
             break
         s = summary(runs, prediction, observable, tol)
         if stop_if_elsewhere and s.get("prediction_shift_from_point", 0.0) > tol:
+            break
+        if s.get("moments_audit"):   # the declared moments are not the steps': more batches cannot decide it
             break
         if bar is not None:
             bar.update(b + 1, f"ratio {s['ratio']:.4g} ± {s['ratio_stderr']:.2g} so far")

@@ -84,6 +84,33 @@ def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path
     assert rc == 0 and res["passed"] and "moments_audit" not in res, res["verdict"]
 
 
+def test_a_false_declaration_ends_the_batches_and_asks_for_no_more_chains(monkeypatch):
+    """More chains cannot mend a declaration the steps contradict: an audit found a check that ran all 8
+    batches on one and then suggested --chains 1114447872."""
+    import types
+
+    from flatland import usercheck as U
+
+    imprecise = {"ratio": 0.74, "ratio_stderr": 0.039, "across_stderr": 0.039, "passed": False, "chains": 4096,
+                 "verdict": "inconclusive: declared ≠ drawn (inconclusive: 3 s.e. = 0.117 exceeds the tolerance 0.02)"}
+    assert U.chains_hint(imprecise, 0.02, 100, 100)                      # an honest, imprecise run is told
+    assert U.chains_hint(dict(imprecise, moments_audit="declared ≠ drawn"), 0.02, 100, 100) is None
+    measured = []
+
+    class Lab:
+        def measure(self, *a, **k):
+            measured.append(1)
+            return types.SimpleNamespace(run=None, no_prediction=None)
+
+    monkeypatch.setattr(U, "check_divergence", lambda run, prediction: None)
+    for audit, batches in ((None, 8), ("declared ≠ drawn", 1)):
+        monkeypatch.setattr(U, "summary", lambda runs, *a, audit=audit: dict(imprecise, moments_audit=audit))
+        measured.clear()
+        U.run_batches(Lab(), None, None, None, {}, (0.0,), U.Plan(4096, 100, 100, 100, True), 0, None, None, None,
+                      None, 0.02)
+        assert len(measured) == batches, (audit, len(measured))
+
+
 def test_both_verdict_builders_fail_a_measurement_built_on_false_moments():
     """drift_ratio and scalar (every built-in row goes through one of them) fail as inconclusive when the
     run's audit found a mismatch, whatever the numbers; without one they judge the numbers."""

@@ -19,6 +19,17 @@ def test_a_verdict_needs_its_error_and_three_standard_errors_inside_the_toleranc
     assert not decisive(float("nan"), 0.0, tol)[0]
 
 
+def test_a_miss_outside_the_tolerance_by_more_than_three_standard_errors_is_a_fail_not_inconclusive():
+    """0.74 ± 0.039 (a false preconditioner declaration, a README-only plugin author's audit) read
+    "inconclusive: 3 s.e. = 0.117 exceeds the tolerance" and asked for 140× the chains. Outside the
+    tolerance by more than 3 s.e. it is decided; inside that margin it stays inconclusive, and never passes."""
+    tol = 0.02
+    passed, why = decisive(0.7413 - 1, 0.0389, tol)
+    assert not passed and why.startswith("off by -0.259 ± 0.039") and "inconclusive" not in why, why
+    passed, why = decisive(0.12, 0.039, tol)            # 0.12 − 0.117 = 0.003 < tol: not decided
+    assert not passed and why.startswith("inconclusive: 3 s.e."), why
+
+
 def test_mean_se_is_the_standard_error_of_the_mean():
     """10⁴ standard normals: s.e. = 1/√n = 0.01; the sample s.d.'s own relative s.d. is 1/√(2n) = 0.7%, so
     3% is over 4 of them."""
