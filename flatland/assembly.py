@@ -269,6 +269,27 @@ def _load_entry_points(asm: _Assembler, entry_points) -> None:
         asm.add(plugin, ep.name, dist_version, f"{dist_name} {dist_version} (entry point {ep.name})", dist_name)
 
 
+def _installed_distributions():
+    return md.distributions()
+
+
+def _misgrouped(asm: _Assembler) -> None:
+    """Entry points published under a group that looks like flatland's but is not ``flatland``
+    ("flatland.plugins", "flatland_plugins"): they are never loaded, and the only symptom was "unknown loss".
+    Each is reported as a broken plugin that names the group to use."""
+    for dist in _installed_distributions():
+        try:
+            eps = list(dist.entry_points)
+        except Exception:  # noqa: BLE001 - unreadable metadata of someone else's package: not ours to judge
+            continue
+        for ep in eps:
+            group = str(ep.group)
+            if group != ENTRY_POINT_GROUP and group.lower().replace("_", ".").replace("-", ".").split(".")[0] == "flatland":
+                asm.fail(ep.name, dist.metadata["Name"] or "unknown distribution",
+                         f"published in entry-point group {group!r}, which flatland does not read: use "
+                         f"[project.entry-points.{ENTRY_POINT_GROUP}] (not loaded)")
+
+
 def assemble(
     strict: bool | None = None,
     builtins: Iterable[str] | None = None,
@@ -286,6 +307,7 @@ def assemble(
     _load_builtins(asm, BUILTIN if builtins is None else builtins)
     if entry_points is None:
         entry_points = md.entry_points(group=ENTRY_POINT_GROUP)
+        _misgrouped(asm)
     _load_entry_points(asm, entry_points)
     for name, obj in extra:
         if isinstance(obj, types.ModuleType):

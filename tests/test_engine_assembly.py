@@ -201,3 +201,24 @@ def test_a_hook_that_returns_components_instead_of_registering_them_is_broken():
 
     asm = flatland.assemble(entry_points=[], extra=[("returns", _plugin(flatland_losses=flatland_losses))])
     assert "flatland_losses returned list" in asm.broken[0].error and "calling register" in asm.broken[0].error
+
+
+def test_an_entry_point_in_a_look_alike_group_is_named_instead_of_silently_ignored(monkeypatch):
+    """A README-only plugin author published under [project.entry-points."flatland.plugins"]: the plugin never
+    loaded and the only symptom was "unknown loss". It is now a broken plugin that names the group to use."""
+    import importlib.metadata as md
+
+    ep = md.EntryPoint(name="wg", value="wg_plugin:plugin", group="flatland.plugins")
+    other = md.EntryPoint(name="x", value="x:y", group="console_scripts")
+    dist = types.SimpleNamespace(entry_points=[ep, other], metadata={"Name": "wrong-group-dist"})
+    import flatland.assembly as assembly
+
+    real = assembly._installed_distributions
+    monkeypatch.setattr(assembly, "_installed_distributions", lambda: list(real()) + [dist])
+    asm = flatland.assemble(strict=False)
+    (b,) = [b for b in asm.broken if b.name == "wg"]
+    assert b.distribution == "wrong-group-dist" and "'flatland.plugins'" in b.error
+    assert "[project.entry-points.flatland]" in b.error
+    assert not [b for b in asm.broken if b.name == "x"]
+    with pytest.raises(flatland.UserError, match="left out as broken: wg"):
+        asm.registry.create("losses", "wg-loss")
