@@ -315,7 +315,8 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
             div = np.where(div < 0, np.asarray(tr.diverged_at), div)
         flat_of = _flat_batch
         start = np.asarray(flat_of(params))
-        audit = None if moments is None else _audit(step, moments, params, state, hyper, start, seed, key_, learner, noise)
+        audit = None if moments is None else _audit(step, moments, params, state, hyper, start, seed, key_, learner, noise,
+                                                    getattr(loss, "variables", None))
         sums, pred_sums, samples, obs_proj, phi_steps, on_pts = None, None, [], [], [], []
         for i in range(n_meas):
             tr = compiled(keys[n_burn + i], params, state, hyper, t)
@@ -370,9 +371,10 @@ def measure_drift(loss, noise, learner, grid, point, *, chains: int, steps: int,
         )
 
 
-def _audit(step, moments, params, state, hyper, flat, seed, cache_key, learner, noise) -> Optional[str]:
+def _audit(step, moments, params, state, hyper, flat, seed, cache_key, learner, noise, names=None) -> Optional[str]:
     """``moment_audit`` at the first finite chain of each grid entry where the measurement starts: None, or
-    the first entry's mismatch with what it means for the estimate. ``flat``: the params flattened, (G, chains, d)."""
+    the first entry's mismatch with what it means for the estimate. ``flat``: the params flattened, (G, chains, d);
+    ``names``: the loss's variables, which label the parameter axes."""
     from . import moment_audit as A
 
     n = A.draws_for(flat.shape[-1])
@@ -390,7 +392,7 @@ def _audit(step, moments, params, state, hyper, flat, seed, cache_key, learner, 
         c = int(finite[0])
         p, s = _index(_index(params, g), c), _index(_index(state, g), c)
         X, m, C = sample(jax.random.fold_in(jax.random.PRNGKey(seed), 1 + g), p, s, _index(hyper, g))
-        found = A.compare(X, m, C, float(np.max(np.abs(flat[g, c]))))
+        found = A.compare(X, m, C, float(np.max(np.abs(flat[g, c]))), names)
         if found:
             where = f" (grid entry {g})" if G > 1 else ""
             return (f"the step moments declared by learner {learner.name!r} and noise {noise.name!r} are not those "

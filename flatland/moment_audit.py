@@ -50,20 +50,22 @@ def make_sampler(step: Callable, moments: Callable, n: int) -> Callable:
     return sample  # run once or twice per measurement: eager dispatch beats a compile (0.3 s each)
 
 
-def _directions(C: np.ndarray, S: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _directions(C: np.ndarray, S: np.ndarray, names=None) -> list[tuple[str, np.ndarray]]:
     d = C.shape[0]
     k = min(d, N_DIRECTIONS)
-    out = [(f"parameter {i + 1} of {d}", np.eye(d)[i]) for i in range(k)]
+    named = names is not None and len(names) == d
+    out = [(f"parameter {i + 1} of {d}" + (f" ({names[i]})" if named else ""), np.eye(d)[i]) for i in range(k)]
     for label, M in (("declared", C), ("sampled", S)):
         w, V = np.linalg.eigh((M + M.T) / 2)
         out += [(f"eigenvector {j + 1} of the {label} covariance", V[:, -1 - j]) for j in range(k) if w[-1 - j] > 0]
     return out
 
 
-def compare(X, m, C, params_scale: float) -> Optional[str]:
+def compare(X, m, C, params_scale: float, names=None) -> Optional[str]:
     """The largest mismatch between sampled centred steps X (n, d) and the declared mean m and covariance C,
     as one line (None: none found, or non-finite numbers: divergence, reported where it happens).
-    ``params_scale`` (max |θ|) sets the round-off floor."""
+    ``params_scale`` (max |θ|) sets the round-off floor; ``names`` (one per parameter, e.g. a valley's
+    variables) label the parameter axes."""
     X, m, C = np.asarray(X, float), np.asarray(m, float), np.asarray(C, float)
     if not (np.isfinite(X).all() and np.isfinite(m).all() and np.isfinite(C).all()):
         return None   # steps that overflow here are divergence, which the run reports with its step
@@ -73,7 +75,7 @@ def compare(X, m, C, params_scale: float) -> Optional[str]:
     floor = 1e4 * eps * (params_scale + np.linalg.norm(m) + np.sqrt(max(np.trace(S), np.trace(C), 0.0)))
     var_floor = floor ** 2 + 1e4 * eps * max(np.linalg.norm(C, 2), np.linalg.norm(S, 2))  # round-off of either
     worst = None
-    for label, v in _directions(C, S):
+    for label, v in _directions(C, S, names):
         y = X @ v
         mean, se_mean = float(y.mean()), float(y.std(ddof=1) / np.sqrt(n))
         s, c = float(np.mean(y * y)), float(v @ C @ v)

@@ -79,7 +79,7 @@ def test_a_noise_model_with_a_false_covariance_no_longer_passes(capsys, tmp_path
     rc, res = run_json(capsys, *args, "--noise", "lying", "--out", str(tmp_path / "a"))
     assert rc == 1 and not res["passed"], res["verdict"]
     assert res["verdict"].startswith("inconclusive: the step moments declared by learner 'gd' and noise 'lying'")
-    assert "along parameter 3 of 3 the steps' variance" in res["moments_audit"]
+    assert "along parameter 3 of 3 (z) the steps' variance" in res["moments_audit"]   # the variable named
     rc, res = run_json(capsys, *args, "--noise", "update", "--out", str(tmp_path / "b"))
     assert rc == 0 and res["passed"] and "moments_audit" not in res, res["verdict"]
 
