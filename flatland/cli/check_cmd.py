@@ -277,7 +277,6 @@ def _raised_row(name, exc):
     """The failing row of a check that raised: where (the innermost frame in a third-party plugin's code, else
     the innermost frame) and the saved traceback, so its author can find the line; ``details["raised_in"]``
     says whose code it was ("plugin" or "flatland"), which sets the command's exit status."""
-
     from . import _plugin_frame, _save_traceback
     from ..verdicts import failed
 
