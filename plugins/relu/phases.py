@@ -114,13 +114,6 @@ MEDIAN_POINTS = 5     # ... or over this many logged points when the quarter dec
 END_FRACTION = 0.1    # the end level: the mean over the last 10% of logged points
 
 
-def running_median(y, k=MEDIAN_POINTS):
-    """Centred running median over k points (the window shrinks at the ends)."""
-    h = k // 2
-    padded = np.pad(np.asarray(y, float), h, constant_values=np.nan)
-    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1), axis=1)
-
-
 def log_time_level(log_steps, y):
     """The level of a curve at each logged point: its median over a quarter decade of steps centred there
     (at least ``MEDIAN_POINTS`` logged points). Excursions shorter than half that window (Adam's spikes, a

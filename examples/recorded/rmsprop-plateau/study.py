@@ -94,9 +94,9 @@ def seed_means(path: Path) -> dict[str, np.ndarray]:
 def end_anchored_start(loss: np.ndarray) -> int:
     """The plateau rule the relu checks used until 2026-12-05, kept here to reproduce what the row saw: the
     first logged point whose 5-point running median is within ×1.5 of the end level (mean of the last 10%)."""
-    from flatland_plugins.relu.phases import running_median
     level = loss[-max(1, int(round(0.1 * loss.size))):].mean()
-    med = running_median(loss)
+    padded = np.pad(np.asarray(loss, float), 2, constant_values=np.nan)   # centred, shrinking at the ends
+    med = np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
     hits = np.nonzero((med <= 1.5 * level) & (med >= level / 1.5))[0]
     return int(hits[0]) if hits.size else loss.size - 1
 
